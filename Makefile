@@ -1,0 +1,54 @@
+# Two commands on a fresh clone:  make demo   |   make test
+# Each builds what it needs: .venv (control plane + `modelops`) and .venv-serve (the scoring
+# runtime, azureml-inference-server-http, kept apart because its pins conflict with the control plane).
+
+PYTHON ?= python3
+VENV := .venv
+SERVE_VENV := .venv-serve
+PIP_FLAGS := --quiet --disable-pip-version-check
+ENV_DIR := ml/environments
+
+.PHONY: demo test bench bench-scoring env serving-env check-python clean help
+
+help:
+	@echo "make demo         run the main job on the embedded local platform"
+	@echo "make test         run the whole test suite"
+	@echo "make bench        run the benchmarks under bench/"
+	@echo "make env          build .venv and .venv-serve only"
+	@echo "make clean        remove virtual environments and local platform state"
+
+demo: env
+	$(VENV)/bin/modelops demo
+
+test: env
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+bench: bench-scoring
+
+bench-scoring: env
+	$(VENV)/bin/python bench/scoring_overhead.py
+
+env: $(VENV)/.installed $(SERVE_VENV)/.installed
+
+serving-env: $(SERVE_VENV)/.installed
+
+check-python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "modelops needs Python 3.11+, found " + sys.version.split()[0] + " (set PYTHON=...)")'
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt $(ENV_DIR)/runtime-pins.txt pyproject.toml | check-python
+	@echo "==> building $(VENV) (control plane)"
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install $(PIP_FLAGS) --upgrade pip
+	$(VENV)/bin/python -m pip install $(PIP_FLAGS) -r requirements-dev.txt
+	$(VENV)/bin/python -m pip install $(PIP_FLAGS) --no-deps -e .
+	touch $@
+
+$(SERVE_VENV)/.installed: $(ENV_DIR)/serving-requirements.txt $(ENV_DIR)/runtime-pins.txt | check-python
+	@echo "==> building $(SERVE_VENV) (scoring runtime: azureml-inference-server-http)"
+	test -x $(SERVE_VENV)/bin/python || $(PYTHON) -m venv $(SERVE_VENV)
+	$(SERVE_VENV)/bin/python -m pip install $(PIP_FLAGS) --upgrade pip
+	$(SERVE_VENV)/bin/python -m pip install $(PIP_FLAGS) -r $(ENV_DIR)/serving-requirements.txt
+	touch $@
+
+clean:
+	rm -rf $(VENV) $(SERVE_VENV) .modelops .pytest_cache node_modules

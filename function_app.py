@@ -1,0 +1,13 @@
+"""Composition root of the modelops Function App (Azure Functions, Python v2 programming model).
+
+Builds one Durable-capable app and registers one blueprint per trigger family. Imports only light
+modules: azure.ai.ml, evidently, sklearn, pandas and scipy load inside the code paths that need them.
+"""
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from functions.triggers import http_health
+
+app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
+app.register_functions(http_health.bp)

@@ -1,0 +1,159 @@
+"""The `modelops` command. Thin: parse arguments, call the library, print, map errors to exit codes.
+
+Errors are one line on stderr naming the problem (exit 2 for bad input, 1 for failures).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+app = typer.Typer(
+    name="modelops",
+    help="Event-driven MLOps control plane for Azure Machine Learning: local platform and tools.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+class CliError(Exception):
+    def __init__(self, message: str, code: int = 2) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def fail(message: str, code: int = 2) -> None:
+    raise CliError(message, code)
+
+
+def emit_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
+
+
+@app.command()
+def generate(
+    out: Path = typer.Option(..., "--out", help="CSV file to write"),
+    rows: int = typer.Option(30_000, "--rows", min=1, help="number of rows"),
+    seed: int = typer.Option(0, "--seed", help="random seed (same seed, same data)"),
+    credit_limit_factor: float = typer.Option(1.0, help="drift knob: multiply credit limits"),
+    age_shift: float = typer.Option(0.0, help="drift knob: years added to ages"),
+    repayment_delay_shift: float = typer.Option(0.0, help="drift knob: log-odds added to late repayment"),
+    unlabelled: bool = typer.Option(False, "--unlabelled", help="omit the target column (inference data)"),
+) -> None:
+    """Generate synthetic credit-card-default data with the scenario's schema."""
+    from ml.datagen import Drift, generate as make
+
+    drift = Drift(credit_limit_factor, age_shift, repayment_delay_shift)
+    frame = make(rows, seed=seed, drift=drift, labelled=not unlabelled)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(out, index=False)
+    typer.echo(f"wrote {len(frame):,} rows to {out}")
+
+
+@app.command()
+def train(
+    data: Path = typer.Option(..., "--data", help="CSV or Parquet with the schema's 23 features and target"),
+    out: Path = typer.Option(..., "--out", help="artifact folder to write"),
+    model_name: str = typer.Option("credit-card-default", "--model-name"),
+    seed: int = typer.Option(42, "--seed"),
+    search_iterations: int = typer.Option(4, "--search-iterations", min=1, help="randomized search candidates"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object with the metrics"),
+) -> None:
+    """Train the credit-card-default pipeline and write the model artifact."""
+    from ml.training import train_from_file
+
+    summary = train_from_file(data, out, model_name=model_name, seed=seed, search_iterations=search_iterations)
+    if as_json:
+        emit_json(summary)
+    else:
+        m = summary
+        typer.echo(
+            f"trained {model_name} on {m['n_train']:,} rows (held out {m['n_test']:,}): "
+            f"ROC AUC {m['roc_auc']:.3f}, F1 {m['f1']:.3f}, precision {m['precision']:.3f}, "
+            f"recall {m['recall']:.3f}, accuracy {m['accuracy']:.3f}\nartifact: {m['artifact']}"
+        )
+
+
+@app.command()
+def serve(
+    model_dir: Path = typer.Option(..., "--model-dir", help="artifact folder (AZUREML_MODEL_DIR)"),
+    port: int = typer.Option(5001, "--port"),
+    console_log: Optional[Path] = typer.Option(None, "--console-log", help="file for the server's output"),
+) -> None:
+    """Serve a model artifact with azureml-inference-server-http on 127.0.0.1 until Ctrl-C."""
+    import time
+
+    from functions.adapters.local.inference_server import InferenceServer
+    from functions.settings import Settings
+
+    settings = Settings.from_env()
+    log = console_log or settings.home / "serve" / f"console-{port}.log"
+    with InferenceServer(model_dir, settings.serving_python, log, port=port) as server:
+        typer.echo(f"serving {model_dir} at {server.scoring_uri} (console log: {log}); Ctrl-C to stop")
+        try:
+            while server.is_running():
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+
+
+@app.command()
+def score(
+    request: Path = typer.Argument(..., help="JSON request file, e.g. ml/sample.json"),
+    url: str = typer.Option("http://127.0.0.1:5001/score", "--url"),
+    deployment: Optional[str] = typer.Option(None, "--deployment", help="azureml-model-deployment header"),
+    key: Optional[str] = typer.Option(None, "--key", envvar="MODELOPS_ENDPOINT_KEY", help="endpoint key"),
+) -> None:
+    """Send a scoring request and print the status and JSON answer."""
+    from functions.scoring_client import post_json
+
+    try:
+        body = request.read_bytes()
+    except OSError as exc:
+        fail(f"cannot read {request}: {exc.strerror}")
+    answer = post_json(url, body, deployment=deployment, key=key)
+    emit_json({"status": answer.status, "body": answer.json})
+
+
+@app.command()
+def demo(
+    workdir: Optional[Path] = typer.Option(None, "--workdir", help="where the demo keeps its files"),
+    rows: int = typer.Option(30_000, "--rows", min=1_000),
+) -> None:
+    """Run the main job on the embedded local platform and print what it did."""
+    from functions.demo import run_demo
+    from functions.settings import Settings
+
+    settings = Settings.from_env()
+    run_demo(settings, workdir or settings.home / "demo", rows=rows, echo=typer.echo)
+
+
+def main() -> None:
+    from ml.dataset import DataError
+
+    try:
+        app()
+    except CliError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(exc.code)
+    except DataError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except Exception as exc:  # last resort: one line, not a traceback
+        from functions.adapters.local.inference_server import ServingError
+
+        code = 1
+        if isinstance(exc, ServingError):
+            typer.echo(f"error: {str(exc).splitlines()[0]}", err=True)
+        else:
+            typer.echo(f"error: {type(exc).__name__}: {exc}", err=True)
+        sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""Loading labelled data with the schema's columns, with one-line errors that name the problem."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ml import schema
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+class DataError(ValueError):
+    """The data cannot be used as it is; the message names the problem in one line."""
+
+
+def read_table(path: str | Path) -> "pd.DataFrame":
+    """Read a CSV or Parquet file as raw columns (no schema coercion yet)."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: the file is empty")
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        # Categoricals stay text; numbers are parsed per column below so errors can name the cell.
+        return pd.read_csv(path, dtype=str, keep_default_na=True, skipinitialspace=True)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: the file is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"{path}: cannot be parsed as a table: {first}") from None
+
+
+def coerce_features(frame: "pd.DataFrame", source: str = "data") -> "pd.DataFrame":
+    """Return the 23 feature columns typed per the schema (extra columns are dropped).
+
+    Missing cells stay missing (the pipeline imputes them); a cell that is present but not a
+    number in a numeric column is an error naming the column, the row and the value.
+    """
+    import pandas as pd
+
+    missing = [c for c in schema.FEATURE_NAMES if c not in frame.columns]
+    if missing:
+        raise DataError(f"{source}: missing column(s) {', '.join(missing)}")
+    out = pd.DataFrame(index=frame.index)
+    for name in schema.CATEGORICAL:
+        col = frame[name]
+        out[name] = col.where(col.isna(), col.astype(str).str.strip()).astype(object)
+    for name in schema.NUMERIC:
+        raw = frame[name]
+        parsed = pd.to_numeric(raw, errors="coerce")
+        bad = parsed.isna() & raw.notna() & (raw.astype(str).str.strip() != "")
+        if bad.any():
+            row = int(bad.to_numpy().nonzero()[0][0])
+            raise DataError(
+                f"{source}: column {name} has a value that is not a number: {raw.iloc[row]!r} "
+                f"(data row {row + 1})"
+            )
+        out[name] = parsed.astype("float64")
+    return out[list(schema.FEATURE_NAMES)]
+
+
+def coerce_target(frame: "pd.DataFrame", source: str = "data") -> "pd.Series":
+    import pandas as pd
+
+    if schema.TARGET not in frame.columns:
+        raise DataError(f"{source}: missing target column {schema.TARGET}")
+    raw = frame[schema.TARGET]
+    values = []
+    for row, cell in enumerate(raw.tolist()):
+        if cell is None or (isinstance(cell, float) and cell != cell):
+            raise DataError(f"{source}: target {schema.TARGET} is empty (data row {row + 1})")
+        try:
+            values.append(schema.parse_target(cell))
+        except ValueError:
+            raise DataError(
+                f"{source}: target {schema.TARGET} must be 1/0 or true/false, got {cell!r} "
+                f"(data row {row + 1})"
+            ) from None
+    return pd.Series(values, index=frame.index, name=schema.TARGET, dtype="int64")
+
+
+def load_labelled(path: str | Path) -> tuple["pd.DataFrame", "pd.Series"]:
+    """Features and target from a CSV/Parquet file, validated for training."""
+    frame = read_table(path)
+    source = str(path)
+    if len(frame) == 0:
+        raise DataError(f"{source}: the file has a header but no rows")
+    features = coerce_features(frame, source)
+    target = coerce_target(frame, source)
+    classes = sorted(set(target.tolist()))
+    if len(classes) < 2:
+        raise DataError(
+            f"{source}: target {schema.TARGET} has only one class ({classes[0]}); "
+            "training needs both defaults and non-defaults"
+        )
+    return features, target
+
+
+def fingerprint(features: "pd.DataFrame", target: "pd.Series | None" = None) -> str:
+    """A content hash of the data (independent of file formatting), for the model card."""
+    import pandas as pd
+
+    digest = hashlib.sha256()
+    digest.update(",".join(features.columns).encode())
+    digest.update(pd.util.hash_pandas_object(features, index=False).to_numpy().tobytes())
+    if target is not None:
+        digest.update(pd.util.hash_pandas_object(target, index=False).to_numpy().tobytes())
+    return "sha256:" + digest.hexdigest()

@@ -1,0 +1,47 @@
+"""Shared fixtures. Everything is generated here: the suite never reads files outside the repo."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from functions.settings import REPO_ROOT, Settings
+
+SERVING_PYTHON = Path(os.environ.get("MODELOPS_SERVING_PYTHON", REPO_ROOT / ".venv-serve" / "bin" / "python"))
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return Settings.from_env({"MODELOPS_SERVING_PYTHON": str(SERVING_PYTHON)})
+
+
+@pytest.fixture(scope="session")
+def training_csv(tmp_path_factory) -> Path:
+    from ml.datagen import generate
+
+    path = tmp_path_factory.mktemp("data") / "train.csv"
+    generate(6_000, seed=7).to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def artifact_dir(tmp_path_factory, training_csv) -> Path:
+    """A small but real trained artifact, laid out like AzureML mounts it: <name>/<version>/."""
+    from ml.training import train_from_file
+
+    out = tmp_path_factory.mktemp("models") / "credit-card-default" / "3"
+    train_from_file(training_csv, out, search_iterations=2)
+    return out
+
+
+@pytest.fixture(scope="session")
+def sample_request() -> dict:
+    return json.loads((REPO_ROOT / "ml" / "sample.json").read_text())
+
+
+def require_serving_env() -> None:
+    if not SERVING_PYTHON.exists():
+        pytest.fail(f"serving environment missing at {SERVING_PYTHON}: run `make env` (make test builds it)")
