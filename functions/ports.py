@@ -1,0 +1,161 @@
+"""Ports: the small interfaces the control plane needs from a platform.
+
+Each has an Azure implementation (functions/adapters/azure, on the Azure SDKs) and a local one
+(functions/adapters/local, the embedded platform). Core code depends only on these Protocols and
+the dataclasses here; it never imports an SDK.
+
+Contract conventions (after MLflow's deployment plugins): `begin_*` calls return as soon as the
+platform accepted the request (callers poll `get_*`); deletes are idempotent; "not found" is
+`None` from getters, and every other platform failure is a `PlatformError` (`transient=True` when
+retrying later may succeed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+
+class PlatformError(RuntimeError):
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+class Conflict(PlatformError):
+    """A conditional write lost: the object exists (create-only) or changed (etag)."""
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    name: str
+    version: str
+    uri: str  # azureml://registries/... or azureml:name:version in Azure; a folder path locally
+    tags: dict[str, str] = field(default_factory=dict)
+    source: str = ""  # workspace / registry this reference points into
+
+
+@dataclass(frozen=True)
+class DeploymentSpec:
+    endpoint: str
+    name: str
+    model: ModelRef
+    instance_type: str = "Standard_DS3_v2"
+    instance_count: int = 1
+    environment_variables: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DeploymentState:
+    endpoint: str
+    name: str
+    provisioning_state: str  # Creating | Updating | Succeeded | Failed | Deleting
+    model_uri: str = ""
+    error: str = ""
+
+    @property
+    def ready(self) -> bool:
+        return self.provisioning_state == "Succeeded"
+
+    @property
+    def failed(self) -> bool:
+        return self.provisioning_state in ("Failed", "Canceled")
+
+
+@dataclass(frozen=True)
+class EndpointState:
+    name: str
+    provisioning_state: str  # Creating | Succeeded | Failed | Deleting
+    scoring_uri: str = ""
+    traffic: dict[str, int] = field(default_factory=dict)
+    deployments: dict[str, str] = field(default_factory=dict)  # deployment name -> provisioning state
+
+    @property
+    def ready(self) -> bool:
+        return self.provisioning_state == "Succeeded"
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    status: int
+    body: Any  # parsed JSON, or {"raw": text}
+    elapsed_ms: float
+
+
+@dataclass(frozen=True)
+class TrafficStats:
+    deployment: str
+    requests: int
+    errors: int  # 5xx answers (4xx are the caller's fault)
+    p90_ms: float | None
+    start: datetime | None = None
+    end: datetime | None = None
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.requests if self.requests else 0.0
+
+
+@runtime_checkable
+class Endpoints(Protocol):
+    """Managed online endpoints of one workspace (staging or production)."""
+
+    def get_endpoint(self, name: str) -> EndpointState | None: ...
+
+    def begin_create_endpoint(self, name: str, tags: dict[str, str] | None = None) -> None: ...
+
+    def get_deployment(self, endpoint: str, name: str) -> DeploymentState | None: ...
+
+    def begin_create_deployment(self, spec: DeploymentSpec) -> None:
+        """Create the deployment (receives no traffic until `set_traffic`). Re-creating the same
+        name with the same model is a no-op."""
+
+    def set_traffic(self, endpoint: str, traffic: dict[str, int]) -> None:
+        """Replace the traffic map. It must name every live deployment (0 for none) and sum to 100
+        (or be all zero); a map that drops a live deployment is refused."""
+
+    def begin_delete_deployment(self, endpoint: str, name: str) -> None:
+        """Idempotent: deleting a deployment that does not exist is fine."""
+
+    def score(self, endpoint: str, body: Any, deployment: str | None = None, timeout: float = 30.0) -> ScoreResult:
+        """POST to the scoring URI with the endpoint key; `deployment` pins the
+        `azureml-model-deployment` header (bypasses the traffic map)."""
+
+
+@runtime_checkable
+class TrafficLog(Protocol):
+    """Per-deployment request outcomes of an endpoint (AmlOnlineEndpointTrafficLog in Azure)."""
+
+    def stats(self, endpoint: str, deployment: str, start: datetime, end: datetime) -> TrafficStats: ...
+
+
+@runtime_checkable
+class ModelRegistry(Protocol):
+    """The staging workspace's models and the shared AzureML registry."""
+
+    def get_workspace_model(self, name: str, version: str) -> ModelRef | None: ...
+
+    def get_registry_model(self, name: str, version: str) -> ModelRef | None: ...
+
+    def promote(self, model: ModelRef, tags: dict[str, str]) -> ModelRef:
+        """Copy a workspace model version into the registry with lineage tags. Idempotent: an
+        existing registry version is returned as it is."""
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Small JSON/bytes objects with conditional writes (blob storage in Azure, a folder locally)."""
+
+    def get(self, key: str) -> tuple[bytes, str] | None:
+        """(content, etag) or None."""
+
+    def put(self, key: str, data: bytes, *, if_absent: bool = False, etag: str | None = None) -> str:
+        """Write and return the new etag. `if_absent` → Conflict when the key exists; `etag` →
+        Conflict when the stored object changed since it was read."""
+
+    def list(self, prefix: str) -> list[str]:
+        """Keys under a prefix, sorted."""
+
+    def delete(self, key: str) -> None: ...
