@@ -28,6 +28,8 @@ class Settings:
     serving_python: Path = field(default_factory=lambda: REPO_ROOT / ".venv-serve" / "bin" / "python")
     max_request_rows: int = 10_000
     log_level: str = "INFO"
+    models_json: str | None = None  # MODELOPS_MODELS: which models are managed, and how
+    allowed_topics: tuple[str, ...] = ()  # staging workspace resource id(s) events may come from
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -42,6 +44,9 @@ class Settings:
             serving_python=Path(env.get("MODELOPS_SERVING_PYTHON", str(defaults.serving_python))).expanduser(),
             max_request_rows=_int(env, "MODELOPS_MAX_ROWS", defaults.max_request_rows, minimum=1),
             log_level=env.get("MODELOPS_LOG_LEVEL", defaults.log_level).upper(),
+            models_json=env.get("MODELOPS_MODELS") or None,
+            allowed_topics=tuple(t.strip() for t in env.get("MODELOPS_STAGING_WORKSPACE_ID", "").split(",")
+                                 if t.strip()),
         )
 
 

@@ -1,0 +1,102 @@
+"""ports.Store on a directory: atomic create-only writes and etag compare-and-swap.
+
+Create-only uses link(2) (fails if the name exists, atomically, across processes); etag writes
+hold an flock on the store while comparing and replacing. Etags are content hashes plus the
+file's change time, so an ABA rewrite with other content is still seen as a change.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+from functions.ports import Conflict, PlatformError
+
+
+class DirectoryStore:
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._lock_path = self.root / ".lock"
+
+    def _path(self, key: str) -> Path:
+        if not key or key.startswith("/") or ".." in key.split("/") or "\\" in key or "\0" in key:
+            raise ValueError(f"invalid store key {key!r}")
+        return self.root / key
+
+    @staticmethod
+    def _etag(data: bytes, path: Path) -> str:
+        return hashlib.sha256(data).hexdigest()[:16] + f"-{path.stat().st_ctime_ns:x}"
+
+    def get(self, key: str) -> tuple[bytes, str] | None:
+        path = self._path(key)
+        try:
+            data = path.read_bytes()
+            return data, self._etag(data, path)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise PlatformError(f"store read {key}: {exc}", transient=True) from exc
+
+    def put(self, key: str, data: bytes, *, if_absent: bool = False, etag: str | None = None) -> str:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self._temp(path, data)
+        try:
+            if if_absent:
+                try:
+                    os.link(tmp, path)
+                except FileExistsError:
+                    raise Conflict(f"{key} already exists") from None
+                return self._etag(data, path)
+            with self._locked():
+                if etag is not None:
+                    current = self.get(key)
+                    if current is None or current[1] != etag:
+                        raise Conflict(f"{key} changed since it was read")
+                os.replace(tmp, path)
+                tmp = None
+                return self._etag(data, path)
+        finally:
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)
+
+    def list(self, prefix: str) -> list[str]:
+        base = self.root
+        out = []
+        start = self.root / prefix if prefix.endswith("/") else (self.root / prefix).parent
+        if not start.exists():
+            return []
+        for dirpath, _, files in os.walk(start):
+            for name in files:
+                if name.startswith(".") or name.endswith(".tmp"):
+                    continue
+                key = str(Path(dirpath, name).relative_to(base))
+                if key.startswith(prefix):
+                    out.append(key)
+        return sorted(out)
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+    @staticmethod
+    def _temp(path: Path, data: bytes) -> str:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        return tmp
+
+    @contextmanager
+    def _locked(self):
+        with open(self._lock_path, "a+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)

@@ -1,0 +1,108 @@
+"""The composition root behind the triggers and the CLI: builds a platform from settings.
+
+`function_app.py` registers blueprints; the blueprints ask `bootstrap` for their dependencies on
+first use (so cold start stays light). Azure and local platforms are built here and only here.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from functions.core.config import ManagedModels, load_managed_models
+from functions.settings import SAMPLE_REQUEST, Settings
+
+ORCHESTRATOR = "rollout_orchestrator"
+
+
+def managed_models(settings: Settings, overrides: dict[str, Any] | None = None) -> ManagedModels:
+    return load_managed_models(settings.models_json, overrides)
+
+
+@dataclass
+class RolloutResult:
+    decisions: list[dict[str, Any]]
+    rollouts: list[dict[str, Any]]
+
+
+class LocalPlatform:
+    """The embedded platform: filesystem workspace/registry/store, real inference-server
+    deployments behind loopback front doors, and the in-process orchestration driver."""
+
+    def __init__(self, settings: Settings, *, overrides: dict[str, Any] | None = None,
+                 deployment_env: dict[str, str] | None = None) -> None:
+        from functions.adapters.local.endpoints import LocalEndpoints
+        from functions.adapters.local.orchestrator import LocalOrchestrator
+        from functions.adapters.local.store import DirectoryStore
+        from functions.adapters.local.traffic_log import LocalTrafficLog
+        from functions.adapters.local.workspace import LocalModelRegistry, LocalWorkspace
+        from functions.core.activities import Platform, dispatch
+        from functions.core.records import RolloutStore
+        from functions.core.workflow import rollout_orchestrator
+
+        self.settings = settings
+        home = Path(settings.home)
+        self.home = home
+        self.managed = managed_models(settings, overrides)
+        self.store = DirectoryStore(home / "store")
+        self.rollouts = RolloutStore(self.store)
+        self.workspace = LocalWorkspace(home, "staging", on_registered=self.deliver)
+        self.registry = LocalModelRegistry(self.workspace, home)
+        self.staging = LocalEndpoints(home / "staging", settings.serving_python)
+        self.production = LocalEndpoints(home / "production", settings.serving_python)
+        self.traffic_log = LocalTrafficLog(home / "production")
+        self.platform = Platform(
+            staging=self.staging, production=self.production, registry=self.registry,
+            traffic_log=self.traffic_log, store=self.store,
+            sample_request=json.loads(SAMPLE_REQUEST.read_text()), workspace_id=self.workspace.topic,
+            deployment_env=dict(deployment_env or {}),
+        )
+        self.orchestrator = LocalOrchestrator(
+            {ORCHESTRATOR: rollout_orchestrator}, {"rollout_activity": lambda payload: dispatch(self.platform, payload)}
+        )
+        self._lock = threading.Lock()
+
+    def deliver(self, payload: Any, *, dry_run: bool = False) -> list[Any]:
+        """Event Grid delivery to the ModelRegistered handler (what the trigger does in Azure)."""
+        from functions.core.handoff import accept_events, start_accepted
+
+        accepted = accept_events(payload, self.managed, self.rollouts, self.settings.allowed_topics,
+                                 dry_run=dry_run)
+        if not dry_run:
+            start_accepted(accepted, lambda iid, inp: self.orchestrator.start(ORCHESTRATOR, iid, inp), self.rollouts)
+        return accepted
+
+    def wait_all(self, timeout: float | None = None) -> list[dict[str, Any]]:
+        outputs = []
+        for instance_id in list(self.orchestrator.instances):
+            instance = self.orchestrator.wait(instance_id, timeout)
+            outputs.append(instance.output or {"id": instance_id, "state": "failed", "reason": instance.error})
+        return outputs
+
+    def approve(self, rollout_id: str, approved: bool, by: str, comment: str = "") -> bool:
+        return self.orchestrator.raise_event(rollout_id, "approval",
+                                             {"approved": approved, "by": by, "comment": comment})
+
+    def close(self) -> None:
+        self.staging.close()
+        self.production.close()
+
+    def __enter__(self) -> "LocalPlatform":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def seed_evaluation_data(store: Any, model: str, rows: int = 2_000, seed: int = 1234,
+                         frame_fn: Callable[..., Any] | None = None) -> str:
+    """Write a labelled evaluation set for the quality gate (generated; same population as training)."""
+    from ml.datagen import generate
+
+    frame = (frame_fn or generate)(rows, seed=seed)
+    key = f"datasets/{model}/evaluation.csv"
+    store.put(key, frame.to_csv(index=False).encode())
+    return key

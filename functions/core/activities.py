@@ -1,0 +1,325 @@
+"""The rollout's side effects, one small function per `op`, all behind ports.
+
+Durable runs each through the `rollout_activity` function; the local driver calls `dispatch`
+directly. Every op is safe to run twice (Durable retries, at-least-once): creates are create-only
+or idempotent in the port, deletes are idempotent, audit records are create-only by sequence.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from functions.core import gates as g
+from functions.core import traffic as tmap
+from functions.core.config import build_model_config
+from functions.core.events import version_key
+from functions.core.records import RolloutStore
+from functions.ports import (
+    DeploymentSpec,
+    Endpoints,
+    ModelRegistry,
+    PlatformError,
+    Store,
+    TrafficLog,
+)
+
+
+@dataclass
+class Platform:
+    """Everything the activities touch; built once by the composition root."""
+
+    staging: Endpoints
+    production: Endpoints
+    registry: ModelRegistry
+    traffic_log: TrafficLog  # production endpoint's traffic log (health checks)
+    store: Store
+    sample_request: dict[str, Any]
+    workspace_id: str = ""  # the staging workspace (lineage tag)
+    deployment_env: dict[str, str] = field(default_factory=dict)
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(timezone.utc))
+
+    @property
+    def rollouts(self) -> RolloutStore:
+        return RolloutStore(self.store)
+
+    def endpoints(self, workspace: str) -> Endpoints:
+        if workspace == "staging":
+            return self.staging
+        if workspace == "production":
+            return self.production
+        raise ValueError(f"unknown workspace {workspace!r}")
+
+
+def dispatch(platform: Platform, payload: dict[str, Any]) -> Any:
+    op = payload["op"]
+    handler = OPS.get(op)
+    if handler is None:
+        raise ValueError(f"unknown rollout activity {op!r}")
+    return handler(platform, **payload["args"])
+
+
+# --- records -------------------------------------------------------------------------------
+
+def begin(p: Platform, rollout: dict, event: dict, config: dict, at: str) -> dict:
+    p.rollouts.start(rollout, event, config, at)
+    return {"ok": True}
+
+
+def audit(p: Platform, rollout: dict, seq: int, step: str, at: str, details: dict) -> dict:
+    p.rollouts.audit(rollout, seq, step, at, details)
+    return {"ok": True}
+
+
+def finish(p: Platform, rollout: dict, outcome: dict, at: str) -> dict:
+    p.rollouts.finish(rollout, outcome, at)
+    return {"ok": True}
+
+
+def set_production(p: Platform, rollout: dict, deployment: str, traffic: dict) -> dict:
+    p.rollouts.set_production(rollout, deployment, traffic, p.clock().isoformat())
+    return {"ok": True}
+
+
+def superseded(p: Platform, rollout: dict) -> dict:
+    """A newer version already in production or rolling out makes this rollout moot."""
+    mine = version_key(rollout["version"])
+    production = p.rollouts.production(rollout["model"])
+    if production and version_key(production["version"]) > mine:
+        return {"by": production["version"]}
+    for record in p.rollouts.list(rollout["model"]):
+        if record["state"] == "running" and version_key(record["version"]) > mine:
+            return {"by": record["version"]}
+    return {"by": ""}
+
+
+# --- endpoints -----------------------------------------------------------------------------
+
+def _endpoint_dict(state: Any, name: str) -> dict:
+    if state is None:
+        return {"name": name, "provisioning_state": "Missing", "traffic": {}, "deployments": {}, "scoring_uri": ""}
+    return {"name": state.name, "provisioning_state": state.provisioning_state, "traffic": dict(state.traffic),
+            "deployments": dict(state.deployments), "scoring_uri": state.scoring_uri}
+
+
+def ensure_endpoint(p: Platform, rollout: dict, workspace: str, endpoint: str) -> dict:
+    endpoints = p.endpoints(workspace)
+    state = endpoints.get_endpoint(endpoint)
+    if state is None:
+        endpoints.begin_create_endpoint(endpoint, tags={"managed-by": "modelops", "model": rollout["model"]})
+        state = endpoints.get_endpoint(endpoint)
+        if state is None:
+            return {"name": endpoint, "provisioning_state": "Creating", "traffic": {}, "deployments": {}}
+    return _endpoint_dict(state, endpoint)
+
+
+def get_endpoint(p: Platform, rollout: dict, workspace: str, endpoint: str) -> dict:
+    return _endpoint_dict(p.endpoints(workspace).get_endpoint(endpoint), endpoint)
+
+
+def create_deployment(p: Platform, rollout: dict, workspace: str, endpoint: str, deployment: str, source: str,
+                      instance_type: str, instance_count: int, model_uri: str = "") -> dict:
+    name, version = rollout["model"], rollout["version"]
+    if source == "workspace":
+        model = p.registry.get_workspace_model(name, version)
+        if model is None:
+            raise PlatformError(f"model {name}:{version} is not in the staging workspace")
+    else:
+        model = p.registry.get_registry_model(name, version)
+        if model is None:
+            raise PlatformError(f"model {name}:{version} is not in the registry")
+    spec = DeploymentSpec(
+        endpoint=endpoint, name=deployment, model=model, instance_type=instance_type,
+        instance_count=instance_count, environment_variables=dict(p.deployment_env),
+        tags={"managed-by": "modelops", "rollout": rollout["id"], "model-version": version},
+    )
+    p.endpoints(workspace).begin_create_deployment(spec)
+    return {"model_uri": model.uri}
+
+
+def get_deployment(p: Platform, rollout: dict, workspace: str, endpoint: str, deployment: str) -> dict:
+    state = p.endpoints(workspace).get_deployment(endpoint, deployment)
+    if state is None:
+        return {"provisioning_state": "Missing", "error": "deployment not found"}
+    return {"provisioning_state": state.provisioning_state, "error": state.error, "model_uri": state.model_uri}
+
+
+def delete_deployment(p: Platform, rollout: dict, workspace: str, endpoint: str, deployment: str) -> dict:
+    endpoints = p.endpoints(workspace)
+    state = endpoints.get_endpoint(endpoint)
+    if state is not None and state.traffic.get(deployment, 0) > 0:
+        # AzureML refuses to delete a deployment with traffic: move its share away first.
+        others = {k: v for k, v in state.traffic.items() if k != deployment}
+        if tmap.serving(others):
+            endpoints.set_traffic(endpoint, tmap.restore(_normalise(others), deployment))
+        else:
+            endpoints.set_traffic(endpoint, {k: 0 for k in state.traffic})
+    endpoints.begin_delete_deployment(endpoint, deployment)
+    return {"deleted": deployment}
+
+
+def set_traffic(p: Platform, rollout: dict, workspace: str, endpoint: str, traffic: dict) -> dict:
+    p.endpoints(workspace).set_traffic(endpoint, {k: int(v) for k, v in traffic.items()})
+    return {"traffic": traffic}
+
+
+def take_over_staging(p: Platform, rollout: dict, endpoint: str, deployment: str) -> dict:
+    """Staging always serves the newest validated model: 100% to it, older deployments removed."""
+    state = p.staging.get_endpoint(endpoint)
+    live = dict(state.traffic) if state else {}
+    for name in (state.deployments if state else {}):
+        live.setdefault(name, 0)
+    traffic = {name: 0 for name in live}
+    traffic[deployment] = 100
+    p.staging.set_traffic(endpoint, traffic)
+    removed = []
+    for name in sorted(live):
+        if name != deployment:
+            p.staging.begin_delete_deployment(endpoint, name)
+            removed.append(name)
+    return {"traffic": {deployment: 100}, "removed": removed}
+
+
+def retire(p: Platform, rollout: dict, endpoint: str, keep: str) -> dict:
+    """After the final bake: everything but `keep` is at 0%; delete those deployments."""
+    state = p.production.get_endpoint(endpoint)
+    removed = []
+    if state is None:
+        return {"removed": removed}
+    names = set(state.traffic) | set(state.deployments)
+    if any(state.traffic.get(n, 0) for n in names if n != keep):
+        p.production.set_traffic(endpoint, {n: (100 if n == keep else 0) for n in names})
+    for name in sorted(names - {keep}):
+        p.production.begin_delete_deployment(endpoint, name)
+        removed.append(name)
+    return {"removed": removed}
+
+
+# --- gates and health ----------------------------------------------------------------------
+
+def _scorer(endpoints: Endpoints, endpoint: str, deployment: str | None) -> Callable[[Any], Any]:
+    return lambda body: endpoints.score(endpoint, body, deployment=deployment)
+
+
+def smoke(p: Platform, rollout: dict, workspace: str, endpoint: str, deployment: str) -> dict:
+    result = g.smoke(_scorer(p.endpoints(workspace), endpoint, deployment), p.sample_request)
+    return {"passed": result.passed, "reason": result.reason, "figures": result.figures}
+
+
+def run_gates(p: Platform, rollout: dict, workspace: str, endpoint: str, deployment: str, gates: dict,
+              production_endpoint: str, at: str) -> dict:
+    cfg = build_model_config(rollout["model"], {"gates": gates}).gates
+    score = _scorer(p.endpoints(workspace), endpoint, deployment)
+    sample_row = p.sample_request["data"][0]
+    results: list[g.GateResult] = []
+    try:
+        results.append(g.smoke(score, p.sample_request))
+        if results[-1].passed:
+            results.append(g.contract(score, sample_row))
+        if results[-1].passed:
+            rows, labels = _evaluation(p, rollout["model"], cfg.evaluation_rows)
+            results.append(g.latency(score, rows, cfg.latency_requests, cfg.latency_p95_ms))
+            if results[-1].passed:
+                results.append(_quality(p, score, rows, labels, cfg, production_endpoint))
+    except (g.GateError, PlatformError) as exc:
+        results.append(g.GateResult("error", False, str(exc)))
+    failed = next((r for r in results if not r.passed), None)
+    report = {
+        "rollout": rollout, "endpoint": endpoint, "deployment": deployment, "at": at,
+        "passed": failed is None, "gates": [r.to_dict() for r in results],
+    }
+    key = f"gate-reports/{rollout['model']}/{rollout['version']}/{rollout['id']}.json"
+    p.store.put(key, g.dumps(report))
+    return {
+        "passed": failed is None,
+        "reason": "" if failed is None else f"{failed.name}: {failed.reason}",
+        "report_key": key,
+        "summary": {r.name: {"passed": r.passed, "reason": r.reason} for r in results},
+    }
+
+
+def _evaluation(p: Platform, model: str, limit: int) -> tuple[list[dict], list[int]]:
+    cfg_key = f"datasets/{model}/evaluation.csv"
+    found = p.store.get(cfg_key)
+    if found is None:
+        raise g.GateError(f"no labelled evaluation data at {cfg_key} (store)")
+    return g.read_evaluation_csv(found[0], limit)
+
+
+def _quality(p: Platform, score: Callable, rows: list[dict], labels: list[int], cfg: Any,
+             production_endpoint: str) -> g.GateResult:
+    challenger = g.roc_auc(labels, g.predict_all(score, rows, cfg.batch_rows))
+    champion_auc = None
+    prod = p.production.get_endpoint(production_endpoint)
+    if prod is not None and tmap.serving(prod.traffic):
+        champion = max(prod.traffic, key=lambda n: (prod.traffic[n], n))
+        champion_scores = g.predict_all(_scorer(p.production, production_endpoint, champion), rows, cfg.batch_rows)
+        champion_auc = g.roc_auc(labels, champion_scores)
+    result = g.judge_quality(challenger, champion_auc, cfg.min_roc_auc, cfg.champion_tolerance, len(rows))
+    return result
+
+
+def check_health(p: Platform, rollout: dict, endpoint: str, deployment: str, start: str, end: str,
+                 canary: dict) -> dict:
+    cfg = build_model_config(rollout["model"], {"canary": canary}).canary
+    stats = p.traffic_log.stats(endpoint, deployment, datetime.fromisoformat(start), datetime.fromisoformat(end))
+    healthy, reason = judge_health(stats.requests, stats.errors, stats.p90_ms, cfg)
+    figures = {"requests": stats.requests, "errors": stats.errors, "error_rate": round(stats.error_rate, 4),
+               "p90_ms": stats.p90_ms, "max_error_rate": cfg.max_error_rate, "max_p90_ms": cfg.max_p90_ms,
+               "window": [start, end]}
+    return {"healthy": healthy, "reason": reason, "figures": figures}
+
+
+def judge_health(requests: int, errors: int, p90_ms: float | None, cfg: Any) -> tuple[bool, str]:
+    if requests < cfg.min_requests:
+        return False, f"{requests} requests in the window < minimum {cfg.min_requests}"
+    if requests == 0:
+        return True, "no traffic in the window"
+    rate = errors / requests
+    if rate > cfg.max_error_rate:
+        return False, f"error rate {rate:.1%} ({errors}/{requests}) > {cfg.max_error_rate:.1%}"
+    if p90_ms is not None and p90_ms > cfg.max_p90_ms:
+        return False, f"p90 {p90_ms:.0f} ms > {cfg.max_p90_ms:.0f} ms"
+    return True, f"error rate {rate:.1%} ({errors}/{requests}), p90 {p90_ms or 0:.0f} ms"
+
+
+# --- registry ------------------------------------------------------------------------------
+
+def promote(p: Platform, rollout: dict, gate_report: str, gate_summary: dict) -> dict:
+    name, version = rollout["model"], rollout["version"]
+    existing = p.registry.get_registry_model(name, version)
+    if existing is not None:
+        return {"uri": existing.uri, "already": True}
+    model = p.registry.get_workspace_model(name, version)
+    if model is None:
+        raise PlatformError(f"model {name}:{version} is not in the staging workspace")
+    tags = {
+        "source_workspace": p.workspace_id or rollout.get("topic", ""),
+        "source_event_id": rollout["event_id"],
+        "rollout_id": rollout["id"],
+        "gate_report": gate_report,
+        "gate_results": json.dumps({k: v["passed"] for k, v in gate_summary.items()}, separators=(",", ":")),
+        "promoted_by": "modelops",
+    }
+    promoted = p.registry.promote(model, tags)
+    return {"uri": promoted.uri, "already": False}
+
+
+def _normalise(traffic: dict[str, int]) -> dict[str, int]:
+    total = sum(traffic.values())
+    if total in (0, 100):
+        return dict(traffic)
+    scaled = tmap.canary_map(traffic, "__none__", 0)
+    scaled.pop("__none__", None)
+    return scaled
+
+
+OPS: dict[str, Callable[..., Any]] = {
+    fn.__name__: fn
+    for fn in (begin, audit, finish, set_production, superseded, ensure_endpoint, get_endpoint, create_deployment,
+               get_deployment, delete_deployment, set_traffic, take_over_staging, retire, smoke, run_gates,
+               check_health, promote)
+}
+

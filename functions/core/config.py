@@ -1,0 +1,186 @@
+"""Which models modelops manages, and how: endpoints, compute, gate thresholds, canary plan.
+
+Read from the `MODELOPS_MODELS` app setting (JSON: {"<model>": {<overrides>}} — any field below),
+with sensible defaults. With no configuration the scenario's model `credit-card-default` is managed.
+Pure: no I/O beyond parsing the string it is given.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, Mapping
+
+DEFAULT_MODEL = "credit-card-default"
+
+
+class ConfigError(ValueError):
+    """The configuration is unusable; the message names the setting and field."""
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    latency_requests: int = 50
+    latency_p95_ms: float = 500.0
+    min_roc_auc: float = 0.70  # absolute floor
+    champion_tolerance: float = 0.01  # challenger ≥ champion − tolerance on the same data
+    evaluation_rows: int = 2_000  # labelled rows scored for the quality gate
+    batch_rows: int = 500  # rows per scoring request during the quality gate
+
+
+@dataclass(frozen=True)
+class CanaryConfig:
+    steps: tuple[int, ...] = (10, 50, 100)
+    bake_seconds: float = 300.0
+    max_error_rate: float = 0.01  # 5xx share of the new deployment's requests in a bake window
+    max_p90_ms: float = 1_000.0
+    min_requests: int = 0  # fewer requests in a window than this → unhealthy (0: no traffic is fine)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str
+    staging_endpoint: str = ""
+    production_endpoint: str = ""
+    instance_type: str = "Standard_DS3_v2"
+    instance_count: int = 1
+    gates: GateConfig = field(default_factory=GateConfig)
+    canary: CanaryConfig = field(default_factory=CanaryConfig)
+    approval_required: bool = False
+    approval_timeout_seconds: float = 24 * 3600.0
+    provisioning_timeout_seconds: float = 3600.0
+    poll_seconds: float = 30.0
+    evaluation_data: str = ""  # store key of the labelled evaluation set; default datasets/<model>/evaluation.csv
+
+    def __post_init__(self) -> None:
+        slug = re.sub(r"[^a-z0-9-]", "-", self.name.lower()).strip("-")[:20].strip("-") or "model"
+        if not self.staging_endpoint:
+            object.__setattr__(self, "staging_endpoint", f"{slug}-staging")
+        if not self.production_endpoint:
+            object.__setattr__(self, "production_endpoint", f"{slug}-prod")
+        if not self.evaluation_data:
+            object.__setattr__(self, "evaluation_data", f"datasets/{self.name}/evaluation.csv")
+        _check(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["canary"]["steps"] = list(self.canary.steps)
+        return out
+
+
+def _check(cfg: ModelConfig) -> None:
+    where = f"MODELOPS_MODELS[{cfg.name!r}]"
+    steps = cfg.canary.steps
+    if not steps or any(not (0 < s <= 100) for s in steps) or list(steps) != sorted(set(steps)) or steps[-1] != 100:
+        raise ConfigError(f"{where}.canary.steps must rise strictly to 100 (e.g. [10, 50, 100]), got {list(steps)}")
+    for label, value in (("instance_count", cfg.instance_count), ("gates.latency_requests", cfg.gates.latency_requests)):
+        if value < 1:
+            raise ConfigError(f"{where}.{label} must be at least 1, got {value}")
+    if not 0 <= cfg.canary.max_error_rate <= 1:
+        raise ConfigError(f"{where}.canary.max_error_rate must be within [0, 1]")
+    for endpoint in (cfg.staging_endpoint, cfg.production_endpoint):
+        # AzureML endpoint names: 3–32 chars, letter first, letters/digits/hyphens.
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]{1,30}[A-Za-z0-9]", endpoint):
+            raise ConfigError(f"{where}: endpoint name {endpoint!r} is not a valid AzureML endpoint name")
+
+
+@dataclass(frozen=True)
+class ManagedModels:
+    models: dict[str, ModelConfig]
+
+    def get(self, name: str) -> ModelConfig | None:
+        return self.models.get(name)
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self.models)
+
+
+def load_managed_models(raw: str | None, overrides: Mapping[str, Any] | None = None) -> ManagedModels:
+    """Parse MODELOPS_MODELS. `overrides` apply to every model (e.g. short bake times in a demo)."""
+    if raw is None or not raw.strip():
+        spec: dict[str, Any] = {DEFAULT_MODEL: {}}
+    else:
+        try:
+            spec = json.loads(raw)
+        except ValueError as exc:
+            raise ConfigError(f"MODELOPS_MODELS is not valid JSON: {exc}") from None
+        if isinstance(spec, list):  # ["model-a", "model-b"] → defaults for each
+            spec = {name: {} for name in spec}
+        if not isinstance(spec, dict) or not all(isinstance(k, str) for k in spec):
+            raise ConfigError('MODELOPS_MODELS must be a JSON object {"<model>": {...}} or a list of names')
+    models = {}
+    for name, fields_ in spec.items():
+        merged = _merge(dict(overrides or {}), fields_ or {})
+        models[name] = build_model_config(name, merged)
+    return ManagedModels(models)
+
+
+def build_model_config(name: str, values: Mapping[str, Any]) -> ModelConfig:
+    where = f"MODELOPS_MODELS[{name!r}]"
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"{where} must be an object")
+    known = {f.name for f in fields(ModelConfig)} - {"name"}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown field(s) {', '.join(unknown)}")
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        if key == "gates":
+            kwargs[key] = _sub(GateConfig, value, f"{where}.gates")
+        elif key == "canary":
+            value = dict(value) if isinstance(value, Mapping) else value
+            if isinstance(value, dict) and "steps" in value:
+                value["steps"] = tuple(value["steps"])
+            kwargs[key] = _sub(CanaryConfig, value, f"{where}.canary")
+        else:
+            kwargs[key] = value
+    try:
+        return ModelConfig(name=name, **kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _sub(cls: type, value: Any, where: str) -> Any:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where} must be an object")
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(value) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown field(s) {', '.join(unknown)}")
+    defaults = cls()
+    for key, item in value.items():
+        expected = type(getattr(defaults, key))
+        if expected is float and isinstance(item, int) and not isinstance(item, bool):
+            continue
+        if not isinstance(item, expected) or isinstance(item, bool) and expected is not bool:
+            raise ConfigError(f"{where}.{key} must be {expected.__name__}, got {item!r}")
+    return replace(defaults, **value)
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merge(dict(out[key]), value)
+        else:
+            out[key] = value
+    return out
+
+
+def deployment_name(model: str, version: str) -> str:
+    """A valid AzureML deployment name for a model version: 3–32 chars, letter first,
+    letters/digits/hyphens. Long names keep a hash so two versions never collide."""
+    import hashlib
+
+    base = re.sub(r"[^a-z0-9-]", "-", f"{model.lower()}")
+    base = re.sub(r"-+", "-", base).strip("-") or "model"
+    ver = re.sub(r"[^a-z0-9]", "-", version.lower()).strip("-") or "0"
+    name = f"{base}-v{ver}"
+    if len(name) > 32 or not name[0].isalpha():
+        digest = hashlib.sha256(f"{model}:{version}".encode()).hexdigest()[:6]
+        prefix = base if base[0].isalpha() else f"m-{base}"
+        name = f"{prefix[: 32 - len(ver) - 10].rstrip('-')}-v{ver[:12]}-{digest}"
+        name = name[:32].rstrip("-")
+    return name

@@ -1,0 +1,70 @@
+"""What to do with a ModelRegistered event: a pure decision, recorded with its reason.
+
+    decide(event, facts) -> Decision(action ∈ rollout | ignore | skip | duplicate | invalid, reason, run_key)
+
+The facts (managed models, allowed workspace topics, production version, rollouts already known)
+are gathered by the caller; this module does no I/O, so every branch is tested by direct call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from functions.core.config import ManagedModels
+from functions.core.events import InvalidEvent, ModelRegistered, is_newer, version_key
+
+Action = Literal["rollout", "ignore", "skip", "duplicate", "invalid"]
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    reason: str
+    model: str = ""
+    version: str = ""
+    run_key: str = ""  # the rollout/orchestration id; the dedupe key
+    event_id: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        return {
+            "action": self.action, "reason": self.reason, "model": self.model, "version": self.version,
+            "run_key": self.run_key, "event_id": self.event_id,
+        }
+
+
+@dataclass(frozen=True)
+class Facts:
+    managed: ManagedModels
+    allowed_topics: tuple[str, ...] = ()  # empty: any workspace (local development)
+    production_version: str | None = None
+    existing_rollout_state: str | None = None  # state of a rollout with this run key, if any
+    running_versions: tuple[str, ...] = field(default_factory=tuple)  # other in-flight rollouts of the model
+
+
+def decide(event: ModelRegistered | InvalidEvent, facts: Facts) -> Decision:
+    if isinstance(event, InvalidEvent):
+        return Decision("invalid", event.reason, event_id=event.event_id)
+    base = dict(model=event.model_name, version=event.model_version, run_key=event.instance_id,
+                event_id=event.event_id)
+    if facts.allowed_topics and event.topic.lower() not in {t.lower() for t in facts.allowed_topics}:
+        return Decision("ignore", f"event from workspace {event.topic!r}, not the configured staging workspace",
+                        **base)
+    if facts.managed.get(event.model_name) is None:
+        managed = ", ".join(facts.managed.names) or "none"
+        return Decision("ignore", f"model {event.model_name!r} is not managed (managed: {managed})", **base)
+    if facts.existing_rollout_state is not None:
+        return Decision("duplicate", f"rollout {event.instance_id} already exists ({facts.existing_rollout_state})",
+                        **base)
+    if not is_newer(event.model_version, facts.production_version):
+        return Decision(
+            "skip",
+            f"version {event.model_version} is not newer than production version {facts.production_version}",
+            **base,
+        )
+    newer_running = [v for v in facts.running_versions if version_key(v) > version_key(event.model_version)]
+    if newer_running:
+        return Decision("skip", f"a newer version ({max(newer_running, key=version_key)}) is already rolling out",
+                        **base)
+    return Decision("rollout", f"new version {event.model_version} of {event.model_name} "
+                               f"(production: {facts.production_version or 'none'})", **base)

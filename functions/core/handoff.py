@@ -1,0 +1,86 @@
+"""ModelRegistered hand-off: parse → gather facts → decide → record → claim → start.
+
+The Event Grid trigger (Azure) and `modelops events send` (local) both call `accept_events`, then
+start an orchestration for each `rollout` decision. Claiming the rollout record is a create-only
+write, so of N concurrent deliveries of one event exactly one proceeds; the rest are `duplicate`.
+A claim whose start fails is released, so Event Grid's retry can try again.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from functions.core.config import ManagedModels
+from functions.core.decisions import Decision, Facts, decide
+from functions.core.events import InvalidEvent, ModelRegistered, iter_model_events
+from functions.core.records import RolloutStore
+from functions.logs import log_event
+
+logger = logging.getLogger("modelops.handoff")
+
+
+@dataclass(frozen=True)
+class Accepted:
+    decision: Decision
+    event: ModelRegistered | None
+    orchestration_input: dict[str, Any] | None = None  # set for rollout decisions
+
+
+def facts_for(event: ModelRegistered, managed: ManagedModels, rollouts: RolloutStore,
+              allowed_topics: tuple[str, ...]) -> Facts:
+    production = rollouts.production(event.model_name) if managed.get(event.model_name) else None
+    existing = rollouts.get(event.model_name, event.instance_id) if managed.get(event.model_name) else None
+    running = tuple(r["version"] for r in rollouts.list(event.model_name)
+                    if r.get("state") == "running" and r["id"] != event.instance_id) if managed.get(
+        event.model_name) else ()
+    return Facts(managed=managed, allowed_topics=allowed_topics,
+                 production_version=production["version"] if production else None,
+                 existing_rollout_state=existing["state"] if existing else None, running_versions=running)
+
+
+def accept_events(payload: Any, managed: ManagedModels, rollouts: RolloutStore,
+                  allowed_topics: tuple[str, ...] = (), *, dry_run: bool = False) -> list[Accepted]:
+    """Decide on every event of a delivery. Raises only for transient failures (storage down),
+    so Event Grid retries; anything wrong with the payload itself becomes an `invalid` decision."""
+    try:
+        parsed = list(iter_model_events(payload))
+    except InvalidEvent as exc:
+        parsed = [(payload, exc)]
+    out: list[Accepted] = []
+    for raw, event in parsed:
+        if isinstance(event, InvalidEvent):
+            decision = decide(event, Facts(managed=managed))
+            out.append(Accepted(decision, None))
+        else:
+            decision = decide(event, facts_for(event, managed, rollouts, allowed_topics))
+            if decision.action in ("rollout", "skip") and not dry_run:
+                now = datetime.now(timezone.utc).isoformat()
+                state = "running" if decision.action == "rollout" else "skipped"
+                if not rollouts.claim(decision.to_dict(), event.to_dict(), now, state=state):
+                    decision = replace(decision, action="duplicate",
+                                       reason=f"rollout {decision.run_key} was claimed by a concurrent delivery")
+            orchestration_input = None
+            if decision.action == "rollout":
+                config = managed.get(event.model_name)
+                orchestration_input = {"event": event.to_dict(), "config": config.to_dict()}
+            out.append(Accepted(decision, event, orchestration_input))
+        if not dry_run:
+            rollouts.record_decision(decision.to_dict())
+        log_event(logger, "model_registered_decision", **decision.to_dict(), dry_run=dry_run)
+    return out
+
+
+def start_accepted(accepted: list[Accepted], start: Callable[[str, dict], bool], rollouts: RolloutStore) -> None:
+    """Start the orchestration of each rollout decision. `start(instance_id, input)` returns False
+    when the instance already exists (a duplicate). A failed start releases the claim and raises."""
+    for item in accepted:
+        if item.decision.action != "rollout":
+            continue
+        try:
+            start(item.decision.run_key, item.orchestration_input or {})
+        except Exception:
+            rollouts.store.delete(rollouts.key(item.decision.model, item.decision.run_key))
+            raise

@@ -1,0 +1,141 @@
+"""Rollout records, the audit trail and decisions, kept in the Store (survives restarts).
+
+    rollouts/<model>/<rollout id>.json           current state of one rollout
+    audit/<model>/<rollout id>/<seq>-<step>.json  one create-only record per transition
+    production/<model>.json                      what production serves (set by a successful rollout)
+    decisions/<day>/<time>-<event id>.json       every decision on an event, with its reason
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+from functions.ports import Conflict, Store
+
+STATES = ("running", "succeeded", "rejected", "rolled_back", "skipped", "failed")
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", text)[:120]
+
+
+def _dump(obj: Any) -> bytes:
+    return json.dumps(obj, indent=1, sort_keys=True, default=str).encode()
+
+
+class RolloutStore:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    # rollouts
+    def key(self, model: str, rollout_id: str) -> str:
+        return f"rollouts/{_safe(model)}/{_safe(rollout_id)}.json"
+
+    def get(self, model: str, rollout_id: str) -> dict[str, Any] | None:
+        found = self.store.get(self.key(model, rollout_id))
+        return json.loads(found[0]) if found else None
+
+    def claim(self, decision: dict[str, Any], event: dict[str, Any], at: str, state: str = "running") -> bool:
+        """Create the rollout record if absent. Exactly one of concurrent claimers wins."""
+        record = {
+            "id": decision["run_key"], "model": decision["model"], "version": decision["version"],
+            "state": state, "reason": decision["reason"], "started": at, "finished": at if state != "running" else None,
+            "event_id": event.get("event_id", ""), "topic": event.get("topic", ""),
+        }
+        try:
+            self.store.put(self.key(decision["model"], decision["run_key"]), _dump(record), if_absent=True)
+            return True
+        except Conflict:
+            return False
+
+    def start(self, rollout: dict, event: dict, config: dict, at: str) -> None:
+        self._update(rollout, lambda r: r.update(state="running", config=config, event=event,
+                                                 started=r.get("started") or at))
+
+    def finish(self, rollout: dict, outcome: dict, at: str) -> None:
+        def apply(r: dict) -> None:
+            r.update(state=outcome["state"], reason=outcome.get("reason", ""), finished=at)
+            for key in ("gate_report", "figures", "traffic"):
+                if key in outcome:
+                    r[key] = outcome[key]
+
+        self._update(rollout, apply)
+
+    def _update(self, rollout: dict, change) -> None:
+        key = self.key(rollout["model"], rollout["id"])
+        for _ in range(10):  # optimistic concurrency: re-read on a lost race
+            found = self.store.get(key)
+            record = json.loads(found[0]) if found else {
+                "id": rollout["id"], "model": rollout["model"], "version": rollout["version"],
+                "event_id": rollout.get("event_id", ""), "topic": rollout.get("topic", ""), "started": None,
+                "finished": None, "reason": "",
+            }
+            change(record)
+            try:
+                if found:
+                    self.store.put(key, _dump(record), etag=found[1])
+                else:
+                    self.store.put(key, _dump(record), if_absent=True)
+                return
+            except Conflict:
+                continue
+        raise Conflict(f"could not update {key}: too many concurrent writers", transient=True)
+
+    def list(self, model: str | None = None) -> list[dict[str, Any]]:
+        prefix = f"rollouts/{_safe(model)}/" if model else "rollouts/"
+        out = []
+        for key in self.store.list(prefix):
+            found = self.store.get(key)
+            if found:
+                out.append(json.loads(found[0]))
+        return sorted(out, key=lambda r: (r.get("started") or "", r["id"]))
+
+    # audit trail
+    def audit(self, rollout: dict, seq: int, step: str, at: str, details: dict) -> None:
+        key = f"audit/{_safe(rollout['model'])}/{_safe(rollout['id'])}/{seq:05d}-{_safe(step)}.json"
+        record = {"seq": seq, "step": step, "at": at, "rollout_id": rollout["id"], "model": rollout["model"],
+                  "version": rollout["version"], "event_id": rollout.get("event_id", ""), "actor": "modelops",
+                  "details": details}
+        try:
+            self.store.put(key, _dump(record), if_absent=True)
+        except Conflict:
+            pass  # the same activity ran twice (at-least-once): the record is already there
+
+    def trail(self, model: str, rollout_id: str) -> list[dict[str, Any]]:
+        out = []
+        for key in self.store.list(f"audit/{_safe(model)}/{_safe(rollout_id)}/"):
+            found = self.store.get(key)
+            if found:
+                out.append(json.loads(found[0]))
+        return sorted(out, key=lambda r: r["seq"])
+
+    # production pointer
+    def production(self, model: str) -> dict[str, Any] | None:
+        found = self.store.get(f"production/{_safe(model)}.json")
+        return json.loads(found[0]) if found else None
+
+    def set_production(self, rollout: dict, deployment: str, traffic: dict, at: str) -> None:
+        record = {"model": rollout["model"], "version": rollout["version"], "deployment": deployment,
+                  "rollout_id": rollout["id"], "traffic": traffic, "at": at}
+        self.store.put(f"production/{_safe(rollout['model'])}.json", _dump(record))
+
+    # decisions
+    def record_decision(self, decision: dict[str, Any], extra: dict[str, Any] | None = None) -> str:
+        now = datetime.now(timezone.utc)
+        key = (f"decisions/{now:%Y-%m-%d}/{now:%H%M%S%f}-{_safe(decision.get('event_id') or 'no-id')}-"
+               f"{uuid.uuid4().hex[:8]}.json")
+        self.store.put(key, _dump({**decision, **(extra or {}), "at": now.isoformat()}), if_absent=True)
+        return key
+
+    def decisions(self, limit: int = 100) -> list[dict[str, Any]]:
+        keys = self.store.list("decisions/")[-limit:]
+        out = []
+        for key in keys:
+            found = self.store.get(key)
+            if found:
+                out.append(json.loads(found[0]))
+        return out

@@ -1,0 +1,223 @@
+"""The rollout workflow: one definition, run by Durable Functions in Azure and by the local driver.
+
+A Durable orchestrator is a generator that yields tasks and is replayed from its history, so this
+code is deterministic: no I/O, no clocks but `context.current_utc_datetime`, no randomness. Every
+side effect is an activity (`functions/core/activities.py`), called through one dispatcher
+activity, `rollout_activity`, with {"op": ..., "args": ...}.
+
+    staging: endpoint → deployment at 0% → poll → gates → (fail: delete, rejected)
+             → staging traffic to the new deployment, older staging deployments removed
+    promote: copy into the registry with lineage tags (idempotent)
+    approval (optional): external event "approval" or timeout
+    production: endpoint → deployment from the registry model at 0% → poll → smoke by header
+             → first version: 100% | otherwise canary steps with bake + health; failure → rollback
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, Generator
+
+from functions.core import traffic as tmap
+from functions.core.config import build_model_config, deployment_name
+
+ACTIVITY = "rollout_activity"
+APPROVAL_EVENT = "approval"
+
+
+class _Run:
+    """Small helpers bound to one orchestration context."""
+
+    def __init__(self, context: Any, rollout: dict[str, Any]) -> None:
+        self.ctx = context
+        self.rollout = rollout
+        self.seq = 0
+
+    def call(self, op: str, **args: Any):
+        return self.ctx.call_activity(ACTIVITY, {"op": op, "args": {"rollout": self.rollout, **args}})
+
+    def audit(self, step: str, **details: Any):
+        self.seq += 1
+        self.ctx.set_custom_status({"step": step, "seq": self.seq})
+        return self.call("audit", seq=self.seq, step=step, at=self.now(), details=details)
+
+    def now(self) -> str:
+        return self.ctx.current_utc_datetime.isoformat()
+
+    def sleep(self, seconds: float):
+        return self.ctx.create_timer(self.ctx.current_utc_datetime + timedelta(seconds=seconds))
+
+
+def rollout_orchestrator(context: Any) -> Generator[Any, Any, dict[str, Any]]:
+    payload = context.get_input() or {}
+    event = payload["event"]
+    cfg = build_model_config(payload["config"]["name"], {k: v for k, v in payload["config"].items() if k != "name"})
+    model, version = event["model_name"], event["model_version"]
+    rollout = {"id": context.instance_id, "model": model, "version": version, "event_id": event["event_id"],
+               "topic": event["topic"]}
+    run = _Run(context, rollout)
+    new = deployment_name(model, version)
+
+    yield run.call("begin", event=event, config=cfg.to_dict(), at=run.now())
+    yield run.audit("started", event_id=event["event_id"], deployment=new)
+    try:
+        outcome = yield from _stage_gate_promote_release(run, cfg, new)
+    except Exception as exc:  # an activity failed for good: record it, never leave "running"
+        reason = f"{type(exc).__name__}: {str(exc)[:500]}"
+        yield run.audit("failed", reason=reason)
+        outcome = {"state": "failed", "reason": reason}
+    yield run.call("finish", outcome=outcome, at=run.now())
+    return {**rollout, **outcome}
+
+
+def _stage_gate_promote_release(run: _Run, cfg: Any, new: str):
+    staging, production = cfg.staging_endpoint, cfg.production_endpoint
+
+    # 1. Staging deployment at 0%.
+    yield from _ensure_endpoint(run, "staging", staging, cfg)
+    created = yield run.call("create_deployment", workspace="staging", endpoint=staging, deployment=new,
+                             source="workspace", instance_type=cfg.instance_type, instance_count=cfg.instance_count)
+    yield run.audit("staging_deployment_created", endpoint=staging, deployment=new, model_uri=created["model_uri"])
+    state = yield from _wait_deployment(run, "staging", staging, new, cfg)
+    if state != "Succeeded":
+        yield run.call("delete_deployment", workspace="staging", endpoint=staging, deployment=new)
+        reason = f"staging deployment {new} did not provision: {state}"
+        yield run.audit("rejected", reason=reason)
+        return {"state": "rejected", "reason": reason}
+
+    # 2. Gates against the new deployment alone (explicit deployment header).
+    report = yield run.call("run_gates", workspace="staging", endpoint=staging, deployment=new,
+                            gates=cfg.to_dict()["gates"], production_endpoint=production, at=run.now())
+    yield run.audit("gates", passed=report["passed"], report=report["report_key"], results=report["summary"])
+    if not report["passed"]:
+        yield run.call("delete_deployment", workspace="staging", endpoint=staging, deployment=new)
+        reason = f"gate failed: {report['reason']}"
+        yield run.audit("rejected", reason=reason, report=report["report_key"])
+        return {"state": "rejected", "reason": reason, "gate_report": report["report_key"]}
+    moved = yield run.call("take_over_staging", endpoint=staging, deployment=new)
+    yield run.audit("staging_traffic", endpoint=staging, traffic=moved["traffic"], removed=moved["removed"])
+
+    # 3. Promote into the shared registry (idempotent).
+    promoted = yield run.call("promote", gate_report=report["report_key"], gate_summary=report["summary"])
+    yield run.audit("promoted", registry_uri=promoted["uri"], already=promoted["already"])
+
+    # 4. Optional approval by a person.
+    if cfg.approval_required:
+        yield run.audit("awaiting_approval", timeout_seconds=cfg.approval_timeout_seconds)
+        approval = run.ctx.wait_for_external_event(APPROVAL_EVENT)
+        timeout = run.sleep(cfg.approval_timeout_seconds)
+        winner = yield run.ctx.task_any([approval, timeout])
+        if winner == approval:
+            if not getattr(timeout, "is_completed", False):
+                timeout.cancel()
+            answer = approval.result or {}
+            answer = answer if isinstance(answer, dict) else {"approved": bool(answer)}
+            if not answer.get("approved"):
+                reason = f"promotion rejected by {answer.get('by', 'an approver')}: {answer.get('comment', '')}".strip()
+                yield run.audit("rejected", reason=reason, approval=answer)
+                return {"state": "rejected", "reason": reason, "gate_report": report["report_key"]}
+            yield run.audit("approved", approval=answer)
+        else:
+            reason = f"no approval within {cfg.approval_timeout_seconds:.0f} s"
+            yield run.audit("rejected", reason=reason)
+            return {"state": "rejected", "reason": reason, "gate_report": report["report_key"]}
+
+    superseded = yield run.call("superseded")
+    if superseded["by"]:
+        reason = f"superseded by version {superseded['by']} before production"
+        yield run.audit("skipped", reason=reason)
+        return {"state": "skipped", "reason": reason, "gate_report": report["report_key"]}
+
+    # 5. Production.
+    outcome = yield from _release(run, cfg, new, promoted["uri"])
+    outcome["gate_report"] = report["report_key"]
+    return outcome
+
+
+def _release(run: _Run, cfg: Any, new: str, registry_uri: str):
+    production = cfg.production_endpoint
+    yield from _ensure_endpoint(run, "production", production, cfg)
+    before = yield run.call("get_endpoint", workspace="production", endpoint=production)
+    previous = {k: int(v) for k, v in before["traffic"].items() if k != new}
+    created = yield run.call("create_deployment", workspace="production", endpoint=production, deployment=new,
+                             source="registry", model_uri=registry_uri, instance_type=cfg.instance_type,
+                             instance_count=cfg.instance_count)
+    yield run.audit("production_deployment_created", endpoint=production, deployment=new,
+                    model_uri=created["model_uri"], traffic=before["traffic"])
+    state = yield from _wait_deployment(run, "production", production, new, cfg)
+    smoke = {"passed": False, "reason": f"deployment did not provision: {state}"}
+    if state == "Succeeded":
+        smoke = yield run.call("smoke", workspace="production", endpoint=production, deployment=new)
+    if not smoke["passed"]:
+        yield run.call("delete_deployment", workspace="production", endpoint=production, deployment=new)
+        reason = f"production smoke failed: {smoke['reason']}"
+        yield run.audit("rejected", reason=reason, traffic=previous)
+        return {"state": "rejected", "reason": reason}
+    yield run.audit("production_smoke", passed=True, figures=smoke.get("figures", {}))
+
+    if not tmap.serving(previous):  # first version (no champion): straight to 100% after the gates
+        full = tmap.canary_map(previous, new, 100)
+        yield run.call("set_traffic", workspace="production", endpoint=production, traffic=full)
+        yield run.audit("traffic", traffic=full, percent=100, first_version=True)
+        removed = yield run.call("retire", endpoint=production, keep=new)
+        yield run.call("set_production", deployment=new, traffic=full)
+        yield run.audit("succeeded", traffic=full, removed=removed["removed"])
+        return {"state": "succeeded", "reason": "first version: 100% after gates", "traffic": full}
+
+    current = previous
+    try:
+        for step in cfg.canary.steps:
+            current = tmap.canary_map(previous, new, step)
+            yield run.call("set_traffic", workspace="production", endpoint=production, traffic=current)
+            yield run.audit("traffic", traffic=current, percent=step)
+            window_start = run.now()
+            yield run.sleep(cfg.canary.bake_seconds)
+            health = yield run.call("check_health", endpoint=production, deployment=new, start=window_start,
+                                    end=run.now(), canary=cfg.to_dict()["canary"])
+            yield run.audit("health", percent=step, healthy=health["healthy"], figures=health["figures"])
+            if not health["healthy"]:
+                outcome = yield from _rollback(run, production, previous, new, f"health check failed at {step}%: "
+                                               f"{health['reason']}", health["figures"])
+                return outcome
+    except Exception as exc:
+        outcome = yield from _rollback(run, production, previous, new,
+                                       f"error during canary: {type(exc).__name__}: {str(exc)[:300]}", {})
+        return outcome
+
+    removed = yield run.call("retire", endpoint=production, keep=new)
+    yield run.call("set_production", deployment=new, traffic={new: 100})
+    yield run.audit("succeeded", traffic={new: 100}, removed=removed["removed"])
+    return {"state": "succeeded", "reason": f"canary {list(cfg.canary.steps)} healthy", "traffic": {new: 100}}
+
+
+def _rollback(run: _Run, endpoint: str, previous: dict[str, int], new: str, reason: str, figures: dict):
+    restored = tmap.restore(previous, new)
+    yield run.call("set_traffic", workspace="production", endpoint=endpoint, traffic=restored)
+    yield run.call("delete_deployment", workspace="production", endpoint=endpoint, deployment=new)
+    yield run.audit("rolled_back", reason=reason, traffic=tmap.without(restored, new), figures=figures)
+    return {"state": "rolled_back", "reason": reason, "figures": figures, "traffic": tmap.without(restored, new)}
+
+
+def _ensure_endpoint(run: _Run, workspace: str, endpoint: str, cfg: Any):
+    state = yield run.call("ensure_endpoint", workspace=workspace, endpoint=endpoint)
+    waited = 0.0
+    while state["provisioning_state"] != "Succeeded":
+        if state["provisioning_state"] in ("Failed", "Canceled") or waited >= cfg.provisioning_timeout_seconds:
+            raise RuntimeError(f"{workspace} endpoint {endpoint} is {state['provisioning_state']}")
+        yield run.sleep(cfg.poll_seconds)
+        waited += cfg.poll_seconds
+        state = yield run.call("get_endpoint", workspace=workspace, endpoint=endpoint)
+
+
+def _wait_deployment(run: _Run, workspace: str, endpoint: str, deployment: str, cfg: Any):
+    """Poll (durable timers between polls) until Succeeded/Failed or the provisioning timeout."""
+    waited = 0.0
+    while True:
+        state = yield run.call("get_deployment", workspace=workspace, endpoint=endpoint, deployment=deployment)
+        provisioning = state["provisioning_state"]
+        if provisioning == "Succeeded" or provisioning in ("Failed", "Canceled", "Missing"):
+            return provisioning if provisioning == "Succeeded" else f"{provisioning}: {state.get('error', '')}"
+        if waited >= cfg.provisioning_timeout_seconds:
+            return f"timed out after {waited:.0f} s ({provisioning})"
+        yield run.sleep(cfg.poll_seconds)
+        waited += cfg.poll_seconds

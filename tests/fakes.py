@@ -1,0 +1,225 @@
+"""In-memory fakes of the ports (Cosmic Python style): the workflow is tested without processes.
+
+They enforce the same rules as the real platforms where the workflow depends on them: a traffic
+map must name every live deployment and sum to 100 (or 0); a deployment with traffic cannot be
+deleted; promotion is idempotent; conditional store writes conflict.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable
+
+from functions.ports import (
+    Conflict,
+    DeploymentSpec,
+    DeploymentState,
+    EndpointState,
+    ModelRef,
+    PlatformError,
+    ScoreResult,
+    TrafficStats,
+)
+
+Model = Callable[[list[dict]], list[float]]  # rows -> probabilities
+
+
+class MemoryStore:
+    """ports.Store in memory, with the same conditional-write semantics as blob storage."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+        self.etags: dict[str, str] = {}
+        self.writes = 0
+        self.lock = threading.Lock()
+        self.fail_next: Exception | None = None  # raised by the next call (transient outage)
+
+    def _maybe_fail(self) -> None:
+        if self.fail_next is not None:
+            exc, self.fail_next = self.fail_next, None
+            raise exc
+
+    def get(self, key: str) -> tuple[bytes, str] | None:
+        self._maybe_fail()
+        with self.lock:
+            data = self.objects.get(key)
+            return None if data is None else (data, self.etags[key])
+
+    def put(self, key: str, data: bytes, *, if_absent: bool = False, etag: str | None = None) -> str:
+        self._maybe_fail()
+        with self.lock:
+            if if_absent and key in self.objects:
+                raise Conflict(f"{key} exists")
+            if etag is not None and self.etags.get(key) != etag:
+                raise Conflict(f"{key} changed")
+            self.writes += 1
+            self.objects[key] = data
+            self.etags[key] = f"e{self.writes}"
+            return self.etags[key]
+
+    def list(self, prefix: str) -> list[str]:
+        with self.lock:
+            return sorted(k for k in self.objects if k.startswith(prefix))
+
+    def delete(self, key: str) -> None:
+        with self.lock:
+            self.objects.pop(key, None)
+            self.etags.pop(key, None)
+
+
+@dataclass
+class FakeDeployment:
+    spec: DeploymentSpec
+    model: Model
+    state: str = "Creating"
+    polls_until_ready: int = 1
+    error_rate: float = 0.0
+
+
+@dataclass
+class FakeEndpoints:
+    """Endpoints whose deployments score with a Python function chosen per model version."""
+
+    models: dict[str, Model]  # version -> model function
+    endpoints: dict[str, dict[str, Any]] = field(default_factory=dict)
+    deployments: dict[tuple[str, str], FakeDeployment] = field(default_factory=dict)
+    traffic_history: list[tuple[str, dict[str, int]]] = field(default_factory=list)
+    deleted: list[tuple[str, str]] = field(default_factory=list)
+    fail_provisioning: set[str] = field(default_factory=set)  # model versions whose deployment fails
+
+    def get_endpoint(self, name: str) -> EndpointState | None:
+        ep = self.endpoints.get(name)
+        if ep is None:
+            return None
+        deps = {d: self.deployments[(name, d)].state for (e, d) in self.deployments if e == name}
+        return EndpointState(name, "Succeeded", f"fake://{name}/score", dict(ep["traffic"]), deps)
+
+    def begin_create_endpoint(self, name: str, tags: dict[str, str] | None = None) -> None:
+        self.endpoints.setdefault(name, {"traffic": {}})
+
+    def get_deployment(self, endpoint: str, name: str) -> DeploymentState | None:
+        dep = self.deployments.get((endpoint, name))
+        if dep is None:
+            return None
+        if dep.state == "Creating":
+            dep.polls_until_ready -= 1
+            if dep.polls_until_ready < 0:
+                dep.state = "Failed" if dep.spec.model.version in self.fail_provisioning else "Succeeded"
+        return DeploymentState(endpoint, name, dep.state, dep.spec.model.uri,
+                               "image build failed" if dep.state == "Failed" else "")
+
+    def begin_create_deployment(self, spec: DeploymentSpec) -> None:
+        if spec.endpoint not in self.endpoints:
+            raise PlatformError(f"no endpoint {spec.endpoint}")
+        existing = self.deployments.get((spec.endpoint, spec.name))
+        if existing is not None:
+            if existing.spec.model.uri != spec.model.uri:
+                raise PlatformError("deployment exists with another model")
+            return
+        self.deployments[(spec.endpoint, spec.name)] = FakeDeployment(spec, self.models[spec.model.version])
+        self.endpoints[spec.endpoint]["traffic"].setdefault(spec.name, 0)
+
+    def set_traffic(self, endpoint: str, traffic: dict[str, int]) -> None:
+        live = {d for (e, d) in self.deployments if e == endpoint}
+        if set(traffic) != live:
+            raise PlatformError(f"traffic map {traffic} must name exactly the live deployments {sorted(live)}")
+        if sum(traffic.values()) not in (0, 100):
+            raise PlatformError(f"traffic map {traffic} must sum to 100")
+        self.endpoints[endpoint]["traffic"] = dict(traffic)
+        self.traffic_history.append((endpoint, dict(traffic)))
+
+    def begin_delete_deployment(self, endpoint: str, name: str) -> None:
+        if self.endpoints.get(endpoint, {}).get("traffic", {}).get(name, 0) > 0:
+            raise PlatformError(f"{name} still has traffic")
+        if self.deployments.pop((endpoint, name), None) is not None:
+            self.endpoints[endpoint]["traffic"].pop(name, None)
+            self.deleted.append((endpoint, name))
+
+    def score(self, endpoint: str, body: Any, deployment: str | None = None, timeout: float = 30.0) -> ScoreResult:
+        import json
+
+        from ml import score as scoring
+
+        dep = self.deployments.get((endpoint, deployment)) if deployment else None
+        if deployment and dep is None:
+            return ScoreResult(404, {"error": f"no deployment {deployment}"}, 1.0)
+        if dep is None:
+            traffic = self.endpoints[endpoint]["traffic"]
+            name = max(traffic, key=traffic.get)
+            dep = self.deployments[(endpoint, name)]
+        raw = body if isinstance(body, (str, bytes)) else json.dumps(body)
+        try:
+            rows, _ = scoring.parse_request(raw)
+        except scoring.RequestError as exc:
+            return ScoreResult(exc.status, {"error": exc.message}, 1.0)
+        return ScoreResult(200, {"predictions": dep.model(rows)}, 2.0)
+
+    def live(self, endpoint: str) -> dict[str, int]:
+        return dict(self.endpoints.get(endpoint, {}).get("traffic", {}))
+
+
+@dataclass
+class FakeRegistry:
+    workspace: dict[str, ModelRef] = field(default_factory=dict)  # version -> ref
+    registry: dict[str, ModelRef] = field(default_factory=dict)
+    promotions: list[tuple[str, dict]] = field(default_factory=list)
+
+    def add(self, name: str, version: str) -> ModelRef:
+        ref = ModelRef(name, version, f"azureml:{name}:{version}", source="ws")
+        self.workspace[version] = ref
+        return ref
+
+    def get_workspace_model(self, name: str, version: str) -> ModelRef | None:
+        return self.workspace.get(version)
+
+    def get_registry_model(self, name: str, version: str) -> ModelRef | None:
+        return self.registry.get(version)
+
+    def promote(self, model: ModelRef, tags: dict[str, str]) -> ModelRef:
+        if model.version in self.registry:
+            return self.registry[model.version]
+        ref = ModelRef(model.name, model.version, f"azureml://registries/shared/models/{model.name}/versions/"
+                                                  f"{model.version}", tags, source="registry")
+        self.registry[model.version] = ref
+        self.promotions.append((model.version, tags))
+        return ref
+
+
+@dataclass
+class FakeTrafficLog:
+    """Health figures per deployment, as the canary would observe them."""
+
+    figures: dict[str, tuple[int, int, float]] = field(default_factory=dict)  # deployment -> (requests, errors, p90)
+
+    def stats(self, endpoint: str, deployment: str, start: datetime, end: datetime) -> TrafficStats:
+        requests, errors, p90 = self.figures.get(deployment, (100, 0, 20.0))
+        return TrafficStats(deployment, requests, errors, p90 if requests else None, start, end)
+
+
+def model_from_labels(signal: float) -> Model:
+    """A 'model' whose probability tracks the generated data's risk features (for quality gates)."""
+
+    def predict(rows: list[dict]) -> list[float]:
+        out = []
+        for r in rows:
+            late = 0 if r["repayment_status_1"] in ("duly_paid", "no_delay", None) else 1
+            util = (r["bill_amount_1"] or 0) / max(r["credit_limit"] or 1, 1)
+            out.append(min(max(0.1 + signal * (0.5 * late + 0.2 * min(util, 1.0)), 0.0), 1.0))
+        return out
+
+    return predict
+
+
+def constant_model(value: float = 0.2) -> Model:
+    return lambda rows: [value] * len(rows)
+
+
+def weak_model() -> Model:
+    """Ranks by utilisation only: better than chance, clearly worse than model_from_labels."""
+
+    def predict(rows: list[dict]) -> list[float]:
+        return [min(max((r["bill_amount_1"] or 0) / max(r["credit_limit"] or 1, 1), 0.0), 1.0) for r in rows]
+
+    return predict

@@ -1,0 +1,283 @@
+"""The rollout workflow end to end on in-memory fakes, through the local driver and the Durable
+generator protocol. Real processes are exercised in test_rollout_local.py."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from functions.adapters.local.orchestrator import LocalOrchestrator
+from functions.core.activities import Platform, dispatch
+from functions.core.config import deployment_name, load_managed_models
+from functions.core.events import ModelRegistered
+from functions.core.records import RolloutStore
+from functions.core.workflow import rollout_orchestrator
+from ml import schema
+from ml import score as scoring
+from ml.datagen import generate
+from tests.fakes import (FakeEndpoints, FakeRegistry, FakeTrafficLog, MemoryStore, constant_model, model_from_labels,
+                         weak_model)
+
+MODEL = "credit-card-default"
+TOPIC = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.MachineLearningServices/workspaces/staging"
+FAST = {"poll_seconds": 0.0, "canary": {"bake_seconds": 0.0}, "gates": {"latency_requests": 5,
+                                                                        "evaluation_rows": 400}}
+
+
+@pytest.fixture(autouse=True)
+def _score_contract():
+    scoring.configure(schema.schema_dict())
+    scoring.max_rows = 10_000
+
+
+class Harness:
+    def __init__(self, models: dict, overrides: dict | None = None) -> None:
+        self.staging = FakeEndpoints(models)
+        self.production = FakeEndpoints(models)
+        self.registry = FakeRegistry()
+        self.health = FakeTrafficLog()
+        self.store = MemoryStore()
+        self.store.put(f"datasets/{MODEL}/evaluation.csv", generate(400, seed=99).to_csv(index=False).encode())
+        sample = {"data": generate(2, seed=5, labelled=False).to_dict(orient="records")}
+        self.platform = Platform(self.staging, self.production, self.registry, self.health, self.store, sample,
+                                 workspace_id=TOPIC)
+        merged = json.loads(json.dumps(FAST))
+        for key, value in (overrides or {}).items():
+            if isinstance(value, dict):
+                merged.setdefault(key, {}).update(value)
+            else:
+                merged[key] = value
+        self.config = load_managed_models(None, merged).get(MODEL)
+        self.driver = LocalOrchestrator({"rollout": rollout_orchestrator},
+                                        {"rollout_activity": lambda p: dispatch(self.platform, p)})
+        self.rollouts = RolloutStore(self.store)
+
+    def event(self, version: str) -> ModelRegistered:
+        self.registry.add(MODEL, version)
+        return ModelRegistered(f"evt-{version}", TOPIC, f"models/{MODEL}:{version}", "", MODEL, version)
+
+    def roll(self, version: str, approve: dict | None = None, timeout: float = 30) -> dict:
+        event = self.event(version)
+        self.rollouts.claim({"run_key": event.instance_id, "model": MODEL, "version": version, "reason": "test"},
+                            event.to_dict(), datetime.now(timezone.utc).isoformat())
+        self.driver.start("rollout", event.instance_id, {"event": event.to_dict(), "config": self.config.to_dict()})
+        if approve is not None:
+            self.driver.raise_event(event.instance_id, "approval", approve)
+        instance = self.driver.wait(event.instance_id, timeout)
+        assert instance.status == "Completed", instance.error
+        return instance.output
+
+    def steps(self, output: dict) -> list[str]:
+        return [r["step"] for r in self.rollouts.trail(MODEL, output["id"])]
+
+
+GOOD = model_from_labels(1.0)
+
+
+def test_first_version_goes_straight_to_100_percent():
+    h = Harness({"1": GOOD})
+    out = h.roll("1")
+    assert out["state"] == "succeeded", out
+    dep = deployment_name(MODEL, "1")
+    assert h.production.live(h.config.production_endpoint) == {dep: 100}
+    assert h.staging.live(h.config.staging_endpoint) == {dep: 100}
+    assert h.steps(out) == ["started", "staging_deployment_created", "gates", "staging_traffic", "promoted",
+                            "production_deployment_created", "production_smoke", "traffic", "succeeded"]
+    # Production deployed the registry copy, with lineage tags.
+    prod = h.production.deployments[(h.config.production_endpoint, dep)]
+    assert prod.spec.model.uri.startswith("azureml://registries/")
+    version, tags = h.registry.promotions[0]
+    assert version == "1" and tags["source_event_id"] == "evt-1" and tags["source_workspace"] == TOPIC
+    assert json.loads(tags["gate_results"]) == {"smoke": True, "contract": True, "latency": True, "quality": True}
+    report = json.loads(h.store.get(out["gate_report"])[0])
+    assert report["passed"] and [g["name"] for g in report["gates"]] == ["smoke", "contract", "latency", "quality"]
+    assert h.rollouts.production(MODEL)["version"] == "1"
+    record = h.rollouts.get(MODEL, out["id"])
+    assert record["state"] == "succeeded" and record["finished"]
+
+
+def test_second_version_canaries_through_every_step_and_retires_the_champion():
+    h = Harness({"1": GOOD, "2": GOOD})
+    h.roll("1")
+    out = h.roll("2")
+    assert out["state"] == "succeeded", out
+    v1, v2 = deployment_name(MODEL, "1"), deployment_name(MODEL, "2")
+    endpoint = h.config.production_endpoint
+    maps = [m for (e, m) in h.production.traffic_history if e == endpoint]
+    assert maps[-3:] == [{v1: 90, v2: 10}, {v1: 50, v2: 50}, {v1: 0, v2: 100}]
+    for m in maps:  # every update names every live deployment
+        assert sum(m.values()) == 100
+    assert h.production.live(endpoint) == {v2: 100}
+    assert (endpoint, v1) in h.production.deleted
+    # staging serves the newest validated model; the previous staging deployment is gone
+    assert h.staging.live(h.config.staging_endpoint) == {v2: 100}
+    assert h.steps(out).count("health") == 3
+
+
+def test_a_bad_model_is_rejected_at_staging_and_production_is_untouched():
+    h = Harness({"1": GOOD, "2": constant_model(0.3)})
+    h.roll("1")
+    before = h.production.live(h.config.production_endpoint)
+    out = h.roll("2")
+    assert out["state"] == "rejected"
+    assert "quality" in out["reason"] and "ROC AUC 0.5000" in out["reason"]
+    assert h.production.live(h.config.production_endpoint) == before
+    assert (h.config.staging_endpoint, deployment_name(MODEL, "2")) in h.staging.deleted
+    assert h.staging.live(h.config.staging_endpoint) == {deployment_name(MODEL, "1"): 100}
+    assert "2" not in h.registry.registry
+    report = json.loads(h.store.get(out["gate_report"])[0])
+    assert report["passed"] is False and report["gates"][-1]["name"] == "quality"
+
+
+def test_a_challenger_worse_than_the_champion_is_rejected():
+    h = Harness({"1": GOOD, "2": weak_model()}, {"gates": {"min_roc_auc": 0.5}})
+    h.roll("1")
+    out = h.roll("2")
+    assert out["state"] == "rejected" and "champion" in out["reason"]
+
+
+def test_a_failing_canary_is_rolled_back_to_the_previous_traffic_map():
+    h = Harness({"1": GOOD, "2": GOOD})
+    h.roll("1")
+    v1, v2 = deployment_name(MODEL, "1"), deployment_name(MODEL, "2")
+    h.health.figures[v2] = (200, 40, 30.0)
+    out = h.roll("2")
+    assert out["state"] == "rolled_back"
+    assert "error rate 20.0% (40/200)" in out["reason"] and "at 10%" in out["reason"]
+    assert out["figures"]["errors"] == 40
+    endpoint = h.config.production_endpoint
+    assert h.production.live(endpoint) == {v1: 100}
+    assert (endpoint, v2) in h.production.deleted
+    assert h.rollouts.production(MODEL)["version"] == "1"
+    assert h.steps(out)[-1] == "rolled_back"
+
+
+def test_slow_canary_is_rolled_back_on_p90():
+    h = Harness({"1": GOOD, "2": GOOD}, {"canary": {"max_p90_ms": 100.0}})
+    h.roll("1")
+    h.health.figures[deployment_name(MODEL, "2")] = (200, 0, 450.0)
+    out = h.roll("2")
+    assert out["state"] == "rolled_back" and "p90 450 ms > 100 ms" in out["reason"]
+
+
+def test_failed_provisioning_rejects_and_cleans_up():
+    h = Harness({"1": GOOD})
+    h.staging.fail_provisioning.add("1")
+    out = h.roll("1")
+    assert out["state"] == "rejected" and "did not provision" in out["reason"]
+    assert h.staging.live(h.config.staging_endpoint) == {}
+    assert h.config.production_endpoint not in h.production.endpoints
+
+
+def test_missing_evaluation_data_fails_the_gate_with_a_clear_reason():
+    h = Harness({"1": GOOD})
+    h.store.delete(f"datasets/{MODEL}/evaluation.csv")
+    out = h.roll("1")
+    assert out["state"] == "rejected" and "no labelled evaluation data" in out["reason"]
+
+
+@pytest.mark.parametrize("answer,state", [({"approved": True, "by": "ana"}, "succeeded"),
+                                           ({"approved": False, "by": "ana", "comment": "not today"}, "rejected")])
+def test_approval_gate(answer, state):
+    h = Harness({"1": GOOD}, {"approval_required": True, "approval_timeout_seconds": 30.0})
+    out = h.roll("1", approve=answer)
+    assert out["state"] == state, out
+    if state == "rejected":
+        assert "rejected by ana: not today" in out["reason"]
+        assert h.config.production_endpoint not in h.production.endpoints
+    assert "awaiting_approval" in h.steps(out)
+
+
+def test_approval_timeout_leaves_production_untouched():
+    h = Harness({"1": GOOD}, {"approval_required": True, "approval_timeout_seconds": 0.2})
+    out = h.roll("1")
+    assert out["state"] == "rejected" and "no approval within" in out["reason"]
+    assert h.config.production_endpoint not in h.production.endpoints
+    assert "1" in h.registry.registry  # promoted (registry is shared), just not released
+
+
+def test_platform_error_mid_rollout_ends_failed_not_running():
+    h = Harness({"1": GOOD})
+    h.registry.workspace.clear()
+    event = ModelRegistered("evt-x", TOPIC, "", "", MODEL, "1")
+    h.driver.start("rollout", event.instance_id, {"event": event.to_dict(), "config": h.config.to_dict()})
+    out = h.driver.wait(event.instance_id, 30).output
+    assert out["state"] == "failed" and "not in the staging workspace" in out["reason"]
+    assert h.rollouts.get(MODEL, event.instance_id)["state"] == "failed"
+
+
+def test_promotion_is_idempotent():
+    h = Harness({"1": GOOD})
+    h.registry.add(MODEL, "1")
+    h.registry.promote(h.registry.workspace["1"], {"pre": "existing"})
+    out = h.roll("1")
+    assert out["state"] == "succeeded"
+    assert len(h.registry.promotions) == 1
+    promoted = [r for r in h.rollouts.trail(MODEL, out["id"]) if r["step"] == "promoted"][0]
+    assert promoted["details"]["already"] is True
+
+
+# --- the same generator under the Durable testing wrapper ------------------------------------
+
+class _DurableTask:
+    def __init__(self, result=None, exc: Exception | None = None):
+        self._result, self._exc = result, exc
+        self.is_completed = True
+
+    @property
+    def result(self):
+        if self._exc:
+            raise self._exc
+        return self._result
+
+    def cancel(self):
+        pass
+
+
+class _DurableContext:
+    """Stands in for DurableOrchestrationContext: activities resolve through the fakes."""
+
+    def __init__(self, platform: Platform, instance_id: str, input_: dict):
+        self.platform, self.instance_id, self._input = platform, instance_id, input_
+        self.current_utc_datetime = datetime(2026, 1, 1, tzinfo=timezone.utc)
+        self.calls: list[str] = []
+
+    def get_input(self):
+        return self._input
+
+    def set_custom_status(self, status):
+        self.status = status
+
+    def call_activity(self, name, input_):
+        self.calls.append(input_["op"])
+        try:
+            return _DurableTask(dispatch(self.platform, input_))
+        except Exception as exc:
+            return _DurableTask(exc=exc)
+
+    def create_timer(self, fire_at):
+        self.current_utc_datetime = max(self.current_utc_datetime, fire_at)
+        return _DurableTask()
+
+    def wait_for_external_event(self, name):
+        return _DurableTask({"approved": True, "by": "durable"})
+
+    def task_any(self, tasks):
+        return _DurableTask(tasks[0])
+
+
+def test_durable_generator_protocol_drives_the_same_workflow():
+    from azure.durable_functions.testing import orchestrator_generator_wrapper
+
+    h = Harness({"1": GOOD}, {"approval_required": True})
+    event = h.event("1")
+    context = _DurableContext(h.platform, event.instance_id, {"event": event.to_dict(),
+                                                               "config": h.config.to_dict()})
+    results = list(orchestrator_generator_wrapper(rollout_orchestrator(context)))
+    final = results[-1]
+    assert final["state"] == "succeeded", final
+    assert context.calls[0] == "begin" and context.calls[-1] == "finish"
+    assert "promote" in context.calls and "set_traffic" in context.calls
+    assert context.current_utc_datetime >= datetime(2026, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=0)
