@@ -106,3 +106,46 @@ def seed_evaluation_data(store: Any, model: str, rows: int = 2_000, seed: int = 
     key = f"datasets/{model}/evaluation.csv"
     store.put(key, frame.to_csv(index=False).encode())
     return key
+
+
+class Runtime:
+    """What the Functions triggers need, built once per worker process on first use."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.managed = managed_models(settings)
+        self._platform: Any = None
+        self._local: LocalPlatform | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def platform(self) -> Any:
+        """The activities' Platform (Azure SDK clients or the embedded local platform)."""
+        with self._lock:
+            if self._platform is None:
+                if self.settings.platform == "azure":
+                    from functions.azure_platform import build_azure_platform
+
+                    self._platform = build_azure_platform(self.settings)
+                else:
+                    self._local = LocalPlatform(self.settings)
+                    self._platform = self._local.platform
+            return self._platform
+
+    @property
+    def rollouts(self) -> Any:
+        from functions.core.records import RolloutStore
+
+        return RolloutStore(self.platform.store)
+
+
+_runtime: Runtime | None = None
+_runtime_lock = threading.Lock()
+
+
+def runtime() -> Runtime:
+    global _runtime
+    with _runtime_lock:
+        if _runtime is None:
+            _runtime = Runtime(Settings.from_env())
+        return _runtime

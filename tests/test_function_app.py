@@ -15,7 +15,17 @@ HEAVY = ("azure.ai.ml", "evidently", "sklearn", "pandas", "scipy", "pyarrow", "n
 # name -> (trigger binding type, expected trigger binding JSON subset)
 EXPECTED = {
     "health": ("httpTrigger", {"direction": "IN", "methods": ["GET"], "authLevel": "ANONYMOUS", "route": "health"}),
+    "model_registered": ("eventGridTrigger", {"direction": "IN", "name": "event"}),
+    "rollout_orchestrator": ("orchestrationTrigger", {"name": "context", "orchestration": "rollout_orchestrator"}),
+    "rollout_activity": ("activityTrigger", {"name": "payload", "activity": "rollout_activity"}),
+    "rollouts": ("httpTrigger", {"methods": ["GET"], "authLevel": "FUNCTION", "route": "rollouts"}),
+    "rollout_detail": ("httpTrigger", {"methods": ["GET"], "authLevel": "FUNCTION",
+                                       "route": "rollouts/{model}/{rollout_id}"}),
+    "rollout_approval": ("httpTrigger", {"methods": ["POST"], "authLevel": "FUNCTION",
+                                         "route": "rollouts/{rollout_id}/approval"}),
 }
+# functions that also take a Durable client binding
+DURABLE_CLIENT = {"model_registered", "rollout_approval"}
 
 
 def indexed() -> dict[str, list[dict]]:
@@ -42,6 +52,8 @@ def test_every_function_has_the_expected_name_trigger_and_bindings():
             assert triggers[0][key] == value, (name, key)
         for binding in bindings:  # every binding is well-formed JSON the host understands
             assert {"direction", "type", "name"} <= binding.keys()
+        clients = [b for b in bindings if b["type"] == "durableClient"]
+        assert len(clients) == (1 if name in DURABLE_CLIENT else 0), name
 
 
 def test_function_app_imports_no_heavy_module():

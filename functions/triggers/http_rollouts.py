@@ -1,0 +1,64 @@
+"""HTTP: rollout status, audit trail and approvals (function-key auth).
+
+GET  /api/rollouts[?model=NAME]              {"rollouts": [...]} (same shape as `modelops status --json`)
+GET  /api/rollouts/{model}/{rollout_id}      the rollout record with its audit trail
+POST /api/rollouts/{rollout_id}/approval     {"approved": true|false, "by": "...", "comment": "..."}
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import azure.durable_functions as df
+import azure.functions as func
+
+bp = df.Blueprint()
+
+
+def _json(body: Any, status: int = 200) -> func.HttpResponse:
+    return func.HttpResponse(json.dumps(body, default=str), status_code=status, mimetype="application/json")
+
+
+@bp.function_name("rollouts")
+@bp.route(route="rollouts", methods=["GET"])
+def list_rollouts(req: func.HttpRequest) -> func.HttpResponse:
+    from functions.bootstrap import runtime
+    from functions.core.status import rollouts_view
+
+    model = req.params.get("model") or None
+    return _json(rollouts_view(runtime().rollouts, model))
+
+
+@bp.function_name("rollout_detail")
+@bp.route(route="rollouts/{model}/{rollout_id}", methods=["GET"])
+def rollout_detail(req: func.HttpRequest) -> func.HttpResponse:
+    from functions.bootstrap import runtime
+
+    rollouts = runtime().rollouts
+    model, rollout_id = req.route_params.get("model", ""), req.route_params.get("rollout_id", "")
+    record = rollouts.get(model, rollout_id)
+    if record is None:
+        return _json({"error": f"no rollout {rollout_id!r} for model {model!r}"}, 404)
+    return _json({**record, "audit": rollouts.trail(model, rollout_id)})
+
+
+@bp.function_name("rollout_approval")
+@bp.route(route="rollouts/{rollout_id}/approval", methods=["POST"])
+@bp.durable_client_input(client_name="client")
+async def rollout_approval(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    from functions.core.approvals import parse_approval
+
+    rollout_id = req.route_params.get("rollout_id", "")
+    try:
+        answer = parse_approval(req.get_body())
+    except ValueError as exc:
+        return _json({"error": str(exc)}, 400)
+    status = await client.get_status(rollout_id)
+    if status is None or getattr(status, "runtime_status", None) is None:
+        return _json({"error": f"no rollout orchestration {rollout_id!r}"}, 404)
+    if str(status.runtime_status.value if hasattr(status.runtime_status, "value") else status.runtime_status) \
+            not in ("Running", "Pending"):
+        return _json({"error": f"rollout {rollout_id!r} is {status.runtime_status}, not awaiting approval"}, 409)
+    await client.raise_event(rollout_id, "approval", answer)
+    return _json({"rollout_id": rollout_id, "sent": answer}, 202)
