@@ -1,0 +1,86 @@
+"""Map Azure SDK failures onto the ports' one domain exception.
+
+azure-core raises `HttpResponseError` (with `status_code`) for answers and `ServiceRequestError` /
+`ServiceResponseError` when no answer came; azure-ai-ml adds `MlException` for client-side
+validation. Transient means "the same call may succeed later": 408, 409 (AzureML answers 409 while
+another operation runs on the same endpoint/deployment), 429, 5xx and connection failures.
+Programming errors (TypeError, …) are not translated: they must surface as bugs.
+
+No Azure import at module level: this is imported by adapters that are imported at cold start.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+from functions.ports import PlatformError
+
+TRANSIENT_STATUS = frozenset({408, 409, 429})
+
+
+def is_not_found(exc: BaseException) -> bool:
+    from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+
+    if isinstance(exc, ResourceNotFoundError):
+        return True
+    return isinstance(exc, HttpResponseError) and exc.status_code == 404
+
+
+def to_platform_error(exc: BaseException, action: str) -> PlatformError | None:
+    """The PlatformError for an Azure SDK exception, or None when `exc` is not one."""
+    from azure.core.exceptions import (
+        AzureError,
+        ClientAuthenticationError,
+        HttpResponseError,
+        ServiceRequestError,
+        ServiceResponseError,
+    )
+
+    if isinstance(exc, PlatformError):
+        return exc
+    if isinstance(exc, ClientAuthenticationError):
+        return PlatformError(f"{action}: not authorized ({_short(exc)})")
+    if isinstance(exc, HttpResponseError):
+        status = exc.status_code or 0
+        transient = status in TRANSIENT_STATUS or status >= 500
+        return PlatformError(f"{action}: HTTP {status} {_short(exc)}", transient=transient)
+    if isinstance(exc, (ServiceRequestError, ServiceResponseError)):
+        return PlatformError(f"{action}: no answer from Azure ({_short(exc)})", transient=True)
+    if isinstance(exc, AzureError):  # e.g. azure.identity's CredentialUnavailableError
+        return PlatformError(f"{action}: {_short(exc)}")
+    if _is_ml_exception(exc):
+        return PlatformError(f"{action}: {_short(exc)}")
+    return None
+
+
+@contextmanager
+def azure_errors(action: str) -> Iterator[None]:
+    """Re-raise Azure SDK failures inside the block as PlatformError (chained)."""
+    try:
+        yield
+    except PlatformError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - classified below, unknown ones re-raised as they are
+        mapped = to_platform_error(exc, action)
+        if mapped is None:
+            raise
+        raise mapped from exc
+
+
+def _is_ml_exception(exc: BaseException) -> bool:
+    try:
+        from azure.ai.ml.exceptions import MlException
+    except ImportError:  # pragma: no cover - azure-ai-ml is a requirement of the Azure adapters
+        return False
+    return isinstance(exc, MlException)
+
+
+def _short(exc: BaseException) -> str:
+    """First meaningful line of an SDK message (they run to dozens of lines of advice)."""
+    message = getattr(exc, "message", None) or str(exc)
+    for line in str(message).splitlines():
+        line = line.strip()
+        if line and not line.startswith(("1)", "Resolutions", "Details", "Additional Resources")):
+            return line[:500]
+    return type(exc).__name__
