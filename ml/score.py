@@ -171,10 +171,15 @@ def predict(records: list[dict[str, Any]]) -> list[float]:
     import pandas as pd
 
     frame = pd.DataFrame.from_records(records, columns=_feature_order)
+    # Rewrite only the columns that need it: replacing every column costs ~8 ms on a one-row
+    # request (a third of the request), and is a no-op for float64 numerics and None-free text.
+    dtypes = frame.dtypes
     for name in _numeric:
-        frame[name] = frame[name].astype("float64")
+        if dtypes[name] != "float64":  # ints, or all-None (object)
+            frame[name] = frame[name].astype("float64")
     for name in _categorical:
-        frame[name] = frame[name].astype(object).where(frame[name].notna(), np.nan)
+        if dtypes[name] != object or any(row[name] is None for row in records):
+            frame[name] = frame[name].astype(object).where(frame[name].notna(), np.nan)
     return model.predict_proba(frame)[:, 1].tolist()
 
 
