@@ -86,6 +86,34 @@ class LocalPlatform:
         return self.orchestrator.raise_event(rollout_id, "approval",
                                              {"approved": approved, "by": by, "comment": comment})
 
+    def revive(self, timeout: float = 180.0) -> list[str]:
+        """Bring back endpoints a previous process left (state.json says they served traffic, but
+        their owner is gone): same deployments, same traffic map, new processes and ports."""
+        from functions.adapters.local.endpoints import read_states
+        from functions.ports import DeploymentSpec, ModelRef
+
+        revived = []
+        for endpoints in (self.staging, self.production):
+            for name, state in read_states(endpoints.home).items():
+                if state.get("owner_alive") or endpoints.get_endpoint(name) is not None:
+                    continue
+                deployments = {d: info for d, info in state.get("deployments", {}).items()
+                               if info.get("provisioning_state") == "Succeeded" and info.get("spec")}
+                if not deployments:
+                    continue
+                endpoints.begin_create_endpoint(name, tags=state.get("tags") or {})
+                for dep_name, info in deployments.items():
+                    spec = dict(info["spec"])
+                    spec["model"] = ModelRef(**spec["model"])
+                    endpoints.begin_create_deployment(DeploymentSpec(**spec))
+                for dep_name in deployments:
+                    endpoints.wait_deployment(name, dep_name, timeout=timeout)
+                traffic = {d: int(w) for d, w in state.get("traffic", {}).items() if d in deployments}
+                if traffic and sum(traffic.values()) in (0, 100):
+                    endpoints.set_traffic(name, traffic)
+                revived.append(name)
+        return revived
+
     def close(self) -> None:
         self.staging.close()
         self.production.close()

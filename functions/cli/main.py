@@ -120,6 +120,102 @@ def score(
     emit_json({"status": answer.status, "body": answer.json})
 
 
+events_app = typer.Typer(help="Deliver Event Grid payloads to the ModelRegistered handler (local platform).",
+                         no_args_is_help=True)
+app.add_typer(events_app, name="events")
+
+
+def _local_platform(**kwargs: Any):
+    from functions.bootstrap import LocalPlatform
+    from functions.core.config import ConfigError
+    from functions.settings import Settings, SettingsError
+
+    try:
+        return LocalPlatform(Settings.from_env(), **kwargs)
+    except (ConfigError, SettingsError) as exc:
+        fail(str(exc))
+
+
+@events_app.command("send")
+def events_send(
+    file: Path = typer.Argument(..., help="Event Grid payload (an array of events or one event) as JSON"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="decide and print; start nothing, record nothing"),
+    as_json: bool = typer.Option(False, "--json"),
+    timeout: float = typer.Option(1800.0, "--timeout", help="seconds to wait for started rollouts"),
+) -> None:
+    """Send an Event Grid payload file to the handler; without --dry-run, run the rollouts it starts."""
+    try:
+        payload = file.read_bytes()
+    except OSError as exc:
+        fail(f"cannot read {file}: {exc.strerror}")
+    platform = _local_platform()
+    with platform:
+        if not dry_run:
+            platform.revive()
+        accepted = platform.deliver(payload, dry_run=dry_run)
+        decisions = [{k: v for k, v in a.decision.to_dict().items() if k != "event_id" or v} for a in accepted]
+        outcomes = [] if dry_run else platform.wait_all(timeout)
+    if as_json:
+        if dry_run:
+            emit_json(decisions[0] if len(decisions) == 1 else decisions)
+        else:
+            emit_json({"decisions": decisions, "rollouts": outcomes})
+        return
+    for d in decisions:
+        typer.echo(f"{d['action']:<9} {d.get('model') or '-'}:{d.get('version') or '-'}  {d['reason']}")
+    for outcome in outcomes:
+        typer.echo(f"rollout {outcome.get('model')}:{outcome.get('version')} → {outcome.get('state')}: "
+                   f"{outcome.get('reason', '')}")
+
+
+@app.command()
+def register(
+    model_dir: Path = typer.Option(..., "--model-dir", help="a trained artifact folder (modelops train --out)"),
+    name: str = typer.Option("credit-card-default", "--name"),
+    wait: bool = typer.Option(True, "--wait/--no-wait", help="run the rollout the registration triggers"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Register a model version in the local workspace; its ModelRegistered event starts a rollout."""
+    platform = _local_platform()
+    with platform:
+        platform.revive()
+        ref, payload = platform.workspace.register(model_dir, name)
+        outcomes = platform.wait_all() if wait else []
+    if as_json:
+        emit_json({"model": ref.name, "version": ref.version, "event": payload[0], "rollouts": outcomes})
+        return
+    typer.echo(f"registered {ref.name}:{ref.version} ({ref.uri})")
+    for outcome in outcomes:
+        typer.echo(f"rollout → {outcome.get('state')}: {outcome.get('reason', '')}")
+
+
+@app.command()
+def status(
+    as_json: bool = typer.Option(False, "--json"),
+    model: Optional[str] = typer.Option(None, "--model"),
+    audit: bool = typer.Option(False, "--audit", help="include each rollout's audit trail"),
+) -> None:
+    """Rollouts and their states (running, succeeded, rejected, rolled_back, skipped, failed)."""
+    from functions.adapters.local.store import DirectoryStore
+    from functions.core.records import RolloutStore
+    from functions.core.status import rollouts_view
+    from functions.settings import Settings
+
+    settings = Settings.from_env()
+    view = rollouts_view(RolloutStore(DirectoryStore(settings.home / "store")), model, with_audit=audit)
+    if as_json:
+        emit_json(view)
+        return
+    if not view["rollouts"]:
+        typer.echo("no rollouts yet")
+    for r in view["rollouts"]:
+        typer.echo(f"{r['model']}:{r['version']:<5} {r['state']:<11} {r.get('started') or '':<32} {r.get('reason') or ''}")
+        for step in r.get("audit", []):
+            typer.echo(f"    {step['seq']:>3} {step['at']}  {step['step']}")
+    for name, current in view["production"].items():
+        typer.echo(f"production: {name}:{current['version']} ({current['deployment']})")
+
+
 @app.command()
 def demo(
     workdir: Optional[Path] = typer.Option(None, "--workdir", help="where the demo keeps its files"),

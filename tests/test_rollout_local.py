@@ -1,0 +1,223 @@
+"""Rollouts on the real local platform: inference-server processes behind front doors, the real
+event handler, the workflow under the local driver, live traffic through the production front door.
+
+Order matters (module-scoped platform): v1 first release → v2 under load → bad v3 rejected →
+v4 canary with injected errors rolled back → concurrency and ordering of deliveries.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from functions.adapters.local.loadgen import LoadGenerator
+from functions.adapters.local.workspace import model_registered_payload
+from functions.bootstrap import LocalPlatform, seed_evaluation_data
+from functions.core.config import deployment_name
+from functions.settings import Settings
+from ml.datagen import generate
+from tests.conftest import SERVING_PYTHON, require_serving_env
+
+pytestmark = pytest.mark.integration
+MODEL = "credit-card-default"
+BAKE = 2.5
+OVERRIDES = {
+    "poll_seconds": 0.2,
+    "canary": {"bake_seconds": BAKE, "max_error_rate": 0.02, "max_p90_ms": 2000.0},
+    "gates": {"latency_requests": 20, "latency_p95_ms": 2000.0, "evaluation_rows": 1000, "min_roc_auc": 0.65},
+}
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory):
+    require_serving_env()
+    home = tmp_path_factory.mktemp("local-platform")
+    settings = Settings.from_env({"MODELOPS_HOME": str(home), "MODELOPS_SERVING_PYTHON": str(SERVING_PYTHON)})
+    with LocalPlatform(settings, overrides=OVERRIDES) as p:
+        seed_evaluation_data(p.store, MODEL, rows=1000)
+        yield p
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory, artifact_dir):
+    """v1 = the session artifact; v2 = retrained on other data; bad = constant predictions."""
+    import joblib
+    from sklearn.dummy import DummyClassifier
+
+    from ml import artifact
+    from ml.training import train_from_file
+
+    root = tmp_path_factory.mktemp("artifacts")
+    data = root / "v2.csv"
+    generate(6_000, seed=21).to_csv(data, index=False)
+    v2 = root / "v2"
+    train_from_file(data, v2, search_iterations=1, seed=3)
+    bad = root / "bad"
+    shutil.copytree(artifact_dir, bad)
+    pipeline = joblib.load(bad / artifact.MODEL_FILE)
+    pipeline.steps[-1] = ("model", DummyClassifier(strategy="prior"))
+    frame = generate(500, seed=2)
+    pipeline.fit(frame.drop(columns=["default_payment_next_month"]), frame["default_payment_next_month"])
+    joblib.dump(pipeline, bad / artifact.MODEL_FILE)
+    return {"v1": artifact_dir, "v2": v2, "bad": bad}
+
+
+def register(platform: LocalPlatform, folder: Path) -> dict:
+    ref, _ = platform.workspace.register(folder, MODEL)
+    outcomes = [o for o in platform.wait_all(timeout=300) if o.get("version") == ref.version]
+    assert outcomes, f"no rollout ran for version {ref.version}"
+    return outcomes[0]
+
+
+def production_target(platform: LocalPlatform):
+    cfg = platform.managed.get(MODEL)
+
+    def target():
+        state = platform.production.get_endpoint(cfg.production_endpoint)
+        return state.scoring_uri, platform.production.get_key(cfg.production_endpoint)
+
+    return target
+
+
+def load_rows() -> list[dict]:
+    return generate(300, seed=77, labelled=False).to_dict(orient="records")
+
+
+def steps(platform: LocalPlatform, outcome: dict) -> list[str]:
+    return [r["step"] for r in platform.rollouts.trail(MODEL, outcome["id"])]
+
+
+def test_first_version_is_released_to_production(platform, artifacts):
+    outcome = register(platform, artifacts["v1"])
+    assert outcome["state"] == "succeeded", outcome
+    cfg = platform.managed.get(MODEL)
+    assert platform.production.get_endpoint(cfg.production_endpoint).traffic == {deployment_name(MODEL, "1"): 100}
+    answer = platform.production.score(cfg.production_endpoint, json.loads(
+        (Path(__file__).parent.parent / "ml" / "sample.json").read_text()))
+    assert answer.status == 200 and 0 <= answer.body["predictions"][0] <= 1
+    # production serves the registry copy
+    registry_copy = platform.registry.get_registry_model(MODEL, "1")
+    assert registry_copy is not None and registry_copy.tags["source_event_id"]
+
+
+def test_v2_rolls_out_under_live_traffic_with_zero_failed_requests(platform, artifacts):
+    with LoadGenerator(production_target(platform), load_rows(), rate=30, threads=8) as load:
+        time.sleep(1.0)
+        outcome = register(platform, artifacts["v2"])
+        time.sleep(1.0)
+    summary = load.summary()
+    assert outcome["state"] == "succeeded", outcome
+    assert summary["failed"] == 0, summary
+    assert summary["rate"] >= 20, summary
+    v1, v2 = deployment_name(MODEL, "1"), deployment_name(MODEL, "2")
+    assert summary["by_deployment"].get(v1, 0) > 0 and summary["by_deployment"].get(v2, 0) > 0
+    trail = steps(platform, outcome)
+    for step in ("started", "staging_deployment_created", "gates", "staging_traffic", "promoted",
+                 "production_deployment_created", "production_smoke", "traffic", "health", "succeeded"):
+        assert step in trail, step
+    assert trail.count("traffic") == 3 and trail.count("health") == 3
+    traffic_maps = [r["details"]["traffic"] for r in platform.rollouts.trail(MODEL, outcome["id"])
+                    if r["step"] == "traffic"]
+    assert traffic_maps == [{v1: 90, v2: 10}, {v1: 50, v2: 50}, {v1: 0, v2: 100}]
+    cfg = platform.managed.get(MODEL)
+    assert platform.production.get_endpoint(cfg.production_endpoint).traffic == {v2: 100}
+    assert platform.production.get_deployment(cfg.production_endpoint, v1) in (None,) or \
+        platform.production.get_deployment(cfg.production_endpoint, v1).provisioning_state == "Deleting"
+
+
+def test_a_bad_model_is_rejected_at_staging_and_production_keeps_the_champion(platform, artifacts):
+    outcome = register(platform, artifacts["bad"])
+    assert outcome["state"] == "rejected", outcome
+    assert "quality" in outcome["reason"]
+    cfg = platform.managed.get(MODEL)
+    champion = deployment_name(MODEL, "2")
+    assert platform.production.get_endpoint(cfg.production_endpoint).traffic == {champion: 100}
+    report = json.loads(platform.store.get(outcome["gate_report"])[0])
+    assert {g["name"]: g["passed"] for g in report["gates"]}["quality"] is False
+    assert platform.registry.get_registry_model(MODEL, outcome["version"]) is None
+
+
+def test_a_canary_with_injected_errors_is_rolled_back_and_only_its_share_fails(platform, artifacts):
+    cfg = platform.managed.get(MODEL)
+    champion = deployment_name(MODEL, "2")
+    next_version = str(int(platform.workspace.versions(MODEL)[-1]) + 1)
+    canary = deployment_name(MODEL, next_version)
+
+    def inject_when_deployed(stop: threading.Event):
+        # after the production smoke test, as soon as the canary receives live traffic
+        while not stop.is_set():
+            state = platform.production.get_endpoint(cfg.production_endpoint)
+            if state is not None and state.traffic.get(canary, 0) > 0:
+                platform.production.inject_fault(cfg.production_endpoint, canary, error_rate=1.0, status=500)
+                return
+            time.sleep(0.05)
+
+    stop = threading.Event()
+    injector = threading.Thread(target=inject_when_deployed, args=(stop,), daemon=True)
+    injector.start()
+    with LoadGenerator(production_target(platform), load_rows(), rate=30, threads=8) as load:
+        time.sleep(0.5)
+        outcome = register(platform, artifacts["v2"])
+        time.sleep(1.0)
+    stop.set()
+    assert outcome["state"] == "rolled_back", outcome
+    assert "health check failed at 10%" in outcome["reason"] and "error rate" in outcome["reason"]
+    assert outcome["figures"]["errors"] > 0
+    summary = load.summary()
+    # Requests the champion served never failed; failures are the canary's only.
+    assert summary["failed_by_deployment"].get(champion, 0) == 0
+    assert set(summary["failed_by_deployment"]) <= {canary}
+    failures = [a for a in load.answers if a.status != 200]
+    assert failures, "the injected errors should have been visible"
+    # ...and confined to one health window (10% step): from first to last failure ≤ bake + slack.
+    assert max(a.at for a in failures) - min(a.at for a in failures) <= BAKE + 2.0
+    assert summary["failed"] <= 0.3 * summary["requests"]
+    assert platform.production.get_endpoint(cfg.production_endpoint).traffic == {champion: 100}
+    assert steps(platform, outcome)[-1] == "rolled_back"
+
+
+def test_fifty_concurrent_deliveries_of_one_event_start_one_rollout_and_an_older_one_is_skipped(
+        platform, artifacts):
+    older, older_payload = platform.workspace.register(artifacts["v2"], MODEL, emit=False)
+    ref, payload = platform.workspace.register(artifacts["v2"], MODEL, emit=False)
+    results: list = []
+    lock = threading.Lock()
+
+    def deliver():
+        accepted = platform.deliver(json.dumps(payload))
+        with lock:
+            results.extend(a.decision.action for a in accepted)
+
+    threads = [threading.Thread(target=deliver) for _ in range(50)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results.count("rollout") == 1 and results.count("duplicate") == 49
+    # the older version's event arrives late, while the newer one rolls out
+    late = platform.deliver(json.dumps(older_payload))[0].decision
+    assert late.action == "skip" and f"newer version ({ref.version}) is already rolling out" in late.reason
+    outcomes = [o for o in platform.wait_all(timeout=300) if o.get("version") == ref.version]
+    assert len(outcomes) == 1 and outcomes[0]["state"] == "succeeded", outcomes
+    assert platform.rollouts.get(MODEL, late.run_key)["state"] == "skipped"
+    assert platform.deliver(json.dumps(older_payload))[0].decision.action == "duplicate"
+
+
+def test_a_version_older_than_production_is_skipped(platform):
+    event = [model_registered_payload(platform.workspace.topic, MODEL, "0", {})]
+    decision = platform.deliver(json.dumps(event))[0].decision
+    assert decision.action == "skip" and "not newer than production version" in decision.reason
+    assert platform.rollouts.get(MODEL, decision.run_key)["state"] == "skipped"
+
+
+@pytest.mark.parametrize("payload", [b"{not json", b"[]", b'[{"eventType": 5}]', b'{"data": []}',
+                                     json.dumps([{"eventType": "Microsoft.MachineLearningServices.ModelRegistered",
+                                                  "topic": "t", "subject": "models/x", "data": {}}]).encode()])
+def test_malformed_deliveries_are_dropped_without_an_exception(platform, payload):
+    accepted = platform.deliver(payload)
+    assert all(a.decision.action == "invalid" for a in accepted)
