@@ -141,7 +141,17 @@ class Runtime:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.managed = managed_models(settings)
+        overrides: dict[str, Any] = {}
+        if settings.platform == "azure":
+            from functions.settings import AzureSettings
+
+            azure = AzureSettings.from_env()
+            overrides = {"canary": {"health_delay_seconds": azure.ingestion_lag_seconds}}
+            if not settings.allowed_topics:  # only the configured staging workspace may trigger rollouts
+                from dataclasses import replace
+
+                self.settings = settings = replace(settings, allowed_topics=(azure.staging_workspace_id,))
+        self.managed = managed_models(settings, overrides)
         self._platform: Any = None
         self._local: LocalPlatform | None = None
         self._lock = threading.Lock()

@@ -61,3 +61,63 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int | None = 
     if minimum is not None and value < minimum:
         raise SettingsError(f"{name} must be at least {minimum}, got {value}")
     return value
+
+
+@dataclass(frozen=True)
+class AzureSettings:
+    """Where the Azure platform lives. Read only when MODELOPS_PLATFORM=azure."""
+
+    subscription_id: str
+    staging_resource_group: str
+    staging_workspace: str
+    production_resource_group: str
+    production_workspace: str
+    registry_name: str
+    log_analytics_workspace_id: str  # production workspace's Log Analytics (traffic log, inference logs)
+    storage_connection_string: str = ""  # or storage_account_url + managed identity
+    storage_account_url: str = ""
+    storage_container: str = "modelops"
+    deployment_code: str = ""  # registered code asset (azureml:...), else ml/ is uploaded
+    deployment_environment: str = ""  # registered environment (azureml:name:version), else serving.yml
+    ingestion_lag_seconds: float = 300.0
+    logs_endpoint: str = ""  # Log Analytics query endpoint override (sovereign clouds, tests)
+
+    @property
+    def staging_workspace_id(self) -> str:
+        return (f"/subscriptions/{self.subscription_id}/resourceGroups/{self.staging_resource_group}/providers/"
+                f"Microsoft.MachineLearningServices/workspaces/{self.staging_workspace}")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "AzureSettings":
+        env = os.environ if env is None else env
+        required = {
+            "subscription_id": "AZURE_SUBSCRIPTION_ID",
+            "staging_resource_group": "MODELOPS_STAGING_RESOURCE_GROUP",
+            "staging_workspace": "MODELOPS_STAGING_WORKSPACE",
+            "production_workspace": "MODELOPS_PRODUCTION_WORKSPACE",
+            "registry_name": "MODELOPS_REGISTRY_NAME",
+            "log_analytics_workspace_id": "MODELOPS_LOG_ANALYTICS_WORKSPACE_ID",
+        }
+        missing = [name for name in required.values() if not env.get(name, "").strip()]
+        if missing:
+            raise SettingsError(f"MODELOPS_PLATFORM=azure needs app setting(s) {', '.join(missing)}")
+        values = {field_: env[name].strip() for field_, name in required.items()}
+        connection = env.get("MODELOPS_STORAGE_CONNECTION_STRING") or env.get("AzureWebJobsStorage", "")
+        account_url = env.get("MODELOPS_STORAGE_ACCOUNT_URL", "")
+        if not connection and not account_url:
+            raise SettingsError("set MODELOPS_STORAGE_ACCOUNT_URL (managed identity) or "
+                                "MODELOPS_STORAGE_CONNECTION_STRING / AzureWebJobsStorage")
+        try:
+            lag = float(env.get("MODELOPS_INGESTION_LAG_SECONDS", "300"))
+        except ValueError:
+            raise SettingsError("MODELOPS_INGESTION_LAG_SECONDS must be a number of seconds") from None
+        return cls(
+            **values,
+            production_resource_group=env.get("MODELOPS_PRODUCTION_RESOURCE_GROUP", "").strip()
+            or values["staging_resource_group"],
+            storage_connection_string=connection, storage_account_url=account_url,
+            storage_container=env.get("MODELOPS_STORAGE_CONTAINER", "modelops"),
+            deployment_code=env.get("MODELOPS_DEPLOYMENT_CODE", ""),
+            deployment_environment=env.get("MODELOPS_DEPLOYMENT_ENVIRONMENT", ""),
+            ingestion_lag_seconds=lag, logs_endpoint=env.get("MODELOPS_LOGS_ENDPOINT", ""),
+        )

@@ -36,6 +36,9 @@ class CanaryConfig:
     max_error_rate: float = 0.01  # 5xx share of the new deployment's requests in a bake window
     max_p90_ms: float = 1_000.0
     min_requests: int = 0  # fewer requests in a window than this → unhealthy (0: no traffic is fine)
+    # wait this long after a bake window before reading its figures: Log Analytics ingestion lags
+    # minutes in Azure (the Azure platform defaults it to MODELOPS_INGESTION_LAG_SECONDS)
+    health_delay_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -181,6 +184,6 @@ def deployment_name(model: str, version: str) -> str:
     if len(name) > 32 or not name[0].isalpha():
         digest = hashlib.sha256(f"{model}:{version}".encode()).hexdigest()[:6]
         prefix = base if base[0].isalpha() else f"m-{base}"
-        name = f"{prefix[: 32 - len(ver) - 10].rstrip('-')}-v{ver[:12]}-{digest}"
-        name = name[:32].rstrip("-")
+        tail = f"-v{ver[:12].strip('-') or '0'}-{digest}"
+        name = f"{prefix[: 32 - len(tail)].rstrip('-') or 'm'}{tail}"
     return name

@@ -172,8 +172,11 @@ def _release(run: _Run, cfg: Any, new: str, registry_uri: str):
             yield run.audit("traffic", traffic=current, percent=step)
             window_start = run.now()
             yield run.sleep(cfg.canary.bake_seconds)
+            window_end = run.now()
+            if cfg.canary.health_delay_seconds > 0:
+                yield run.sleep(cfg.canary.health_delay_seconds)
             health = yield run.call("check_health", endpoint=production, deployment=new, start=window_start,
-                                    end=run.now(), canary=cfg.to_dict()["canary"])
+                                    end=window_end, canary=cfg.to_dict()["canary"])
             yield run.audit("health", percent=step, healthy=health["healthy"], figures=health["figures"])
             if not health["healthy"]:
                 outcome = yield from _rollback(run, production, previous, new, f"health check failed at {step}%: "
