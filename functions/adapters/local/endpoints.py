@@ -213,7 +213,8 @@ class LocalEndpoints:
             self._persist(ep)
             dep.thread = self._spawn(self._provision, ep, dep, name=f"create-{ep.name}-{spec.name}")
 
-    def wait_deployment(self, endpoint: str, name: str, timeout: float = 180.0, poll: float = 0.1) -> DeploymentState | None:
+    def wait_deployment(self, endpoint: str, name: str, timeout: float = 180.0,
+                        poll: float = 0.1) -> DeploymentState | None:
         """Poll until the deployment is Succeeded, Failed or gone (not part of the port: a
         convenience for the CLI and tests). PlatformError(transient) on timeout."""
         deadline = time.monotonic() + timeout
@@ -230,7 +231,8 @@ class LocalEndpoints:
         """Validates, then swaps the routing table atomically (requests already routed keep their
         deployment; the next request sees the new map)."""
         if not isinstance(traffic, dict):
-            raise PlatformError(f"traffic must be a mapping of deployment name to percent, got {type(traffic).__name__}")
+            raise PlatformError(
+                f"traffic must be a mapping of deployment name to percent, got {type(traffic).__name__}")
         for name, weight in traffic.items():
             if isinstance(weight, bool) or not isinstance(weight, int) or not 0 <= weight <= 100:
                 raise PlatformError(f"traffic for {name!r} must be an integer from 0 to 100, got {weight!r}")
