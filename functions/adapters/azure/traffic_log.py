@@ -1,0 +1,246 @@
+"""ports.TrafficLog over Azure Monitor Logs: the AmlOnlineEndpointTrafficLog table of the Log
+Analytics workspace the production AzureML workspace sends its diagnostics to.
+
+Columns used (Azure Monitor Logs table reference,
+https://learn.microsoft.com/azure/azure-monitor/reference/tables/amlonlineendpointtrafficlog):
+  TimeGenerated    datetime  when AzureML received the request (UTC)
+  EndpointName     string    the online endpoint
+  DeploymentName   string    the deployment the request went to
+  ResponseCode     int       the final response code returned to the user
+  TotalDurationMs  int       request start → last response byte sent to the client
+The local traffic log (adapters/local/traffic_log.py) records the same three facts per request:
+deployment, status, duration. ResponseCode is wrapped in toint(): the table reference types it
+int, but Microsoft's own sample query on that page compares it with strings, and toint() reads
+both the same way.
+
+Ingestion lag: this table is a resource log (sent by the AzureML workspace's diagnostic setting),
+and Azure Monitor documents resource logs as "usually available within 3 to 10 minutes end-to-end"
+(https://learn.microsoft.com/azure/azure-monitor/logs/data-ingestion-time). A health window that
+ends "now" therefore under-counts, and an empty window reads as "no traffic". Canary bake times in
+Azure must be longer than the ingestion delay; `ingestion_lag` shifts the queried window back by
+that much so the figures describe traffic that has had time to arrive.
+
+Value safety: endpoint and deployment names are checked against AzureML's name rules and enter
+the query only as escaped KQL string literals (`kql_string`); datetimes are formatted from
+datetime objects. Nothing a caller passes is pasted into KQL as it is.
+
+No Azure SDK import at module level: this module is imported when the Function App is composed.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Mapping
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from functions.ports import PlatformError, TrafficStats
+
+TABLE = "AmlOnlineEndpointTrafficLog"
+
+# AzureML endpoint and deployment names: 3–32 characters, a letter first, then letters, digits or
+# hyphens, ending with a letter or digit (azure-ai-ml's validate_endpoint_or_deployment_name).
+_AML_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]{1,30}[A-Za-z0-9]")
+
+# Statuses worth retrying later (with a new request): throttling, timeouts, server errors.
+_TRANSIENT_STATUS = frozenset({408, 429})
+
+
+class InvalidName(ValueError):
+    """An endpoint or deployment name that AzureML would not accept (and KQL must never see)."""
+
+
+def check_aml_name(value: Any, what: str = "name") -> str:
+    if not isinstance(value, str) or not _AML_NAME.fullmatch(value):
+        raise InvalidName(
+            f"{what} {value!r} is not a valid AzureML name (3–32 letters, digits or hyphens, "
+            "starting with a letter and not ending with a hyphen)"
+        )
+    return value
+
+
+def kql_string(value: str) -> str:
+    """`value` as a double-quoted KQL string literal: backslashes and quotes escaped.
+
+    Control characters (and Unicode line/paragraph separators) are refused rather than escaped:
+    no legitimate name contains them, and refusing is safer than trusting an escape table."""
+    if not isinstance(value, str):
+        raise TypeError(f"kql_string takes str, not {type(value).__name__}")
+    for ch in value:
+        if unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp"):
+            raise ValueError(f"control character U+{ord(ch):04X} not allowed in a KQL string literal")
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def kql_datetime(value: datetime) -> str:
+    """A KQL datetime literal for an aware (or UTC-naive) datetime."""
+    return f"datetime({_utc(value).strftime('%Y-%m-%dT%H:%M:%S.%fZ')})"
+
+
+def stats_query(endpoint: str, deployment: str, start: datetime, end: datetime) -> str:
+    """The KQL for one deployment's request count, 5xx count and p90 duration in [start, end).
+
+    The window is stated in the query as well as in the request's `timespan`: the API does not
+    document whether the timespan's end is inclusive, and the health window is half-open."""
+    endpoint_literal = kql_string(check_aml_name(endpoint, "endpoint"))
+    deployment_literal = kql_string(check_aml_name(deployment, "deployment"))
+    return "\n".join([
+        TABLE,
+        f"| where TimeGenerated >= {kql_datetime(start)} and TimeGenerated < {kql_datetime(end)}",
+        f"| where EndpointName == {endpoint_literal} and DeploymentName == {deployment_literal}",
+        "| summarize Requests = count(), Errors = countif(toint(ResponseCode) >= 500),"
+        " P90Ms = percentile(TotalDurationMs, 90)",
+    ])
+
+
+class LogAnalyticsTrafficLog:
+    """ports.TrafficLog on a `LogsQueryClient` (azure-monitor-query 2.x) and a workspace id.
+
+    `enforce_https=False` is passed per call for a local http endpoint (tests); `ingestion_lag`
+    shifts every queried window back (see the module docstring) and the returned TrafficStats
+    carry the window actually measured; `server_timeout` (seconds) is the service-side limit.
+    Failures are PlatformError: transient for 408/429/5xx, timeouts and connection failures;
+    a partial result is an error too (its figures would be incomplete), never a silent answer.
+    """
+
+    def __init__(self, client: Any, workspace_id: str, *, enforce_https: bool = True,
+                 ingestion_lag: timedelta = timedelta(0), server_timeout: int | None = None) -> None:
+        if not workspace_id:
+            raise ValueError("workspace_id is required")
+        if ingestion_lag < timedelta(0):
+            raise ValueError("ingestion_lag cannot be negative")
+        self.client = client
+        self.workspace_id = workspace_id
+        self.enforce_https = enforce_https
+        self.ingestion_lag = ingestion_lag
+        self.server_timeout = server_timeout
+
+    def stats(self, endpoint: str, deployment: str, start: datetime, end: datetime) -> TrafficStats:
+        start, end = _utc(start) - self.ingestion_lag, _utc(end) - self.ingestion_lag
+        if end < start:
+            raise ValueError(f"window ends ({end.isoformat()}) before it starts ({start.isoformat()})")
+        query = stats_query(endpoint, deployment, start, end)  # validates the names first
+        if end == start:
+            return TrafficStats(deployment=deployment, requests=0, errors=0, p90_ms=None, start=start, end=end)
+        action = f"traffic stats of {endpoint}/{deployment}"
+        response = self._query(query, start, end, action)
+        requests, errors, p90 = _read_summary(response, action)
+        return TrafficStats(
+            deployment=deployment,
+            requests=requests,
+            errors=errors,
+            p90_ms=p90 if requests else None,
+            start=start,
+            end=end,
+        )
+
+    def _query(self, query: str, start: datetime, end: datetime, action: str) -> Any:
+        from azure.core.exceptions import AzureError
+        from azure.monitor.query import LogsQueryStatus
+
+        kwargs: dict[str, Any] = {"timespan": (start, end), "enforce_https": self.enforce_https}
+        if self.server_timeout:
+            kwargs["server_timeout"] = self.server_timeout
+        try:
+            response = self.client.query_workspace(self.workspace_id, query, **kwargs)
+        except AzureError as exc:
+            raise _platform_error(exc, action) from exc
+        if response.status == LogsQueryStatus.PARTIAL:
+            detail = _describe(response.partial_error)
+            raise PlatformError(f"{action}: Log Analytics returned a partial result ({detail})")
+        if response.status != LogsQueryStatus.SUCCESS:
+            raise PlatformError(f"{action}: unexpected query status {response.status!r}")
+        return response
+
+
+def logs_client(endpoint: str | None = None, credential: Any = None, **kwargs: Any) -> Any:
+    """A LogsQueryClient: `endpoint` defaults to the public cloud's https://api.loganalytics.io
+    (the token audience follows it), `credential` to DefaultAzureCredential (the Function App's
+    managed identity in Azure, az login on a laptop). Extra kwargs go to the client (retry_total,
+    transport, …). Builds no connection until the first query."""
+    from azure.monitor.query import LogsQueryClient
+
+    if credential is None:
+        from azure.identity import DefaultAzureCredential
+
+        credential = DefaultAzureCredential()
+    if endpoint:
+        kwargs["endpoint"] = endpoint
+    return LogsQueryClient(credential, **kwargs)
+
+
+def _read_summary(response: Any, action: str) -> tuple[int, int, float | None]:
+    tables = list(response.tables or [])
+    if len(tables) != 1:
+        raise PlatformError(f"{action}: expected one result table, got {len(tables)}")
+    table = tables[0]
+    wanted = ("Requests", "Errors", "P90Ms")
+    missing = [c for c in wanted if c not in table.columns]
+    if missing:
+        raise PlatformError(f"{action}: result lacks column(s) {missing} (got {table.columns})")
+    if not table.rows:  # summarize without `by` answers one row, but an empty answer is plain
+        return 0, 0, None
+    if len(table.rows) != 1:
+        raise PlatformError(f"{action}: expected one summary row, got {len(table.rows)}")
+    row = table.rows[0]
+    try:
+        requests = int(row["Requests"] or 0)
+        errors = int(row["Errors"] or 0)
+        p90 = None if row["P90Ms"] is None else float(row["P90Ms"])
+    except (TypeError, ValueError) as exc:
+        raise PlatformError(f"{action}: unreadable summary row {list(row)!r}: {exc}") from exc
+    if requests < 0 or not 0 <= errors <= requests:
+        raise PlatformError(f"{action}: inconsistent summary (requests={requests}, errors={errors})")
+    return requests, errors, p90
+
+
+def _platform_error(exc: BaseException, action: str) -> PlatformError:
+    from azure.core.exceptions import (
+        ClientAuthenticationError,
+        HttpResponseError,
+        ServiceRequestError,
+        ServiceResponseError,
+    )
+
+    if isinstance(exc, ClientAuthenticationError):
+        return PlatformError(f"{action}: not authorized ({_first_line(exc)})")
+    if isinstance(exc, HttpResponseError):
+        status = exc.status_code or 0
+        transient = status in _TRANSIENT_STATUS or status >= 500
+        detail = _describe(getattr(exc, "model", None)) or _first_line(exc)
+        return PlatformError(f"{action}: HTTP {status} {detail}", transient=transient)
+    if isinstance(exc, ServiceRequestError) and "non-TLS" in str(exc):
+        # azure-core's bearer policy refused a plain-http endpoint before sending: configuration
+        return PlatformError(f"{action}: {_first_line(exc)} (pass enforce_https=False only for a local endpoint)")
+    if isinstance(exc, (ServiceRequestError, ServiceResponseError)):  # no answer, incl. timeouts
+        return PlatformError(f"{action}: no answer from Log Analytics ({_first_line(exc)})", transient=True)
+    return PlatformError(f"{action}: {_first_line(exc)}")
+
+
+def _describe(error: Any) -> str:
+    """`code: message` of a LogsQueryError, with the inner messages of its details (the partial
+    error's own message is only "There were some errors when processing your query.")."""
+    if error is None:
+        return ""
+    code = getattr(error, "code", "") or ""
+    message = getattr(error, "message", "") or ""
+    if not code and not message:
+        return ""
+    parts = [f"{code}: {message}" if code else message]
+    for detail in getattr(error, "details", None) or []:
+        if isinstance(detail, Mapping):  # the SDK's models are MutableMappings, not dicts
+            inner = detail.get("innererror") or {}
+            text = inner.get("message") or detail.get("message")
+            if text:
+                parts.append(str(text))
+    return "; ".join(parts)[:1000]
+
+
+def _first_line(exc: BaseException) -> str:
+    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    return str(message).strip().splitlines()[0][:500] if str(message).strip() else type(exc).__name__
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
