@@ -219,14 +219,17 @@ def status(
 @app.command()
 def demo(
     workdir: Optional[Path] = typer.Option(None, "--workdir", help="where the demo keeps its files"),
-    rows: int = typer.Option(30_000, "--rows", min=1_000),
+    rows: int = typer.Option(20_000, "--rows", min=2_000),
+    as_json: bool = typer.Option(False, "--json", help="also print the summary as JSON"),
 ) -> None:
     """Run the main job on the embedded local platform and print what it did."""
     from functions.demo import run_demo
     from functions.settings import Settings
 
     settings = Settings.from_env()
-    run_demo(settings, workdir or settings.home / "demo", rows=rows, echo=typer.echo)
+    summary = run_demo(settings, workdir or settings.home / "demo", rows=rows, echo=typer.echo)
+    if as_json:
+        emit_json(summary)
 
 
 def main() -> None:

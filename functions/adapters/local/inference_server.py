@@ -39,6 +39,7 @@ class InferenceServer:
     console_log: Path
     port: int = 0
     entry_script: Path = SCORE_SCRIPT
+    workers: int = 1  # gunicorn sync workers (azmlinfsrv --worker_count): requests served at once
     env: dict[str, str] = field(default_factory=dict)
     _process: subprocess.Popen | None = field(default=None, init=False, repr=False)
 
@@ -78,7 +79,7 @@ class InferenceServer:
         try:
             self._process = subprocess.Popen(
                 [str(self.serving_python), str(LAUNCHER), "--entry_script", str(Path(self.entry_script).resolve()),
-                 "--port", str(self.port), "--worker_count", "1"],
+                 "--port", str(self.port), "--worker_count", str(max(1, int(self.workers)))],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
