@@ -1,12 +1,14 @@
 # Two commands on a fresh clone:  make demo   |   make test
 # Each builds what it needs: .venv (control plane + `modelops`) and .venv-serve (the scoring
 # runtime, azureml-inference-server-http, kept apart because its pins conflict with the control plane).
+# With npm on PATH it also installs node_modules (Azurite, for the blob storage integration tests).
 
 PYTHON ?= python3
 VENV := .venv
 SERVE_VENV := .venv-serve
 PIP_FLAGS := --quiet --disable-pip-version-check
 ENV_DIR := ml/environments
+NPM := $(shell command -v npm 2>/dev/null)
 
 .PHONY: demo test bench bench-scoring env serving-env check-python clean help
 
@@ -14,7 +16,7 @@ help:
 	@echo "make demo         run the main job on the embedded local platform"
 	@echo "make test         run the whole test suite"
 	@echo "make bench        run the benchmarks under bench/"
-	@echo "make env          build .venv and .venv-serve only"
+	@echo "make env          build .venv and .venv-serve only (and node_modules when npm exists)"
 	@echo "make clean        remove virtual environments and local platform state"
 
 demo: env
@@ -28,7 +30,7 @@ bench: bench-scoring
 bench-scoring: env
 	$(VENV)/bin/python bench/scoring_overhead.py
 
-env: $(VENV)/.installed $(SERVE_VENV)/.installed
+env: $(VENV)/.installed $(SERVE_VENV)/.installed $(if $(NPM),node_modules/.installed)
 
 serving-env: $(SERVE_VENV)/.installed
 
@@ -48,6 +50,11 @@ $(SERVE_VENV)/.installed: $(ENV_DIR)/serving-requirements.txt $(ENV_DIR)/runtime
 	test -x $(SERVE_VENV)/bin/python || $(PYTHON) -m venv $(SERVE_VENV)
 	$(SERVE_VENV)/bin/python -m pip install $(PIP_FLAGS) --upgrade pip
 	$(SERVE_VENV)/bin/python -m pip install $(PIP_FLAGS) -r $(ENV_DIR)/serving-requirements.txt
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	@echo "==> installing node_modules (Azurite)"
+	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 clean:

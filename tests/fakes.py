@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable
 
+from functions.adapters.local.store import check_key
 from functions.ports import (
     Conflict,
     DeploymentSpec,
@@ -42,17 +43,19 @@ class MemoryStore:
             raise exc
 
     def get(self, key: str) -> tuple[bytes, str] | None:
+        check_key(key)
         self._maybe_fail()
         with self.lock:
             data = self.objects.get(key)
             return None if data is None else (data, self.etags[key])
 
     def put(self, key: str, data: bytes, *, if_absent: bool = False, etag: str | None = None) -> str:
+        check_key(key)
         self._maybe_fail()
         with self.lock:
             if if_absent and key in self.objects:
                 raise Conflict(f"{key} exists")
-            if etag is not None and self.etags.get(key) != etag:
+            if not if_absent and etag is not None and self.etags.get(key) != etag:
                 raise Conflict(f"{key} changed")
             self.writes += 1
             self.objects[key] = data
@@ -60,10 +63,13 @@ class MemoryStore:
             return self.etags[key]
 
     def list(self, prefix: str) -> list[str]:
+        if prefix:
+            check_key(prefix + "x")
         with self.lock:
             return sorted(k for k in self.objects if k.startswith(prefix))
 
     def delete(self, key: str) -> None:
+        check_key(key)
         with self.lock:
             self.objects.pop(key, None)
             self.etags.pop(key, None)

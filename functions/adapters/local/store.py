@@ -3,6 +3,10 @@
 Create-only uses link(2) (fails if the name exists, atomically, across processes); etag writes
 hold an flock on the store while comparing and replacing. Etags are content hashes plus the
 file's change time, so an ABA rewrite with other content is still seen as a change.
+
+Keys are blob-style names (`check_key`, the same rule as the blob adapter). One thing a folder
+cannot do that blob storage can: hold both "a/b" and "a/b/c" — writing the second is a
+PlatformError here (not transient), so keep keys that are folders of other keys apart.
 """
 
 from __future__ import annotations
@@ -16,6 +20,21 @@ from pathlib import Path
 
 from functions.ports import Conflict, PlatformError
 
+MAX_KEY_LENGTH = 1024  # blob name limit
+
+
+def check_key(key: str) -> str:
+    """A key every Store accepts: '/'-separated non-empty segments, none starting with '.' (no '..',
+    no hidden/temp names) or ending with '.' (Azure advises against it), no '\\' or control chars."""
+    if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH or key.startswith("/"):
+        raise ValueError(f"invalid store key {key!r}")
+    if "\\" in key or any(ord(c) < 0x20 or ord(c) == 0x7F for c in key):
+        raise ValueError(f"invalid store key {key!r}")
+    for segment in key.split("/"):
+        if not segment or segment.startswith(".") or segment.endswith("."):
+            raise ValueError(f"invalid store key {key!r}")
+    return key
+
 
 class DirectoryStore:
     def __init__(self, root: str | Path) -> None:
@@ -24,9 +43,7 @@ class DirectoryStore:
         self._lock_path = self.root / ".lock"
 
     def _path(self, key: str) -> Path:
-        if not key or key.startswith("/") or ".." in key.split("/") or "\\" in key or "\0" in key:
-            raise ValueError(f"invalid store key {key!r}")
-        return self.root / key
+        return self.root / check_key(key)
 
     @staticmethod
     def _etag(data: bytes, path: Path) -> str:
@@ -37,14 +54,19 @@ class DirectoryStore:
         try:
             data = path.read_bytes()
             return data, self._etag(data, path)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):  # a folder is not a key
             return None
         except OSError as exc:
             raise PlatformError(f"store read {key}: {exc}", transient=True) from exc
 
     def put(self, key: str, data: bytes, *, if_absent: bool = False, etag: str | None = None) -> str:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise PlatformError(f"{key}: a parent folder is itself a key (a directory cannot hold both)") from None
+        if path.is_dir():
+            raise PlatformError(f"{key} is a folder of other keys (a directory cannot hold both)")
         tmp = self._temp(path, data)
         try:
             if if_absent:
@@ -66,14 +88,16 @@ class DirectoryStore:
                 Path(tmp).unlink(missing_ok=True)
 
     def list(self, prefix: str) -> list[str]:
+        if prefix:
+            check_key(prefix + "x")  # a prefix is valid when some key could start with it
         base = self.root
         out = []
-        start = self.root / prefix if prefix.endswith("/") else (self.root / prefix).parent
+        start = self.root / prefix if not prefix or prefix.endswith("/") else (self.root / prefix).parent
         if not start.exists():
             return []
         for dirpath, _, files in os.walk(start):
             for name in files:
-                if name.startswith(".") or name.endswith(".tmp"):
+                if name.startswith("."):  # the lock and temp files; keys never start with '.'
                     continue
                 key = str(Path(dirpath, name).relative_to(base))
                 if key.startswith(prefix):
@@ -81,7 +105,10 @@ class DirectoryStore:
         return sorted(out)
 
     def delete(self, key: str) -> None:
-        self._path(key).unlink(missing_ok=True)
+        try:
+            self._path(key).unlink(missing_ok=True)
+        except (NotADirectoryError, IsADirectoryError):  # a folder is not a key: nothing to delete
+            pass
 
     @staticmethod
     def _temp(path: Path, data: bytes) -> str:
