@@ -21,6 +21,7 @@ Echo = Callable[[str], None]
 MODEL = "credit-card-default"
 DEMO_OVERRIDES = {
     "poll_seconds": 0.5,
+    "instance_count": 2,  # locally: two inference-server workers per deployment
     "canary": {"bake_seconds": 4.0, "max_error_rate": 0.01, "max_p90_ms": 2000.0},
     "gates": {"latency_requests": 30, "latency_p95_ms": 2000.0, "evaluation_rows": 2000},
 }

@@ -28,6 +28,7 @@ MODEL = "credit-card-default"
 BAKE = 2.5
 OVERRIDES = {
     "poll_seconds": 0.2,
+    "instance_count": 2,  # two server workers per deployment, as two instances would be
     "canary": {"bake_seconds": BAKE, "max_error_rate": 0.02, "max_p90_ms": 2000.0},
     "gates": {"latency_requests": 20, "latency_p95_ms": 2000.0, "evaluation_rows": 1000, "min_roc_auc": 0.65},
 }

@@ -233,8 +233,12 @@ def demo(
 
 
 def main() -> None:
+    import signal
+
     from ml.dataset import DataError
 
+    # SIGTERM (e.g. from a supervisor) exits normally, so local servers are stopped at exit.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         app()
     except CliError as exc:

@@ -362,15 +362,14 @@ class LocalEndpoints:
     def _provision(self, ep: _Endpoint, dep: _Deployment) -> None:
         spec = dep.spec
         env = {
-            # gunicorn >= 25 opens a control socket at ~/.gunicorn/gunicorn.ctl, one path shared
-            # (and unlinked) by every local server: the local platform needs none.
-            "GUNICORN_CMD_ARGS": "--no-control-socket",
             **spec.environment_variables,
             "MODELOPS_MODEL_NAME": spec.model.name,  # score.py's service_name: online/<model>/<version>
             "MODELOPS_MODEL_VERSION": spec.model.version,
         }
         server = InferenceServer(dep.model_dir, self.serving_python, console_log_path(self.home, ep.name, spec.name),
-                                 entry_script=self.entry_script, env=env)
+                                 entry_script=self.entry_script, env=env,
+                                 # instance_count becomes worker processes: capacity scales the same way
+                                 workers=max(1, spec.instance_count))
         with self._lock:
             if dep.state != "Creating" or self._closed:
                 return

@@ -70,6 +70,9 @@ class InferenceServer:
             "AZUREML_SERVER_VERSION_ENABLED": "true",
             "PYTHONUNBUFFERED": "1",
             "WORKER_TIMEOUT": "60",
+            # gunicorn >= 25 opens a control socket at ~/.gunicorn/gunicorn.ctl, one path shared (and
+            # unlinked) by every local server: none is needed here.
+            "GUNICORN_CMD_ARGS": "--no-control-socket",
             **self.env,
         }
         # The serving interpreter must not see the control plane's packages.

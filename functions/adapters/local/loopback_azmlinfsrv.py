@@ -9,5 +9,8 @@ import azureml_inference_server_http.amlserver as amlserver
 
 amlserver.DEFAULT_HOST = "127.0.0.1"
 
+# Not PR_SET_PDEATHSIG: it fires when the *thread* that spawned the server exits, and deployments
+# are provisioned from short-lived threads. The owner stops servers on close/exit instead.
+
 if __name__ == "__main__":
     amlserver.run()
