@@ -5,9 +5,12 @@ Invalid requests get a 4xx JSON error naming the problem, never a 500 with a sta
 
 Every request writes one JSON line per input and output to stdout in the scenario's shape, which
 is what lands in the endpoint console log (AmlOnlineEndpointConsoleLog) for export:
-    {"service_name": "online/<model>/<version>", "type": "InputData",  "request_id": ..., "data": "<json rows>"}
-    {"service_name": "online/<model>/<version>", "type": "OutputData", "request_id": ..., "data": [p, ...]}
+    {"service_name": "online/<model>/<version>", "type": "InputData",  "request_id": ..., "data": "<json rows>",
+     "time": "2026-05-09T07:00:00.123456+00:00"}
+    {"service_name": "online/<model>/<version>", "type": "OutputData", "request_id": ..., "data": [p, ...], "time": ...}
 Errors write a serialisable {"type": "Exception"} record; rejected requests an "InvalidRequest" one.
+"time" (UTC ISO 8601 with microseconds, taken once per request) stamps local console logs the way
+Log Analytics' TimeGenerated stamps the table rows; the export reads it from local logs.
 
 Self-contained on purpose: it validates against the model card inside the artifact (so the contract
 travels with the model) and imports nothing from this repository.
@@ -21,6 +24,7 @@ import os
 import sys
 import time
 import uuid
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -92,23 +96,25 @@ def configure(model_card: dict[str, Any]) -> None:
 def run(request: Any) -> Any:
     request_id = _request_id(request)
     started = time.perf_counter()
+    at = datetime.now(timezone.utc).isoformat()  # one timestamp for every record of this request
     try:
         if getattr(request, "method", "POST") != "POST":
             raise RequestError(405, "use POST with a JSON body {\"data\": [...]}")
         records, unseen = parse_request(request.get_data(cache=False))
-        _log("InputData", request_id, json.dumps(records, separators=(",", ":")))
+        _log("InputData", request_id, at, json.dumps(records, separators=(",", ":")))
         if unseen:
-            _log("UnseenCategories", request_id, unseen)
+            _log("UnseenCategories", request_id, at, unseen)
         predictions = predict(records)
-        _log("OutputData", request_id, predictions)
+        _log("OutputData", request_id, at, predictions)
         return AMLResponse({"predictions": predictions}, 200, {}, json_str=True)
     except RequestError as exc:
-        _log("InvalidRequest", request_id, {"status": exc.status, "error": exc.message})
+        _log("InvalidRequest", request_id, at, {"status": exc.status, "error": exc.message})
         return AMLResponse({"error": exc.message, "request_id": request_id}, exc.status, {}, json_str=True)
     except Exception as exc:  # never let a stack trace reach the caller; keep the record serialisable
         _log(
             "Exception",
             request_id,
+            at,
             {"error_type": type(exc).__name__, "message": str(exc)[:2000],
              "elapsed_ms": round((time.perf_counter() - started) * 1000, 3)},
         )
@@ -183,9 +189,9 @@ def predict(records: list[dict[str, Any]]) -> list[float]:
     return model.predict_proba(frame)[:, 1].tolist()
 
 
-def _log(kind: str, request_id: str, data: Any) -> None:
-    line = json.dumps({"service_name": service_name, "type": kind, "request_id": request_id, "data": data},
-                      separators=(",", ":"), default=str)
+def _log(kind: str, request_id: str, at: str, data: Any) -> None:
+    line = json.dumps({"service_name": service_name, "type": kind, "request_id": request_id, "data": data,
+                       "time": at}, separators=(",", ":"), default=str)
     sys.stdout.write(line + "\n")
     sys.stdout.flush()
 
