@@ -89,8 +89,8 @@ def superseded(p: Platform, rollout: dict) -> dict:
     production = p.rollouts.production(rollout["model"])
     if production and version_key(production["version"]) > mine:
         return {"by": production["version"]}
-    for record in p.rollouts.list(rollout["model"]):
-        if record["state"] == "running" and version_key(record["version"]) > mine:
+    for record in p.rollouts.running(rollout["model"]):
+        if version_key(record["version"]) > mine:
             return {"by": record["version"]}
     return {"by": ""}
 

@@ -33,9 +33,8 @@ def facts_for(event: ModelRegistered, managed: ManagedModels, rollouts: RolloutS
               allowed_topics: tuple[str, ...]) -> Facts:
     production = rollouts.production(event.model_name) if managed.get(event.model_name) else None
     existing = rollouts.get(event.model_name, event.instance_id) if managed.get(event.model_name) else None
-    running = tuple(r["version"] for r in rollouts.list(event.model_name)
-                    if r.get("state") == "running" and r["id"] != event.instance_id) if managed.get(
-        event.model_name) else ()
+    running = tuple(r["version"] for r in rollouts.running(event.model_name)
+                    if r["id"] != event.instance_id) if managed.get(event.model_name) else ()
     return Facts(managed=managed, allowed_topics=allowed_topics,
                  production_version=production["version"] if production else None,
                  existing_rollout_state=existing["state"] if existing else None, running_versions=running)
@@ -82,5 +81,5 @@ def start_accepted(accepted: list[Accepted], start: Callable[[str, dict], bool],
         try:
             start(item.decision.run_key, item.orchestration_input or {})
         except Exception:
-            rollouts.store.delete(rollouts.key(item.decision.model, item.decision.run_key))
+            rollouts.release(item.decision.model, item.decision.run_key)
             raise

@@ -1,6 +1,7 @@
 """Rollout records, the audit trail and decisions, kept in the Store (survives restarts).
 
     rollouts/<model>/<rollout id>.json           current state of one rollout
+    running/<model>/<rollout id>.json             index of in-flight rollouts (claim → finish)
     audit/<model>/<rollout id>/<seq>-<step>.json  one create-only record per transition
     production/<model>.json                      what production serves (set by a successful rollout)
     decisions/<day>/<time>-<event id>.json       every decision on an event, with its reason
@@ -48,9 +49,29 @@ class RolloutStore:
         }
         try:
             self.store.put(self.key(decision["model"], decision["run_key"]), _dump(record), if_absent=True)
-            return True
         except Conflict:
             return False
+        if state == "running":
+            self.store.put(self._running_key(decision["model"], decision["run_key"]),
+                           _dump({"id": decision["run_key"], "version": decision["version"]}))
+        return True
+
+    def _running_key(self, model: str, rollout_id: str) -> str:
+        return f"running/{_safe(model)}/{_safe(rollout_id)}.json"
+
+    def running(self, model: str) -> list[dict[str, Any]]:
+        """In-flight rollouts of a model, from the small running index (not a scan of history)."""
+        out = []
+        for key in self.store.list(f"running/{_safe(model)}/"):
+            found = self.store.get(key)
+            if found:
+                out.append(json.loads(found[0]))
+        return out
+
+    def release(self, model: str, rollout_id: str) -> None:
+        """Forget a claim whose orchestration could not be started (the event will be retried)."""
+        self.store.delete(self.key(model, rollout_id))
+        self.store.delete(self._running_key(model, rollout_id))
 
     def start(self, rollout: dict, event: dict, config: dict, at: str) -> None:
         self._update(rollout, lambda r: r.update(state="running", config=config, event=event,
@@ -64,6 +85,7 @@ class RolloutStore:
                     r[key] = outcome[key]
 
         self._update(rollout, apply)
+        self.store.delete(self._running_key(rollout["model"], rollout["id"]))
 
     def _update(self, rollout: dict, change) -> None:
         key = self.key(rollout["model"], rollout["id"])

@@ -69,5 +69,5 @@ async def model_registered(event: func.EventGridEvent, client: df.DurableOrchest
                       version=item.decision.version)
         except Exception:
             # release the claim so the redelivery can start it
-            rt.rollouts.store.delete(rt.rollouts.key(item.decision.model, instance_id))
+            rt.rollouts.release(item.decision.model, instance_id)
             raise
