@@ -112,7 +112,9 @@ def _describe(record: dict[str, Any]) -> str:
     step = record["step"]
     at = record["at"][11:19]
     if step == "gates":
-        results = ", ".join(f"{k} {'✓' if v['passed'] else '✗'}" for k, v in d.get("results", {}).items())
+        order = ["smoke", "contract", "latency", "quality", "error"]
+        items = sorted(d.get("results", {}).items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 9)
+        results = ", ".join(f"{k} {'✓' if v['passed'] else '✗'}" for k, v in items)
         return f"{at} gates: {results}"
     if step == "traffic":
         return f"{at} traffic {d.get('traffic')}"
