@@ -10,7 +10,7 @@ PIP_FLAGS := --quiet --disable-pip-version-check
 ENV_DIR := ml/environments
 NPM := $(shell command -v npm 2>/dev/null)
 
-.PHONY: demo test bench bench-scoring env serving-env check-python clean help
+.PHONY: demo test bench bench-scoring bench-handoff env serving-env check-python clean help
 
 help:
 	@echo "make demo         run the main job on the embedded local platform"
@@ -25,7 +25,10 @@ demo: env
 test: env
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
-bench: bench-scoring
+bench: bench-scoring bench-handoff
+
+bench-handoff: env
+	$(VENV)/bin/python bench/handoff.py
 
 bench-scoring: env
 	$(VENV)/bin/python bench/scoring_overhead.py
