@@ -83,3 +83,16 @@ def test_repository_holds_the_product_card_layout():
     assert template["Values"]["FUNCTIONS_WORKER_RUNTIME"] == "python"
     tracked = subprocess.run(["git", "ls-files", "local.settings.json"], cwd=REPO_ROOT, capture_output=True, text=True)
     assert tracked.stdout.strip() == ""
+
+
+def test_every_app_setting_the_code_reads_is_documented_in_the_template():
+    import re
+
+    source = (REPO_ROOT / "functions" / "settings.py").read_text()
+    names = set(re.findall(r'"((?:MODELOPS|AZURE)_[A-Z_]+)"', source))
+    template = json.loads((REPO_ROOT / "local.settings.json.template").read_text())["Values"]
+    readme = (REPO_ROOT / "README.md").read_text()
+    assert names, "no settings found"
+    missing_template = sorted(n for n in names if n not in template and n != "MODELOPS_STORAGE_CONNECTION_STRING")
+    missing_readme = sorted(n for n in names if n not in readme)
+    assert missing_template == [] and missing_readme == []
