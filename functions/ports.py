@@ -159,3 +159,18 @@ class Store(Protocol):
         """Keys under a prefix, sorted."""
 
     def delete(self, key: str) -> None: ...
+
+
+@runtime_checkable
+class Jobs(Protocol):
+    """Training pipeline jobs (AzureML pipeline jobs in Azure, subprocesses locally)."""
+
+    def submit_retraining(self, job_name: str, model: str, tags: dict[str, str],
+                          inputs: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Submit the retraining pipeline under a caller-chosen, deterministic name and return
+        {"name", "status", ...} at once (never waits). Submitting an existing name returns that job."""
+
+    def get_job(self, name: str) -> dict[str, Any] | None: ...
+
+    def list_running(self, model: str) -> list[dict[str, Any]]:
+        """Jobs for `model` that have not reached a terminal state."""

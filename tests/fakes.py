@@ -229,3 +229,33 @@ def weak_model() -> Model:
         return [min(max((r["bill_amount_1"] or 0) / max(r["credit_limit"] or 1, 1), 0.0), 1.0) for r in rows]
 
     return predict
+
+
+class FakeJobs:
+    """ports.Jobs in memory: counts submissions; jobs stay 'Running' until finished by the test."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, dict] = {}
+        self.submissions: list[str] = []
+        self.lock = threading.Lock()
+        self.fail_next: Exception | None = None
+
+    def submit_retraining(self, job_name: str, model: str, tags: dict[str, str], inputs: dict | None = None) -> dict:
+        with self.lock:
+            if self.fail_next is not None:
+                exc, self.fail_next = self.fail_next, None
+                raise exc
+            self.submissions.append(job_name)
+            job = self.jobs.setdefault(job_name, {"name": job_name, "model": model, "status": "Running",
+                                                  "tags": dict(tags)})
+            return dict(job)
+
+    def get_job(self, name: str) -> dict | None:
+        return self.jobs.get(name)
+
+    def list_running(self, model: str) -> list[dict]:
+        with self.lock:
+            return [dict(j) for j in self.jobs.values() if j["model"] == model and j["status"] == "Running"]
+
+    def finish(self, name: str, status: str = "Completed") -> None:
+        self.jobs[name]["status"] = status

@@ -1,0 +1,153 @@
+"""Alert → retraining, with the state that makes it safe under at-least-once delivery.
+
+    alerts/<sha of alertId>.json      the first answer to an alert: duplicates get the same answer
+    retraining/<model>/launch.json    the last launch (time, job, alert); written with an etag
+                                      compare-and-swap, so concurrent alerts cannot both launch
+
+Transient platform failures answer 503 (the action group retries 408/429/503/504); bad input gets
+its 4xx from core/alerts.py; nothing here answers 500 for input.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable
+
+from functions.core.alerts import Alert, AlertDecision, AlertError, RetrainFacts, decide_alert, parse_alert, \
+    resolve_model
+from functions.logs import log_event
+from functions.ports import Conflict, Jobs, PlatformError, Store
+
+logger = logging.getLogger("modelops.alerts")
+
+
+@dataclass(frozen=True)
+class AlertPolicy:
+    managed: list[str]
+    rule_map: dict[str, str]
+    cooldown: timedelta = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: dict[str, Any]
+
+
+def _alert_key(alert_id: str) -> str:
+    return f"alerts/{hashlib.sha256(alert_id.encode()).hexdigest()[:32]}.json"
+
+
+def _launch_key(model: str) -> str:
+    return f"retraining/{model}/launch.json"
+
+
+def handle_alert_body(body: bytes | None, store: Store, jobs: Jobs, policy: AlertPolicy, *,
+                      now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+                      dry_run: bool = False, max_bytes: int | None = None) -> Answer:
+    try:
+        alert = parse_alert(body) if max_bytes is None else parse_alert(body, max_bytes)
+    except AlertError as exc:
+        return Answer(exc.status, {"error": exc.message})
+    return handle_alert(alert, store, jobs, policy, now=now, dry_run=dry_run)
+
+
+def handle_alert(alert: Alert, store: Store, jobs: Jobs, policy: AlertPolicy, *,
+                 now: Callable[[], datetime] = lambda: datetime.now(timezone.utc), dry_run: bool = False) -> Answer:
+    try:
+        model = resolve_model(alert, policy.rule_map, policy.managed)
+    except AlertError as exc:
+        return Answer(exc.status, {"error": exc.message, "alert_id": alert.alert_id})
+    try:
+        return _decide_and_launch(alert, model, store, jobs, policy, now, dry_run)
+    except PlatformError as exc:
+        log_event(logger, "alert_transient_failure", logging.WARNING, alert_id=alert.alert_id, error=str(exc))
+        if exc.transient:
+            return Answer(503, {"error": f"temporarily unable to process the alert: {str(exc)[:300]}",
+                                "alert_id": alert.alert_id})
+        return Answer(502, {"error": f"platform refused the retraining: {str(exc)[:300]}",
+                            "alert_id": alert.alert_id})
+
+
+def _decide_and_launch(alert: Alert, model: str, store: Store, jobs: Jobs, policy: AlertPolicy,
+                       now: Callable[[], datetime], dry_run: bool) -> Answer:
+    first = store.get(_alert_key(alert.alert_id))
+    if first is not None:  # a duplicate delivery: the same answer as the first time
+        recorded = json.loads(first[0])
+        return Answer(recorded["status"], recorded["body"])
+
+    for _ in range(20):  # compare-and-swap loop on the model's launch record
+        found = store.get(_launch_key(model))
+        last = json.loads(found[0]) if found else None
+        if last and last.get("alert_id") == alert.alert_id:  # a concurrent duplicate won the race
+            decision = AlertDecision("retrain", last.get("reason", "alert fired"), model, alert.alert_id,
+                                     last.get("job"))
+            return _record(store, alert, decision, dry_run)
+        running = tuple(j["name"] for j in jobs.list_running(model))
+        decision = decide_alert(alert, model, RetrainFacts(now(), policy.cooldown, last, running))
+        if decision.action != "retrain" or dry_run:
+            return _record(store, alert, decision, dry_run)
+        launch = {"at": now().isoformat(), "job": decision.job, "alert_id": alert.alert_id, "rule": alert.rule,
+                  "reason": decision.reason, "previous": {k: v for k, v in (last or {}).items() if k != "previous"}}
+        try:
+            if found:
+                store.put(_launch_key(model), json.dumps(launch).encode(), etag=found[1])
+            else:
+                store.put(_launch_key(model), json.dumps(launch).encode(), if_absent=True)
+        except Conflict:
+            continue  # someone else launched (or is launching): look again
+        try:
+            job = jobs.submit_retraining(decision.job, model, {
+                "modelops.alert_id": alert.alert_id[:256], "modelops.alert_rule": alert.rule[:256],
+                "modelops.model": model, "modelops.trigger": alert.source,
+            })
+        except Exception:
+            _release(store, model, launch, last)
+            raise
+        log_event(logger, "retraining_launched", model=model, job=job.get("name"), alert_id=alert.alert_id)
+        return _record(store, alert, decision, dry_run)
+    raise PlatformError(f"too much contention deciding alert {alert.alert_id}", transient=True)
+
+
+def _release(store: Store, model: str, launch: dict, last: dict | None) -> None:
+    """Undo our launch record so a retry can launch (only if it is still ours)."""
+    found = store.get(_launch_key(model))
+    if found and json.loads(found[0]).get("alert_id") == launch["alert_id"]:
+        try:
+            if last is None:
+                store.delete(_launch_key(model))
+            else:
+                store.put(_launch_key(model), json.dumps(last).encode(), etag=found[1])
+        except Conflict:
+            pass
+
+
+def _record(store: Store, alert: Alert, decision: AlertDecision, dry_run: bool) -> Answer:
+    answer = Answer(decision.status, decision.to_dict())
+    log_event(logger, "alert_decision", **decision.to_dict(), condition=alert.monitor_condition,
+              rule=alert.rule, dry_run=dry_run)
+    if dry_run:
+        return answer
+    record = {"status": answer.status, "body": answer.body, "alert": alert.to_dict(),
+              "at": datetime.now(timezone.utc).isoformat()}
+    try:
+        store.put(_alert_key(alert.alert_id), json.dumps(record).encode(), if_absent=True)
+    except Conflict:
+        existing = store.get(_alert_key(alert.alert_id))
+        if existing:
+            recorded = json.loads(existing[0])
+            return Answer(recorded["status"], recorded["body"])
+    return answer
+
+
+def alert_history(store: Store, limit: int = 100) -> list[dict[str, Any]]:
+    out = []
+    for key in store.list("alerts/")[-limit:]:
+        found = store.get(key)
+        if found:
+            out.append(json.loads(found[0]))
+    return sorted(out, key=lambda r: r.get("at", ""))
