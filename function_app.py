@@ -7,10 +7,19 @@ modules: azure.ai.ml, evidently, sklearn, pandas and scipy load inside the code 
 import azure.durable_functions as df
 import azure.functions as func
 
-from functions.triggers import http_health, http_rollouts, rollout_events, rollout_orchestration
+from functions.triggers import (
+    http_alerts,
+    http_health,
+    http_rollouts,
+    model_monitor_events,
+    rollout_events,
+    rollout_orchestration,
+)
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(http_health.bp)
 app.register_functions(rollout_events.bp)
 app.register_functions(rollout_orchestration.bp)
 app.register_functions(http_rollouts.bp)
+app.register_functions(http_alerts.bp)
+app.register_functions(model_monitor_events.bp)

@@ -53,3 +53,14 @@ def build_azure_platform(settings: Settings, azure: AzureSettings | None = None)
         sample_request=json.loads(SAMPLE_REQUEST.read_text()),
         workspace_id=azure.staging_workspace_id,
     )
+
+
+def build_azure_jobs(settings: Settings, azure: AzureSettings | None = None):
+    """Retraining pipeline jobs run in the staging (development) workspace, where models register."""
+    from functions.adapters.azure.aml import default_credential, workspace_client
+    from functions.adapters.azure.aml_jobs import AzureJobs
+
+    azure = azure or AzureSettings.from_env()
+    client = workspace_client(azure.subscription_id, azure.staging_resource_group, azure.staging_workspace,
+                              credential=default_credential())
+    return AzureJobs(client)

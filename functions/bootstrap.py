@@ -60,6 +60,9 @@ class LocalPlatform:
             sample_request=json.loads(SAMPLE_REQUEST.read_text()), workspace_id=self.workspace.topic,
             deployment_env=dict(deployment_env or {}),
         )
+        from functions.adapters.local.jobs import LocalJobs
+
+        self.jobs = LocalJobs(home, lambda folder, model, tags: self.workspace.register(folder, model, tags)[0])
         self.orchestrator = LocalOrchestrator(
             {ORCHESTRATOR: rollout_orchestrator}, {"rollout_activity": lambda payload: dispatch(self.platform, payload)}
         )
@@ -114,7 +117,18 @@ class LocalPlatform:
                 revived.append(name)
         return revived
 
+    def alert_policy(self) -> Any:
+        return alert_policy(self.settings, self.managed)
+
+    def send_alert(self, body: bytes, *, dry_run: bool = False) -> Any:
+        """An Azure Monitor action-group delivery to the webhook handler."""
+        from functions.core.retraining import handle_alert_body
+
+        return handle_alert_body(body, self.store, self.jobs, self.alert_policy(), dry_run=dry_run,
+                                 max_bytes=self.settings.alert_max_bytes)
+
     def close(self) -> None:
+        self.jobs.close()
         self.staging.close()
         self.production.close()
 
@@ -123,6 +137,27 @@ class LocalPlatform:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def alert_policy(settings: Settings, managed: ManagedModels) -> Any:
+    from datetime import timedelta
+
+    from functions.core.config import ConfigError
+    from functions.core.retraining import AlertPolicy
+
+    rule_map: dict[str, str] = {}
+    if settings.alert_rules_json:
+        try:
+            rule_map = json.loads(settings.alert_rules_json)
+        except ValueError as exc:
+            raise ConfigError(f"MODELOPS_ALERT_RULES is not valid JSON: {exc}") from None
+        if not isinstance(rule_map, dict) or not all(isinstance(v, str) for v in rule_map.values()):
+            raise ConfigError('MODELOPS_ALERT_RULES must be {"<alert rule name>": "<model name>"}')
+        unknown = sorted(set(rule_map.values()) - set(managed.names))
+        if unknown:
+            raise ConfigError(f"MODELOPS_ALERT_RULES maps to unmanaged model(s) {', '.join(unknown)}")
+    return AlertPolicy(managed=managed.names, rule_map=rule_map,
+                       cooldown=timedelta(hours=settings.retrain_cooldown_hours))
 
 
 def seed_evaluation_data(store: Any, model: str, rows: int = 2_000, seed: int = 1234,
@@ -153,8 +188,9 @@ class Runtime:
                 self.settings = settings = replace(settings, allowed_topics=(azure.staging_workspace_id,))
         self.managed = managed_models(settings, overrides)
         self._platform: Any = None
+        self._jobs: Any = None
         self._local: LocalPlatform | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # `jobs` builds the platform under the same lock
 
     @property
     def platform(self) -> Any:
@@ -175,6 +211,23 @@ class Runtime:
         from functions.core.records import RolloutStore
 
         return RolloutStore(self.platform.store)
+
+    @property
+    def jobs(self) -> Any:
+        with self._lock:
+            if self._jobs is None:
+                if self.settings.platform == "azure":
+                    from functions.azure_platform import build_azure_jobs
+
+                    self._jobs = build_azure_jobs(self.settings)
+                else:
+                    self.platform  # noqa: B018 - builds the local platform
+                    self._jobs = self._local.jobs
+            return self._jobs
+
+    @property
+    def alert_policy(self) -> Any:
+        return alert_policy(self.settings, self.managed)
 
 
 _runtime: Runtime | None = None

@@ -30,6 +30,12 @@ class Settings:
     log_level: str = "INFO"
     models_json: str | None = None  # MODELOPS_MODELS: which models are managed, and how
     allowed_topics: tuple[str, ...] = ()  # staging workspace resource id(s) events may come from
+    alert_rules_json: str | None = None  # MODELOPS_ALERT_RULES: {"<alert rule name>": "<model>"}
+    retrain_cooldown_hours: float = 24.0
+    alert_max_bytes: int = 256 * 1024
+    webhook_tenant_id: str = ""  # Secure Webhook (Entra ID): required when an audience is set
+    webhook_audience: str = ""
+    webhook_role: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -47,7 +53,26 @@ class Settings:
             models_json=env.get("MODELOPS_MODELS") or None,
             allowed_topics=tuple(t.strip() for t in env.get("MODELOPS_STAGING_WORKSPACE_ID", "").split(",")
                                  if t.strip()),
+            alert_rules_json=env.get("MODELOPS_ALERT_RULES") or None,
+            retrain_cooldown_hours=_float(env, "MODELOPS_RETRAIN_COOLDOWN_HOURS", defaults.retrain_cooldown_hours),
+            alert_max_bytes=_int(env, "MODELOPS_ALERT_MAX_BYTES", defaults.alert_max_bytes, minimum=1024),
+            webhook_tenant_id=env.get("MODELOPS_WEBHOOK_TENANT_ID", "").strip(),
+            webhook_audience=env.get("MODELOPS_WEBHOOK_AUDIENCE", "").strip(),
+            webhook_role=env.get("MODELOPS_WEBHOOK_ROLE", "").strip(),
         )
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+    if value < 0:
+        raise SettingsError(f"{name} must not be negative, got {value}")
+    return value
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int | None = None) -> int:

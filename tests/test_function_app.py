@@ -23,6 +23,8 @@ EXPECTED = {
                                        "route": "rollouts/{model}/{rollout_id}"}),
     "rollout_approval": ("httpTrigger", {"methods": ["POST"], "authLevel": "FUNCTION",
                                          "route": "rollouts/{rollout_id}/approval"}),
+    "alert_webhook": ("httpTrigger", {"methods": ["POST"], "authLevel": "FUNCTION", "route": "alerts"}),
+    "run_status_changed": ("eventGridTrigger", {"direction": "IN", "name": "event"}),
 }
 # functions that also take a Durable client binding
 DURABLE_CLIENT = {"model_registered", "rollout_approval"}

@@ -168,6 +168,39 @@ def events_send(
                    f"{outcome.get('reason', '')}")
 
 
+alerts_app = typer.Typer(help="Deliver Azure Monitor alert payloads to the webhook handler (local platform).",
+                         no_args_is_help=True)
+app.add_typer(alerts_app, name="alerts")
+
+
+@alerts_app.command("send")
+def alerts_send(
+    file: Path = typer.Argument(..., help="common alert schema payload (JSON)"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="decide and answer; launch nothing, record nothing"),
+    as_json: bool = typer.Option(False, "--json"),
+    wait: bool = typer.Option(False, "--wait", help="wait for the launched job and the rollout it starts"),
+) -> None:
+    """POST a payload to the alert webhook handler; prints {"status": <http status>, "body": <json>}."""
+    try:
+        body = file.read_bytes()
+    except OSError as exc:
+        fail(f"cannot read {file}: {exc.strerror}")
+    platform = _local_platform()
+    with platform:
+        answer = platform.send_alert(body, dry_run=dry_run)
+        result: dict[str, Any] = {"status": answer.status, "body": answer.body}
+        if wait and not dry_run and answer.status == 202:
+            platform.revive()
+            result["job"] = platform.jobs.wait(answer.body["job"])
+            result["rollouts"] = platform.wait_all()
+    if as_json:
+        emit_json(result)
+    else:
+        body_ = result["body"]
+        typer.echo(f"{result['status']} {body_.get('action', 'error')}: {body_.get('reason') or body_.get('error')}"
+                   + (f" (job {body_['job']})" if body_.get("job") else ""))
+
+
 @app.command()
 def register(
     model_dir: Path = typer.Option(..., "--model-dir", help="a trained artifact folder (modelops train --out)"),

@@ -175,3 +175,40 @@ def _dig(obj: Any, *keys: str) -> Any:
             return None
         obj = obj.get(key)
     return obj
+
+
+RUN_STATUS_CHANGED = "Microsoft.MachineLearningServices.RunStatusChanged"
+_BREACH_KEYS = ("threshold_breached", "thresholdbreached", "signal_breached")
+
+
+def alert_from_run_status(raw: Any) -> Alert | None:
+    """An AzureML RunStatusChanged event as an alert, when the run's tags (or properties) say a
+    model-monitor threshold was breached: a tag whose name ends in `threshold_breached` set to
+    true. The model comes from the `model_name` tag. Other runs → None (not a signal).
+    Raises AlertError(400) for an event that is not a RunStatusChanged event at all."""
+    if not isinstance(raw, dict):
+        raise AlertError(400, "event must be an object")
+    kind = raw.get("eventType") or raw.get("type")
+    if kind != RUN_STATUS_CHANGED:
+        raise AlertError(400, f"event type {str(kind)[:80]!r} is not {RUN_STATUS_CHANGED}")
+    data = raw.get("data")
+    if not isinstance(data, dict):
+        raise AlertError(400, "event data must be an object")
+    tags: dict[str, Any] = {}
+    for source in (data.get("runProperties"), data.get("runTags")):
+        if isinstance(source, dict):
+            tags.update({str(k): v for k, v in source.items()})
+    breached = any(k.lower().replace(".", "_").endswith(_BREACH_KEYS) and str(v).strip().lower() in ("true", "1")
+                   for k, v in tags.items())
+    if not breached:
+        return None
+    run_id = _text(data.get("runId")) or _text(raw.get("id"))
+    if not run_id:
+        raise AlertError(400, "RunStatusChanged event has no runId")
+    model = next((v for k, v in tags.items() if k.lower() in _MODEL_KEYS and isinstance(v, str)), None)
+    return Alert(
+        alert_id=f"azureml-run:{run_id}"[:1000], rule=_text(data.get("experimentName"))[:500] or "model-monitor",
+        monitor_condition="Fired", monitoring_service="AzureML model monitor", signal_type="ModelMonitor",
+        severity="", fired=_text(raw.get("eventTime"))[:40], target_ids=(_text(raw.get("topic"))[:1000],),
+        custom_properties={"model_name": model} if model else {}, source="model-monitor",
+    )

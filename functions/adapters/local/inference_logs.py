@@ -1,0 +1,171 @@
+"""core.export.InferenceLogSource on the local endpoints' console logs (the local stand-in for
+AmlOnlineEndpointConsoleLog).
+
+Reads every deployment's console log under an endpoints home (the production one), whichever
+endpoint serves the model and including deployments deleted since (their logs stay):
+
+    <home>/endpoints/<endpoint>/deployments/<deployment>/console.log
+
+keeps score.py's InputData lines whose service_name is online/<model>/<version>, and explodes each
+request's data list into one row per record. TimeGenerated is the record's "time" (score.py
+stamps one per request, UTC); the deployment is the folder's name.
+
+What is not an InputData line of this model (server logs, OutputData, other models) is skipped.
+What looks like one but cannot be read (broken JSON, no time, data not a list, a record that is
+not an object) is counted as malformed, never raised: a line is charged to the slice of its own
+"time" when that can still be found in it, else to the slice of the line before it in the same
+file (logs are appended in time order), so each line is counted once. A last line without its
+newline is being written and is left for the next run. Values of the wrong type become null
+(as the Log Analytics query's todouble() / tostring() make them).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from functions.core.export import Malformed, check_model_name, export_schema, normalize
+from ml.schema import CATEGORICAL, NUMERIC
+
+_TIME = re.compile(rb'"time"\s*:\s*"([^"\\]{10,40})"')
+
+
+class LocalInferenceLogs:
+    """InferenceLogSource over the console logs of one local endpoints home."""
+
+    def __init__(self, home: str | Path) -> None:
+        self.home = Path(home)
+
+    def logs(self) -> list[tuple[str, Path]]:
+        """(deployment, console log) of every deployment under the home, in a stable order."""
+        found = sorted((self.home / "endpoints").glob("*/deployments/*/console.log"))
+        return [(path.parent.name, path) for path in found]
+
+    def count(self, model: str, start: datetime, end: datetime) -> int:
+        columns, _ = self._scan(model, start, end)
+        return len(columns["TimeGenerated"])
+
+    def fetch(self, model: str, start: datetime, end: datetime) -> Iterator[Any]:
+        import pyarrow as pa
+
+        columns, malformed = self._scan(model, start, end)
+        if malformed:
+            yield Malformed(malformed, "unreadable InputData lines or records in local console logs")
+        if columns["TimeGenerated"]:
+            schema = export_schema()
+            arrays = [pa.array(columns[f.name], type=f.type) for f in schema]
+            yield normalize(pa.Table.from_arrays(arrays, schema=schema))
+
+    # -- scanning ---------------------------------------------------------------------------------
+
+    def _scan(self, model: str, start: datetime, end: datetime) -> tuple[dict[str, list[Any]], int]:
+        check_model_name(model)
+        start, end = _utc(start), _utc(end)
+        prefix = f"online/{model}/"
+        needle = prefix.encode()
+        columns: dict[str, list[Any]] = {f.name: [] for f in export_schema()}
+        malformed = 0
+        for deployment, path in self.logs():
+            try:
+                with open(path, "rb") as handle:
+                    data = handle.read()
+            except OSError:
+                continue  # a deployment folder without a log yet, or removed while listing
+            previous: datetime | None = None
+            for raw in data.split(b"\n")[:-1]:  # the part after the last newline is still being written
+                if b"InputData" not in raw or needle not in raw:
+                    continue
+                parsed = _parse_line(raw, prefix)
+                if parsed is None:  # a well-formed line of another type or model
+                    continue
+                if isinstance(parsed, _Broken):
+                    when = parsed.time or previous
+                    if when is not None and start <= when < end:
+                        malformed += parsed.count
+                    if parsed.time is not None:
+                        previous = parsed.time
+                    continue
+                when, request_id, version, records, bad = parsed
+                previous = when
+                if not start <= when < end:
+                    continue
+                malformed += bad
+                for index, record in records:
+                    columns["TimeGenerated"].append(when)
+                    columns["request_id"].append(request_id)
+                    columns["model_version"].append(version)
+                    columns["deployment"].append(deployment)
+                    columns["record_index"].append(index)
+                    for name in CATEGORICAL:
+                        value = record.get(name)
+                        columns[name].append(value if isinstance(value, str) else None)
+                    for name in NUMERIC:
+                        columns[name].append(_number(record.get(name)))
+        return columns, malformed
+
+
+class _Broken:
+    def __init__(self, time: datetime | None, count: int = 1) -> None:
+        self.time = time
+        self.count = count
+
+
+def _parse_line(raw: bytes, prefix: str) -> Any:
+    """None (not ours), _Broken, or (time, request_id, version, [(index, record)], bad records)."""
+    try:
+        line = json.loads(raw)
+    except ValueError:
+        return _Broken(_salvage_time(raw))
+    if not isinstance(line, dict):
+        return _Broken(_salvage_time(raw))
+    service = line.get("service_name")
+    if line.get("type") != "InputData" or not isinstance(service, str) or not service.startswith(prefix):
+        return None
+    when = _time(line.get("time"))
+    if when is None:
+        return _Broken(None)
+    payload = line.get("data")
+    try:
+        items = json.loads(payload) if isinstance(payload, str) else None
+    except ValueError:
+        items = None
+    if not isinstance(items, list):
+        return _Broken(when)
+    records = [(i, r) for i, r in enumerate(items) if isinstance(r, dict)]
+    request_id = line.get("request_id")
+    return when, request_id if isinstance(request_id, str) else "", service[len(prefix):], records, \
+        len(items) - len(records)
+
+
+def _salvage_time(raw: bytes) -> datetime | None:
+    found = _TIME.search(raw)
+    return _time(found.group(1).decode("ascii", "replace")) if found else None
+
+
+def _time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return _utc(parsed)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond float range
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
