@@ -16,6 +16,13 @@ Routes (paths are matched without host; the registry's regional "MFE" host carri
   deployments     GET|PUT|DELETE  …/onlineEndpoints/E/deployments/D
                   GET     …/onlineEndpoints/E/deployments
   ws models       GET     …/workspaces/W/models/N/versions/V, GET …/models/N/versions (list)
+  ws data         GET     …/workspaces/W/data/N (container: latestVersion, what `name@latest` reads),
+                  GET     …/workspaces/W/data/N/versions/V
+  jobs            GET|PUT …/workspaces/W/jobs/J (PUT 201 creates with status NotStarted; a PUT on an
+                          existing name is 200 when only description/tags/displayName/properties/
+                          isArchived differ, else 400 UserError "A job with this name already exists")
+                  GET     …/workspaces/W/jobs (list; honours `tag` (key present), `jobType`,
+                          `listViewType`; newest first; pages of `job_page_size` with nextLink)
   discovery       GET     https://<region>.api.azureml.ms/registrymanagement/v1.0/registries/R/discovery
   registry models GET|PUT …/registries/R/models/N/versions/V, GET …/registries/R/models/N/versions
                   GET     …/registries/R/models/N (container)
@@ -34,6 +41,9 @@ initial DELETE answer carries none: the generated client parses that header as a
 resource settles (`Succeeded`, or gone for a delete) after `settle_after` status reads of it or its
 operation — 1 by default; 0 settles on write; None only on an explicit `settle()`.
 
+Jobs are not long-running operations: they stay in the status the PUT gave them until a test moves
+them (`set_job_status`). Components referenced by a job are not checked.
+
 Semantics it enforces, like the service: a deployment PUT needs its endpoint; an endpoint PUT's
 traffic must name existing deployments, sum to 100 (or be empty) and give traffic only to
 Succeeded deployments (400 otherwise); deleting a deployment that has traffic is refused (400).
@@ -51,7 +61,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import requests
 from requests.adapters import BaseAdapter
@@ -190,6 +200,9 @@ class FakeAzureML(BaseAdapter):
         self.registry_models: dict[tuple[str, str], dict] = {}
         self.registries: dict[str, dict] = {}
         self.scoring_uris: dict[str, str] = {}
+        self.data: dict[tuple[str, str], dict] = {}
+        self.jobs: dict[str, dict] = {}  # insertion order = creation order
+        self.job_page_size: int | None = None
         self.add_workspace(WORKSPACE)
         self.add_registry(REGISTRY)
 
@@ -241,6 +254,37 @@ class FakeAzureML(BaseAdapter):
         with self._lock:
             self.registry_models[(name, version)] = body
         return body
+
+    def add_data(self, name: str, version: str, *, data_type: str = "uri_file", path: str | None = None) -> dict:
+        body = {
+            "id": f"{_ws_prefix(WORKSPACE)}/data/{name}/versions/{version}", "name": version,
+            "type": "Microsoft.MachineLearningServices/workspaces/data/versions",
+            "properties": {"dataType": data_type, "dataUri": path or (
+                f"azureml://subscriptions/{SUBSCRIPTION}/resourcegroups/{RESOURCE_GROUP}/workspaces/{WORKSPACE}"
+                f"/datastores/workspaceblobstore/paths/data/{name}/{version}/data.csv"),
+                "tags": {}, "properties": {}, "isArchived": False, "isAnonymous": False},
+            "systemData": _system_data(),
+        }
+        with self._lock:
+            self.data[(name, version)] = body
+        return body
+
+    def add_job(self, name: str, *, status: str = "Running", tags: dict[str, str] | None = None,
+                job_type: str = "Pipeline", experiment: str = "Default", archived: bool = False) -> dict:
+        """A job submitted by someone else (minimal body the SDK can parse)."""
+        props: dict[str, Any] = {"jobType": job_type, "displayName": name, "experimentName": experiment,
+                                 "tags": dict(tags or {}), "properties": {}, "isArchived": archived,
+                                 "inputs": {}, "outputs": {}, "jobs": {}, "settings": {}}
+        if job_type != "Pipeline":
+            props = {"jobType": job_type, "displayName": name, "experimentName": experiment, "tags": dict(tags or {}),
+                     "properties": {}, "isArchived": archived, "command": "echo", "environmentId":
+                     f"{_ws_prefix(WORKSPACE)}/environments/env/versions/1", "computeId": None}
+        with self._lock:
+            return copy.deepcopy(self._store_job(name, props, status))
+
+    def set_job_status(self, name: str, status: str) -> None:
+        with self._lock:
+            self.jobs[name]["properties"]["status"] = status
 
     def set_scoring_uri(self, endpoint: str, uri: str) -> None:
         """Point an endpoint's scoringUri somewhere real (a loopback server in tests)."""
@@ -369,7 +413,8 @@ class FakeAzureML(BaseAdapter):
             raise _Reply(200, self._workspace_body(ws))
         m = re.fullmatch(r"/onlineEndpoints", rest)
         if m and c.method == "GET":
-            raise _Reply(200, {"value": [self._endpoint_view(e) for e in sorted(self.endpoints)]})
+            views = [self._endpoint_view(e, missing_ok=True) for e in sorted(self.endpoints)]
+            raise _Reply(200, {"value": [v for v in views if v is not None]})
         m = re.fullmatch(r"/onlineEndpoints/([^/]+)", rest)
         if m:
             self._endpoint(c, m.group(1))
@@ -380,7 +425,8 @@ class FakeAzureML(BaseAdapter):
         m = re.fullmatch(r"/onlineEndpoints/([^/]+)/deployments", rest)
         if m and c.method == "GET":
             self._require_endpoint(m.group(1))
-            items = [self._deployment_view(k) for k in sorted(self.deployments) if k[0] == m.group(1)]
+            views = [self._deployment_view(k, missing_ok=True) for k in sorted(self.deployments) if k[0] == m.group(1)]
+            items = [v for v in views if v is not None]
             raise _Reply(200, {"value": items})
         m = re.fullmatch(r"/onlineEndpoints/([^/]+)/deployments/([^/]+)", rest)
         if m:
@@ -395,6 +441,25 @@ class FakeAzureML(BaseAdapter):
         if m and c.method == "GET":
             items = [v for k, v in self.workspace_models.items() if k[0] == m.group(1)]
             raise _Reply(200, {"value": items})
+        m = re.fullmatch(r"/data/([^/]+)", rest)
+        if m and c.method == "GET":
+            self._data_container(ws, m.group(1))
+        m = re.fullmatch(r"/data/([^/]+)/versions/([^/]+)", rest)
+        if m and c.method == "GET":
+            data = self.data.get((m.group(1), m.group(2)))
+            if data is None:
+                raise _error(404, "UserError", f"Could not find data asset {m.group(1)}:{m.group(2)}")
+            raise _Reply(200, data)
+        if rest == "/jobs" and c.method == "GET":
+            self._job_list(c)
+        m = re.fullmatch(r"/jobs/([^/]+)", rest)
+        if m and c.method == "GET":
+            job = self.jobs.get(m.group(1))
+            if job is None:
+                raise _error(404, "UserError", f"Job {m.group(1)} not found.")
+            raise _Reply(200, copy.deepcopy(job))
+        if m and c.method == "PUT":
+            self._job_put(c, m.group(1))
 
     def _registry_route(self, c: Call, reg: str, rest: str) -> None:
         m = re.fullmatch(r"/models/([^/]+)/versions/([^/]+)", rest)
@@ -445,6 +510,78 @@ class FakeAzureML(BaseAdapter):
             "systemData": _system_data(),
         }
 
+    # ---------------------------------------------------------------- data and jobs
+
+    def _data_container(self, ws: str, name: str) -> None:
+        versions = [k[1] for k in self.data if k[0] == name]
+        if not versions:
+            raise _error(404, "UserError", f"Could not find data asset {name}")
+        latest = max(versions, key=_version_key)
+        raise _Reply(200, {"id": f"{_ws_prefix(ws)}/data/{name}", "name": name,
+                           "type": "Microsoft.MachineLearningServices/workspaces/data",
+                           "properties": {"dataType": self.data[(name, latest)]["properties"]["dataType"],
+                                          "latestVersion": latest, "isArchived": False, "tags": {}},
+                           "systemData": _system_data()})
+
+    # What a PUT may change on an existing job (the service's own list, from its error message).
+    _JOB_MUTABLE = frozenset({"description", "tags", "displayName", "properties", "isArchived"})
+
+    def _store_job(self, name: str, props: dict, status: str) -> dict:
+        props = copy.deepcopy(props)
+        props["status"] = status
+        props.setdefault("experimentName", "Default")
+        studio = f"https://ml.azure.com/runs/{name}?wsid={_ws_prefix(WORKSPACE)}"  # the SDK appends &tid=
+        props["services"] = {
+            "Tracking": {"jobServiceType": "Tracking", "endpoint": f"azureml://{self.location}.api.azureml.ms/mlflow"
+                                                                   f"/v1.0{_ws_prefix(WORKSPACE)}?"},
+            "Studio": {"jobServiceType": "Studio", "endpoint": studio},
+        }
+        stored = {"id": f"{_ws_prefix(WORKSPACE)}/jobs/{name}", "name": name,
+                  "type": "Microsoft.MachineLearningServices/workspaces/jobs", "properties": props,
+                  "systemData": {**_system_data(), "createdAt": f"2026-01-01T00:00:{len(self.jobs) % 60:02d}Z"}}
+        self.jobs[name] = stored
+        return stored
+
+    def _job_put(self, c: Call, name: str) -> None:
+        body = c.body if isinstance(c.body, dict) else {}
+        props = body.get("properties") or {}
+        existing = self.jobs.get(name)
+        if existing is None:
+            raise _Reply(201, copy.deepcopy(self._store_job(name, props, "NotStarted")))
+        old = existing["properties"]
+        ignore = self._JOB_MUTABLE | {"status", "services"}
+        if {k: v for k, v in props.items() if k not in ignore} != {k: v for k, v in old.items() if k not in ignore}:
+            raise _error(400, "UserError", "A job with this name already exists. If you are trying to create a new "
+                         "job, use a different name. If you are trying to update an existing job, the existing "
+                         "job's Settings, Inputs, Outputs, Jobs, InputBindings, OutputBindings cannot be changed. "
+                         "Only description, tags, displayName, properties, and isArchived can be updated.")
+        for key in self._JOB_MUTABLE & set(props):
+            old[key] = copy.deepcopy(props[key])
+        raise _Reply(200, copy.deepcopy(existing))
+
+    def _job_list(self, c: Call) -> None:
+        tag = (c.query.get("tag") or [None])[0]
+        job_type = (c.query.get("jobType") or [None])[0]
+        view = (c.query.get("listViewType") or ["ActiveOnly"])[0]
+        items = []
+        for job in reversed(list(self.jobs.values())):  # newest first
+            props = job["properties"]
+            if tag is not None and tag not in (props.get("tags") or {}):
+                continue
+            if job_type is not None and props.get("jobType") != job_type:
+                continue
+            archived = bool(props.get("isArchived"))
+            if (view == "ActiveOnly" and archived) or (view == "ArchivedOnly" and not archived):
+                continue
+            items.append(copy.deepcopy(job))
+        skip = int((c.query.get("$skip") or ["0"])[0])
+        size = self.job_page_size or len(items) or 1
+        page: dict[str, Any] = {"value": items[skip:skip + size]}
+        if skip + size < len(items):
+            query = urlencode({**{k: v[0] for k, v in c.query.items()}, "$skip": str(skip + size)})
+            page["nextLink"] = f"https://{c.host}{c.path}?{query}"
+        raise _Reply(200, page)
+
     # ---------------------------------------------------------------- endpoints
 
     def _require_endpoint(self, name: str) -> dict:
@@ -453,8 +590,12 @@ class FakeAzureML(BaseAdapter):
             raise _error(404, "UserError", f"Endpoint {name} not found.")
         return ep
 
-    def _endpoint_view(self, name: str) -> dict:
+    def _endpoint_view(self, name: str, missing_ok: bool = False) -> dict | None:
         self._tick("endpoint", (name,))
+        if name not in self.endpoints:  # the tick finished a pending delete
+            if missing_ok:
+                return None
+            raise _error(404, "UserError", f"Endpoint {name} not found.")
         return copy.deepcopy(self.endpoints[name])
 
     def _endpoint(self, c: Call, name: str) -> None:
@@ -516,8 +657,12 @@ class FakeAzureML(BaseAdapter):
 
     # ---------------------------------------------------------------- deployments
 
-    def _deployment_view(self, key: tuple[str, str]) -> dict:
+    def _deployment_view(self, key: tuple[str, str], missing_ok: bool = False) -> dict | None:
         self._tick("deployment", key)
+        if key not in self.deployments:  # the tick finished a pending delete
+            if missing_ok:
+                return None
+            raise _error(404, "UserError", f"Deployment {key[1]} not found in endpoint {key[0]}.")
         return copy.deepcopy(self.deployments[key])
 
     def _deployment(self, c: Call, endpoint: str, name: str) -> None:
