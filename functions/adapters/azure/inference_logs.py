@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -90,14 +91,14 @@ def fetch_query(model: str, start: datetime, end: datetime) -> str:
     """One row per record of this model's InputData lines in [start, end), every cell a string."""
     offset = len(_prefix(model))
     fields = [f"{name} = tostring(rec.{name})" for name in CATEGORICAL]
-    fields += [f"{name} = tostring(todouble(rec.{name}))" for name in NUMERIC]
+    fields += [f"{name} = todouble(rec.{name})" for name in NUMERIC]
     return "\n".join(_head(model, start, end) + [
         '| where mine and gettype(d) == "array"',
         "| mv-expand with_itemindex=Index rec = d",
         '| where gettype(rec) == "dictionary"',
         "| project TimeGenerated, request_id = tostring(m.request_id),"
         f" model_version = substring(tostring(m.service_name), {offset}), deployment = DeploymentName,"
-        " record_index = tostring(Index),",
+        " record_index = Index,",
         "    " + ", ".join(fields),
     ])
 
@@ -112,65 +113,108 @@ class Summary:
     bytes: int
 
 
-def _arrow_body_schema() -> pa.Schema:
-    import pyarrow as pa
+@dataclass
+class Answer:
+    """A query answer: its columns [(name, Log Analytics type)], its rows as an Arrow table (None
+    when the answer is partial: those rows are never used) and the partial error, if any."""
 
-    inner = pa.struct([("code", pa.string()), ("message", pa.string())])
-    detail = pa.struct([("code", pa.string()), ("message", pa.string()), ("innererror", inner)])
-    table = pa.struct([
-        ("name", pa.string()),
-        ("columns", pa.list_(pa.struct([("name", pa.string()), ("type", pa.string())]))),
-        ("rows", pa.list_(pa.list_(pa.string()))),
-    ])
-    error = pa.struct([("code", pa.string()), ("message", pa.string()), ("details", pa.list_(detail))])
-    return pa.schema([("tables", pa.list_(table)), ("error", error)])
+    columns: list[tuple[str, str]]
+    table: pa.Table | None
+    error: dict[str, Any] | None
 
 
-def parse_answer(body: bytes | bytearray) -> tuple[list[str], dict[str, pa.Array], dict[str, Any] | None]:
-    """(column names, string columns, partial error or None) of a query answer whose cells are
-    all strings. Arrow's JSON reader first; anything it refuses (an unexpected shape) is parsed
-    again with the json module, so a surprise costs speed, never rows."""
+class _Unusual(Exception):
+    """The fast path cannot read this answer safely; the json module will."""
+
+
+_ROWS_KEY = b'"rows":['
+# An escape other than \" or \\ (\n, \uXXXX, \/ ...), which CSV cannot decode: an odd run of
+# backslashes followed by anything but a quote or a backslash.
+_OTHER_ESCAPE = re.compile(rb'(?<!\\)(?:\\\\)*\\[^"\\]')
+_ARROW_TYPES = {"real": "float64", "double": "float64", "long": "int64", "int": "int64", "bool": "bool"}
+
+
+def parse_answer(body: bytes | bytearray) -> Answer:
+    """Read a query answer. Fast path: the rows are cut out of the JSON and read by Arrow's
+    multi-threaded CSV reader (see `_parse_rows_as_csv`); an answer it cannot read safely (a
+    partial answer with its error after the rows, escapes CSV cannot decode, an unexpected
+    layout) is read with the json module instead — slower, never different."""
     try:
-        return _parse_with_arrow(body)
-    except Exception:  # noqa: BLE001 - pyarrow raises ArrowInvalid/ArrowTypeError/...: fall back
+        return _parse_rows_as_csv(body)
+    except _Unusual:
+        return _parse_with_json(body)
+    except Exception:  # noqa: BLE001 - pyarrow's ArrowInvalid & co: read it the slow way
         return _parse_with_json(body)
 
 
-def _parse_with_arrow(body: bytes | bytearray) -> tuple[list[str], dict[str, pa.Array], dict[str, Any] | None]:
-    import numpy as np
+def _parse_rows_as_csv(body: bytes | bytearray) -> Answer:
+    r"""The answer is {"tables":[{"name":..,"columns":[..],"rows":[["20..",..],["20..",..],..]}]}
+    and the first cell of every row is TimeGenerated, a quoted time. Between two rows the text is
+    `],["` followed by the time's first digits (`],["20`). Nowhere else can that occur: inside a
+    JSON string every quote is escaped (\"), and the one raw quote a string has at its end is
+    followed by `,` or `]`, never by a digit. Replacing `],["20` with a newline and `"20` turns
+    the rows into CSV lines (quote ", escape \) that Arrow parses in C++ on all cores, typed by
+    the answer's column types, with no Python object per cell: JSON strings are quoted fields,
+    numbers plain fields, `null` the null value (a quoted "null" stays a string). Escapes other
+    than \" and \\ would decode differently, so an answer holding one takes the json path, as
+    does one with raw newlines (pretty-printed) or rows that do not start with a time. A split
+    that went wrong anyway could not go unnoticed: a line with the wrong number of fields, or
+    broken quoting, is an error, and the json path reads the answer again."""
     import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.json as pj
+    import pyarrow.csv as pcsv
 
-    parsed = pj.read_json(
-        pa.BufferReader(pa.py_buffer(body)),
-        read_options=pj.ReadOptions(use_threads=True, block_size=max(len(body) + 1, 1 << 20)),
-        parse_options=pj.ParseOptions(explicit_schema=_arrow_body_schema(), unexpected_field_behavior="ignore",
-                                      newlines_in_values=True),
+    at = body.find(_ROWS_KEY)
+    if at < 0:
+        raise _Unusual("no rows")
+    start = at + len(_ROWS_KEY)
+    try:
+        head = json.loads(bytes(body[:start]) + b"]}]}")  # close rows, table, tables, answer
+    except ValueError as exc:
+        raise _Unusual("unexpected layout") from exc
+    tables = head.get("tables") if isinstance(head, dict) else None
+    if not isinstance(tables, list) or len(tables) != 1:
+        raise _Unusual("not one table")
+    columns = [(str(c["name"]), str(c.get("type", "string"))) for c in tables[0]["columns"]]
+    if head.get("error"):  # partial, with the error before the rows: the rows are not needed
+        return Answer(columns, None, head["error"])
+    if not body.endswith(b"]}]}"):  # something after the table (an error, statistics)
+        raise _Unusual("a tail after the rows")
+    region = body[start:len(body) - 4]
+    if not region:
+        return Answer(columns, _empty_table(columns), None)
+    if columns[0][0] != "TimeGenerated" or region[:2] != b'["' or not region[2:4].isdigit() \
+            or region[-1:] != b"]" or b"\n" in region or b"\r" in region or _OTHER_ESCAPE.search(region):
+        raise _Unusual("not plain rows")
+    century = bytes(region[2:4])  # every row's time starts with the same two digits ("20")
+    text = region[1:-1].replace(b'],["' + century, b'\n"' + century)
+    del region
+    names = [name for name, _ in columns]
+    table = pcsv.read_csv(
+        pa.BufferReader(text),
+        read_options=pcsv.ReadOptions(column_names=names, use_threads=True, block_size=4 << 20),
+        parse_options=pcsv.ParseOptions(quote_char='"', escape_char="\\", double_quote=False,
+                                        newlines_in_values=False, ignore_empty_lines=False),
+        convert_options=pcsv.ConvertOptions(column_types={n: _csv_type(t) for n, t in columns},
+                                            null_values=["null"], strings_can_be_null=True,
+                                            quoted_strings_can_be_null=False),
     )
-    if parsed.num_rows != 1:
-        raise ValueError(f"expected one JSON object, got {parsed.num_rows}")
-    error = parsed.column("error").to_pylist()[0]
-    tables = pc.list_flatten(parsed.column("tables").chunk(0))
-    if len(tables) != 1:
-        raise PlatformError(f"expected one result table, got {len(tables)}")
-    columns = [c["name"] for c in tables.field("columns")[0].as_py()]
-    rows = tables.field("rows").flatten()  # list<list<string>>: the rows
-    width = len(columns)
-    n = len(rows)
-    if n:
-        lengths = pc.min_max(pc.list_value_length(rows)).as_py()
-        if lengths["min"] != width or lengths["max"] != width:
-            raise ValueError("rows of uneven width")
-    values = rows.flatten()
-    out: dict[str, pa.Array] = {}
-    for j, name in enumerate(columns):
-        out[name] = values.take(pa.array(np.arange(j, n * width, width, dtype=np.int64))) if n else \
-            pa.array([], pa.string())
-    return columns, out, error
+    return Answer(columns, table, None)
 
 
-def _parse_with_json(body: bytes | bytearray) -> tuple[list[str], dict[str, pa.Array], dict[str, Any] | None]:
+def _csv_type(kind: str) -> pa.DataType:
+    import pyarrow as pa
+
+    name = _ARROW_TYPES.get(kind)
+    return getattr(pa, name)() if name else pa.string()  # datetimes stay text until typed_table
+
+
+def _empty_table(columns: list[tuple[str, str]]) -> pa.Table:
+    import pyarrow as pa
+
+    return pa.table({name: pa.array([], _csv_type(kind)) for name, kind in columns})
+
+
+def _parse_with_json(body: bytes | bytearray) -> Answer:
     import pyarrow as pa
 
     try:
@@ -178,51 +222,67 @@ def _parse_with_json(body: bytes | bytearray) -> tuple[list[str], dict[str, pa.A
         tables = answer["tables"]
         if len(tables) != 1:
             raise PlatformError(f"expected one result table, got {len(tables)}")
-        columns = [c["name"] for c in tables[0]["columns"]]
+        columns = [(str(c["name"]), str(c.get("type", "string"))) for c in tables[0]["columns"]]
         rows = tables[0]["rows"]
-    except (ValueError, KeyError, TypeError, IndexError) as exc:
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
         raise PlatformError(f"unreadable Log Analytics answer ({type(exc).__name__}: {exc})", transient=True) from exc
     error = answer.get("error")
-    out = {}
-    for j, name in enumerate(columns):
+    if error:
+        return Answer(columns, None, error)
+    arrays = {}
+    for j, (name, kind) in enumerate(columns):
         cells = [row[j] if j < len(row) else None for row in rows]
-        out[name] = pa.array([c if c is None or isinstance(c, str) else json.dumps(c) for c in cells], pa.string())
-    return columns, out, error
+        arrow_type = _csv_type(kind)
+        if pa.types.is_floating(arrow_type):
+            cells = [_to_float(c) for c in cells]
+        elif pa.types.is_integer(arrow_type):
+            cells = [c if isinstance(c, int) and not isinstance(c, bool) else None for c in cells]
+        elif pa.types.is_boolean(arrow_type):
+            cells = [c if isinstance(c, bool) else None for c in cells]
+        else:
+            cells = [c if c is None or isinstance(c, str) else json.dumps(c) for c in cells]
+        arrays[name] = pa.array(cells, arrow_type)
+    return Answer(columns, pa.table(arrays) if arrays else None, None)
 
 
-def typed_table(columns: Mapping[str, pa.Array]) -> pa.Table:
-    """String columns of the fetch query → a table of the export schema."""
+def typed_table(table: pa.Table) -> pa.Table:
+    """The fetch query's answer → a table of the export schema."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    missing = [c for c in FETCH_COLUMNS if c not in columns]
+    missing = [c for c in FETCH_COLUMNS if c not in table.column_names]
     if missing:
         raise PlatformError(f"Log Analytics answer lacks column(s) {missing}")
-    null = pa.scalar(None, pa.string())
+    schema = export_schema()
     arrays = []
-    for f in export_schema():
-        column = columns[f.name]
+    for f in schema:
+        column = table.column(f.name)
         if f.name == "TimeGenerated":
-            arrays.append(column.cast(pa.timestamp("ns", tz="UTC")).cast(f.type, safe=False))
-        elif pa.types.is_string(f.type):
+            if not pa.types.is_timestamp(column.type):  # 7 fractional digits: parse as ns, keep µs
+                column = column.cast(pa.timestamp("ns", tz="UTC"))
+            arrays.append(column.cast(f.type, safe=False))
+        elif column.type == f.type:
             arrays.append(column)
-        else:
+        elif pa.types.is_string(column.type) and pa.types.is_floating(f.type):  # numbers sent as text
             blank = pc.equal(column, "")
-            if pc.any(blank).as_py():
-                column = pc.if_else(blank, null, column)
+            column = pc.if_else(blank, pa.scalar(None, pa.string()), column) if pc.any(blank).as_py() else column
             try:
                 arrays.append(column.cast(f.type))
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                 arrays.append(pa.array([_to_float(v) for v in column.to_pylist()], f.type))
-    return normalize(pa.Table.from_arrays(arrays, schema=export_schema()))
+        else:
+            arrays.append(column.cast(f.type))
+    return normalize(pa.Table.from_arrays(arrays, schema=schema))
 
 
-def _to_float(value: str | None) -> float | None:
-    try:
-        number = float(value) if value is not None else None
-    except ValueError:
+def _to_float(value: Any) -> float | None:
+    if isinstance(value, bool) or value is None:
         return None
-    return number if number is not None and math.isfinite(number) else None
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
 
 
 # --- the source ---------------------------------------------------------------------------------
@@ -265,18 +325,23 @@ class LogAnalyticsInferenceLogs:
         if end <= start:
             return Summary(0, 0, 0, 0)
         body = self._post(query, start, end, f"inference log summary of {model}")
-        columns, cells, error = _parse_with_json(body)
-        if error:
-            raise PlatformError(f"inference log summary of {model}: partial result ({_describe(error)})",
+        try:
+            answer = json.loads(body)
+            table = answer["tables"][0]
+            names = [c["name"] for c in table["columns"]]
+            rows = table["rows"]
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
+            raise PlatformError(f"inference log summary of {model}: unreadable answer ({exc})", transient=True) from exc
+        if answer.get("error"):
+            raise PlatformError(f"inference log summary of {model}: partial result ({_describe(answer['error'])})",
                                 transient=True)
-        values = {name: cells[name].to_pylist() for name in columns}
-        if any(name not in values for name in SUMMARY_COLUMNS):
-            raise PlatformError(f"inference log summary of {model}: unexpected columns {columns}")
-        if not values["Records"]:  # no row at all: nothing there
+        if any(name not in names for name in SUMMARY_COLUMNS):
+            raise PlatformError(f"inference log summary of {model}: unexpected columns {names}")
+        if not rows:  # no row at all: nothing there
             return Summary(0, 0, 0, 0)
         try:
-            numbers = [int(float(values[name][0] or 0)) for name in SUMMARY_COLUMNS]
-        except (TypeError, ValueError) as exc:
+            numbers = [int(rows[0][names.index(name)] or 0) for name in SUMMARY_COLUMNS]
+        except (TypeError, ValueError, IndexError) as exc:
             raise PlatformError(f"inference log summary of {model}: unreadable row ({exc})") from exc
         return Summary(*numbers)
 
@@ -310,12 +375,15 @@ class LogAnalyticsInferenceLogs:
     def _fetch_window(self, model: str, start: datetime, end: datetime, depth: int) -> Iterator[pa.Table]:
         action = f"inference logs of {model} [{start.isoformat()}, {end.isoformat()})"
         body = self._post(fetch_query(model, start, end), start, end, action)
-        columns, cells, error = parse_answer(body)
+        answer = parse_answer(body)
         del body
+        error = answer.error
         if not error:
-            yield typed_table(cells)
+            if answer.table is None:
+                raise PlatformError(f"{action}: Log Analytics answer without rows")
+            yield typed_table(answer.table)
             return
-        del cells
+        del answer
         if depth >= self.max_depth or end - start <= self.min_window:
             raise PlatformError(f"{action}: Log Analytics keeps returning a partial result ({_describe(error)}); "
                                 "nothing was exported for this slice", transient=True)
