@@ -1,0 +1,299 @@
+"""ports.Jobs on azure-ai-ml: the retraining pipeline (ml/pipelines/train.yml) as AzureML pipeline jobs.
+
+What the SDK does on the wire (azure-ai-ml 1.35), and what this adapter does about it:
+
+- `jobs.create_or_update(pipeline_job)` = GET workspace (a cache key for component resolution, once
+  per MLClient) + resolution of `azureml:` references + ONE `PUT …/jobs/<name>?api-version=
+  2024-01-01-preview`. Nothing is polled: the answer carries the job in `NotStarted` and the
+  Studio URL (`properties.services.Studio.endpoint`). The adapter never waits for the job.
+- The PUT carries the caller's AAD token for AzureML in an `x-azureml-token` header (pipeline jobs and
+  user_identity steps run as the submitter). The SDK gets it with `credential.get_token(
+  "https://ml.azure.com/.default")` and DECODES it (no signature check) to refuse a token whose
+  `aud` is not `https://ml.azure.com`: fake credentials must hand out a JWT with that `aud`.
+- Local component references (`component: file:../components/x.yml`) make the SDK register each
+  component anonymously and upload its code snapshot and environment build context with
+  azure-storage-blob — outside the MLClient pipeline (and outside an injected transport) and with
+  Storage Blob Data Contributor rights on the workspace storage. `components="registered"` (the
+  default) keeps submission on the management plane instead: every `file:` component of the
+  pipeline YAML is replaced, at load time (`load_job(params_override=...)`), by
+  `azureml:<name>:<version>` read from that component's own YAML, so the YAML stays the one
+  definition of the pipeline and CI registers the components once per version
+  (`az ml component create -f ml/components/<step>.yml`; bump `version` when a step changes).
+  `components="local"` submits the YAML as it is (uploads included); a mapping
+  {node: reference} pins nodes to other references (e.g. `azureml://registries/...`).
+- An input declared with a type in the YAML (`training_data: {type: uri_file, path: ...@latest}`)
+  can be overridden with a bare string (the new path). `name@latest` costs one extra
+  `GET …/data/<name>` (the container's latestVersion); the PUT carries the resolved version.
+- A job's name is its identity: the caller chooses it deterministically (one alert → one name), the
+  adapter GETs it first and returns an existing job instead of submitting a second one. A PUT on an
+  existing name is refused by the service unless nothing but description/tags/displayName/
+  properties/isArchived differ (400 UserError "A job with this name already exists"); that, or a
+  409, during submission means another submitter won the race: the existing job is returned.
+- The service's Studio URL carries no tenant: the SDK appends `&tid=` taken from the `tid` claim of
+  the ARM token it decodes (silently skipped when the token has none).
+- `jobs.create_or_update` adds `mlflow.source.git.*` properties when the process runs inside a git
+  checkout (a laptop); the Function App has none.
+- `jobs.list` has no status or tag-value filter: `tag=` is a tag KEY filter and `jobType=` narrows
+  to pipelines; the model's tag value and the status are checked here. The list is newest first and
+  paged (the SDK follows nextLink), so it grows with the workspace's retraining history.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from functions.adapters.azure.errors import azure_errors, is_not_found
+from functions.ports import Conflict, PlatformError
+from functions.settings import ML_DIR
+
+DEFAULT_PIPELINE = ML_DIR / "pipelines" / "train.yml"
+MODEL_TAG = "model"  # every retraining job carries tags[model] = <model name>; list_running filters on it
+RUNNING_STATES = frozenset({"NotStarted", "Queued", "Preparing", "Provisioning", "Starting", "Running", "Finalizing",
+                            "CancelRequested"})
+# AzureML run ids: letters, digits, '_' and '-' (the name is a URL path segment and the Studio run id).
+JOB_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,254}$")
+ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class AzureJobs:
+    """ports.Jobs over a workspace-scoped MLClient (the workspace where models register)."""
+
+    def __init__(self, ml_client: Any, pipeline_yaml: str | Path = DEFAULT_PIPELINE, *,
+                 components: str | Mapping[str, str] = "registered", model_input: str = "model_name") -> None:
+        if isinstance(components, str) and components not in ("registered", "local"):
+            raise ValueError(f"components must be 'registered', 'local' or a mapping, not {components!r}")
+        self._ml = ml_client
+        self.pipeline_yaml = Path(pipeline_yaml)
+        self.components = components
+        self.model_input = model_input
+        self._spec: _PipelineSpec | None = None
+
+    # ------------------------------------------------------------------ ports.Jobs
+
+    def submit_retraining(self, job_name: str, model: str, tags: dict[str, str],
+                          inputs: dict[str, Any] | None = None, experiment: str = "modelops-retraining", *,
+                          display_name: str | None = None) -> dict[str, Any]:
+        """Submit the pipeline as `job_name` and return at once: {"name", "status", "studio_url",
+        "tags", "experiment", "display_name", "created_at", "submitted"}. An existing job of that name
+        is returned as it is (`submitted: False`) whatever its state — a failed job is retried under a
+        new name — unless it belongs to another model (Conflict)."""
+        _check_name(job_name, "job")
+        _check_name(experiment, "experiment")
+        existing = self.get_job(job_name)
+        if existing is not None:
+            return self._existing(existing, job_name, model)
+        job = self.build_job(job_name, model, tags, inputs, experiment, display_name=display_name)
+        with _errors(f"submit retraining job {job_name}"):
+            try:
+                created = self._ml.jobs.create_or_update(job)
+            except Exception as exc:
+                if _lost_create_race(exc):
+                    existing = self.get_job(job_name)
+                    if existing is not None:
+                        return self._existing(existing, job_name, model)
+                elif self.components == "registered" and _status(exc) in (400, 404):
+                    raise PlatformError(
+                        f"submit retraining job {job_name}: HTTP {_status(exc)} {_first_line(exc)} (the pipeline "
+                        f"references registered components {', '.join(self._pipeline().registered.values())}: "
+                        "are they registered? `az ml component create -f ml/components/<step>.yml`)") from exc
+                raise
+        return {**_summary(created), "submitted": True}
+
+    def get_job(self, name: str) -> dict[str, Any] | None:
+        _check_name(name, "job")
+        with _errors(f"get job {name}"):
+            try:
+                job = self._ml.jobs.get(name)
+            except Exception as exc:
+                if is_not_found(exc):
+                    return None
+                raise
+        return _summary(job)
+
+    def list_running(self, model: str) -> list[dict[str, Any]]:
+        """Pipeline jobs tagged model=<model> in a non-terminal state, newest first."""
+        running = []
+        with _errors(f"list jobs of {model}"):
+            for job in self._ml.jobs.list(tag=MODEL_TAG, job_type="Pipeline"):
+                if job is None:  # the SDK yields None for a job it cannot parse
+                    continue
+                if (job.tags or {}).get(MODEL_TAG) == model and _status_text(job.status) in RUNNING_STATES:
+                    running.append(_summary(job))
+        return running
+
+    # ------------------------------------------------------------------ building
+
+    def build_job(self, job_name: str, model: str, tags: Mapping[str, Any], inputs: Mapping[str, Any] | None = None,
+                  experiment: str = "modelops-retraining", *, display_name: str | None = None) -> Any:
+        """The PipelineJob `submit_retraining` sends (loads YAML; makes no request)."""
+        from azure.ai.ml import load_job
+
+        spec = self._pipeline()
+        overrides = [{f"jobs.{node}.{field}": ref} for node, (field, ref) in spec.component_overrides.items()]
+        overrides += self._input_overrides(model, inputs or {})
+        with _errors(f"load pipeline {self.pipeline_yaml}"):
+            job = load_job(source=str(self.pipeline_yaml), params_override=overrides)
+        job.name = job_name
+        job.experiment_name = experiment
+        job.display_name = display_name or f"retrain {model}"
+        job.tags = {**(job.tags or {}), **{str(k): str(v) for k, v in tags.items()}, MODEL_TAG: model}
+        return job
+
+    def _input_overrides(self, model: str, inputs: Mapping[str, Any]) -> list[dict[str, Any]]:
+        declared = self._pipeline().inputs
+        if self.model_input not in declared:
+            raise PlatformError(f"pipeline {self.pipeline_yaml} has no input {self.model_input!r} for the model name")
+        values = {**inputs, self.model_input: model}
+        overrides = []
+        for name, value in values.items():
+            if "." in name:  # a raw load_job override, e.g. "jobs.evaluate.inputs.champion_model"
+                overrides.append({name: value})
+                continue
+            if name not in declared:
+                raise PlatformError(f"pipeline {self.pipeline_yaml} has no input {name!r} "
+                                    f"(inputs: {', '.join(sorted(declared))})")
+            spec = declared[name]
+            if isinstance(value, str) and isinstance(spec, dict) and spec.get("type"):
+                value = {"type": spec["type"], "path": value}  # a new path for a typed (asset) input
+            overrides.append({f"inputs.{name}": value})
+        return overrides
+
+    def _pipeline(self) -> _PipelineSpec:
+        if self._spec is None:
+            self._spec = _PipelineSpec.read(self.pipeline_yaml, self.components)
+        return self._spec
+
+    def _existing(self, existing: dict[str, Any], job_name: str, model: str) -> dict[str, Any]:
+        owner = existing["tags"].get(MODEL_TAG)
+        if owner is not None and owner != model:
+            raise Conflict(f"job {job_name} exists already for model {owner}, not {model}: job names must be "
+                           "unique per model")
+        return {**existing, "submitted": False}
+
+
+class _PipelineSpec:
+    """What the adapter needs from the pipeline YAML before the SDK loads it."""
+
+    def __init__(self, inputs: dict[str, Any], component_overrides: dict[str, tuple[str, str]]) -> None:
+        self.inputs = inputs
+        self.component_overrides = component_overrides  # node -> (field, reference)
+
+    @property
+    def registered(self) -> dict[str, str]:
+        return {node: ref for node, (_, ref) in self.component_overrides.items()}
+
+    @classmethod
+    def read(cls, path: Path, components: str | Mapping[str, str]) -> _PipelineSpec:
+        import yaml
+
+        try:
+            doc = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise PlatformError(f"cannot read pipeline {path}: {exc}") from exc
+        if not isinstance(doc, dict) or doc.get("type") != "pipeline" or not isinstance(doc.get("jobs"), dict):
+            raise PlatformError(f"{path} is not a pipeline job YAML (type: pipeline, jobs: ...)")
+        overrides: dict[str, tuple[str, str]] = {}
+        for node, body in doc["jobs"].items():
+            field = "trial" if (body or {}).get("type") == "sweep" else "component"
+            current = (body or {}).get(field)
+            if isinstance(components, Mapping):
+                if node in components:
+                    ref = components[node]
+                    if field == "trial" and (not ref.startswith("azureml:") or ref.startswith("azureml://")):
+                        # azure-ai-ml 1.35 loads a sweep trial "azureml://registries/…" as
+                        # "//registries/…" and then cannot resolve it.
+                        raise PlatformError(f"sweep step {node}: its trial must be a workspace component "
+                                            f"(azureml:<name>:<version>), not {ref!r}")
+                    overrides[node] = (field, ref)
+            elif components == "registered":
+                overrides[node] = (field, _registered_reference(path, node, current))
+        if isinstance(components, Mapping):
+            unknown = sorted(set(components) - set(doc["jobs"]))
+            if unknown:
+                raise PlatformError(f"pipeline {path} has no step(s) {', '.join(unknown)}")
+        return cls(dict(doc.get("inputs") or {}), overrides)
+
+
+def _registered_reference(pipeline: Path, node: str, current: Any) -> str:
+    """`azureml:<name>:<version>` of a step's component, from the component YAML the step points to."""
+    import yaml
+
+    if isinstance(current, str) and current.startswith("azureml:"):
+        return current
+    if not isinstance(current, str):
+        raise PlatformError(f"step {node} of {pipeline} defines its component inline: it cannot be submitted as a "
+                            "registered component (move it to its own YAML with a name and version)")
+    file = Path(current.removeprefix("file:"))
+    file = file if file.is_absolute() else (pipeline.parent / file)
+    try:
+        component = yaml.safe_load(file.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise PlatformError(f"cannot read component {file} of step {node}: {exc}") from exc
+    name, version = component.get("name"), component.get("version")
+    if not name or version in (None, ""):
+        raise PlatformError(f"component {file} of step {node} has no name/version to reference it by")
+    return f"azureml:{name}:{version}"
+
+
+@contextmanager
+def _errors(action: str) -> Iterator[None]:
+    """azure_errors, with readable messages: the SDK's MlException text (job submission wraps every
+    client-side failure in one) is ANSI-coloured and starts with boilerplate."""
+    try:
+        with azure_errors(action):
+            yield
+    except PlatformError as exc:
+        cause = exc.__cause__
+        if cause is None or "\x1b[" not in str(exc):
+            raise
+        raise type(exc)(f"{action}: {_first_line(cause)}", transient=exc.transient) from cause
+
+
+def _summary(job: Any) -> dict[str, Any]:
+    created = getattr(getattr(job, "creation_context", None), "created_at", None)
+    return {
+        "name": job.name,
+        "status": _status_text(job.status),
+        "studio_url": job.studio_url or "",
+        "tags": dict(job.tags or {}),
+        "experiment": job.experiment_name or "",
+        "display_name": job.display_name or "",
+        "created_at": created.isoformat() if hasattr(created, "isoformat") else (created or ""),
+    }
+
+
+def _status_text(value: Any) -> str:
+    raw = getattr(value, "value", value)
+    return str(raw) if raw is not None else "Unknown"
+
+
+def _status(exc: BaseException) -> int | None:
+    from azure.core.exceptions import HttpResponseError
+
+    return exc.status_code if isinstance(exc, HttpResponseError) else None
+
+
+def _lost_create_race(exc: BaseException) -> bool:
+    """409, or the 400 the service answers a PUT on an existing job name with different content."""
+    status = _status(exc)
+    return status == 409 or (status == 400 and "already exists" in str(exc).lower())
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line that says something ("1) Resource was not found." and the like are headings)."""
+    text = ANSI_RE.sub("", str(getattr(exc, "message", None) or exc))
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not re.match(r"^(\d+\)|Resolutions|Details|Additional Resources)", line):
+            return line.removeprefix("(x) ")[:500]
+    return type(exc).__name__
+
+
+def _check_name(name: str, kind: str) -> None:
+    if not isinstance(name, str) or not JOB_NAME_RE.match(name):
+        raise PlatformError(f"{kind} name {name!r} is not valid in AzureML: 1-255 letters, digits, '_' or '-', "
+                            "starting with a letter or digit")
