@@ -11,6 +11,8 @@ No Azure import at module level: this is imported by adapters that are imported 
 
 from __future__ import annotations
 
+import re
+
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -79,7 +81,8 @@ def _is_ml_exception(exc: BaseException) -> bool:
 def _short(exc: BaseException) -> str:
     """First meaningful line of an SDK message (they run to dozens of lines of advice)."""
     message = getattr(exc, "message", None) or str(exc)
-    for line in str(message).splitlines():
+    message = re.sub(r"\x1b\[[0-9;]*m", "", str(message))  # the SDK colours client-side errors
+    for line in message.splitlines():
         line = line.strip()
         if line and not line.startswith(("1)", "Resolutions", "Details", "Additional Resources")):
             return line[:500]
