@@ -14,6 +14,7 @@ from functions.triggers import (
     model_monitor_events,
     rollout_events,
     rollout_orchestration,
+    timers_monitoring,
 )
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
@@ -23,3 +24,4 @@ app.register_functions(rollout_orchestration.bp)
 app.register_functions(http_rollouts.bp)
 app.register_functions(http_alerts.bp)
 app.register_functions(model_monitor_events.bp)
+app.register_functions(timers_monitoring.bp)

@@ -64,3 +64,30 @@ def build_azure_jobs(settings: Settings, azure: AzureSettings | None = None):
     client = workspace_client(azure.subscription_id, azure.staging_resource_group, azure.staging_workspace,
                               credential=default_credential())
     return AzureJobs(client)
+
+
+def build_azure_inference_logs(settings: Settings, azure: AzureSettings | None = None):
+    """Export source: score.py's InputData lines in the production workspace's Log Analytics."""
+    from functions.adapters.azure.aml import default_credential
+    from functions.adapters.azure.inference_logs import LogAnalyticsInferenceLogs
+    from functions.adapters.azure.traffic_log import logs_client
+
+    azure = azure or AzureSettings.from_env()
+    return LogAnalyticsInferenceLogs(logs_client(azure.logs_endpoint or None, default_credential()),
+                                     azure.log_analytics_workspace_id)
+
+
+def download_reference(settings: Settings, model: str, version: str, tmp, azure: AzureSettings | None = None):
+    """The production model's reference sample, downloaded from the shared registry."""
+    from pathlib import Path
+
+    from functions.adapters.azure.aml import default_credential, registry_client
+
+    azure = azure or AzureSettings.from_env()
+    client = registry_client(azure.registry_name, credential=default_credential())
+    target = Path(tmp) / "model"
+    client.models.download(name=model, version=version, download_path=str(target))
+    found = sorted(target.rglob("reference.parquet"))
+    if not found:
+        raise FileNotFoundError(f"{model}:{version} in registry {azure.registry_name} has no reference.parquet")
+    return found[0]

@@ -127,6 +127,35 @@ class LocalPlatform:
         return handle_alert_body(body, self.store, self.jobs, self.alert_policy(), dry_run=dry_run,
                                  max_bytes=self.settings.alert_max_bytes)
 
+    def export_logs(self, now: Any = None, **kwargs: Any) -> dict[str, Any]:
+        """The hourly export timer: the production endpoints' InputData → Parquet in the store."""
+        from functions.adapters.local.inference_logs import LocalInferenceLogs
+
+        return export_all(self.settings, self.managed, LocalInferenceLogs(self.production.home), self.store,
+                          now=now, **kwargs)
+
+    def check_drift(self, now: Any = None, *, alert: bool = True, report: bool = True) -> list[dict[str, Any]]:
+        """The daily drift timer, then the local alert rule: drift → alert → webhook handler."""
+        from functions.core.monitoring import drift_alert_payload, run_drift_check
+
+        def reference(model: str, version: str, tmp: Path) -> Path:
+            ref = self.registry.get_registry_model(model, version) or self.workspace.get(model, version)
+            if ref is None:
+                raise FileNotFoundError(f"model {model}:{version} not found in the registry or workspace")
+            return Path(ref.uri) / "reference.parquet"
+
+        out = []
+        for model in self.managed.names:
+            check = run_drift_check(model, self.store, reference, now=now, config=self.settings.drift_config(),
+                                    window=_hours(self.settings.drift_window_hours), report=report)
+            item: dict[str, Any] = {"check": check.to_dict()}
+            payload = drift_alert_payload(check) if alert else None
+            if payload is not None:
+                answer = self.send_alert(json.dumps(payload).encode())
+                item["alert"] = {"status": answer.status, "body": answer.body}
+            out.append(item)
+        return out
+
     def close(self) -> None:
         self.jobs.close()
         self.staging.close()
@@ -137,6 +166,24 @@ class LocalPlatform:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _hours(value: float) -> Any:
+    from datetime import timedelta
+
+    return timedelta(hours=value)
+
+
+def export_all(settings: Settings, managed: ManagedModels, source: Any, store: Any, now: Any = None,
+               **kwargs: Any) -> dict[str, Any]:
+    from datetime import datetime, timedelta, timezone
+
+    from functions.core.export import export_models
+
+    reports = export_models(managed.names, source, store, now=now or datetime.now(timezone.utc),
+                            lag=timedelta(minutes=settings.export_lag_minutes), formats=settings.export_formats,
+                            **kwargs)
+    return {model: report.to_dict() for model, report in reports.items()}
 
 
 def alert_policy(settings: Settings, managed: ManagedModels) -> Any:
@@ -228,6 +275,29 @@ class Runtime:
     @property
     def alert_policy(self) -> Any:
         return alert_policy(self.settings, self.managed)
+
+    def export_logs(self) -> dict[str, Any]:
+        if self.settings.platform == "azure":
+            from functions.azure_platform import build_azure_inference_logs
+
+            return export_all(self.settings, self.managed, build_azure_inference_logs(self.settings),
+                              self.platform.store)
+        self.platform  # noqa: B018 - builds the local platform
+        return self._local.export_logs()
+
+    def check_drift(self) -> list[dict[str, Any]]:
+        if self.settings.platform == "azure":
+            from functions.azure_platform import download_reference
+            from functions.core.monitoring import run_drift_check
+
+            # In Azure the alert is Azure Monitor's log alert rule on the drift records (README).
+            return [{"check": run_drift_check(model, self.platform.store,
+                                              lambda m, v, tmp: download_reference(self.settings, m, v, tmp),
+                                              config=self.settings.drift_config(),
+                                              window=_hours(self.settings.drift_window_hours)).to_dict()}
+                    for model in self.managed.names]
+        self.platform  # noqa: B018
+        return self._local.check_drift()
 
 
 _runtime: Runtime | None = None

@@ -36,6 +36,10 @@ class Settings:
     webhook_tenant_id: str = ""  # Secure Webhook (Entra ID): required when an audience is set
     webhook_audience: str = ""
     webhook_role: str = ""
+    export_lag_minutes: float = 10.0  # export windows end at now − this (log ingestion delay)
+    export_formats: tuple[str, ...] = ("parquet",)
+    drift_window_hours: float = 24.0  # drift compares the last window of exported data
+    drift_config_json: str | None = None  # MODELOPS_DRIFT_CONFIG: ml.drift.DriftConfig fields
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -59,7 +63,31 @@ class Settings:
             webhook_tenant_id=env.get("MODELOPS_WEBHOOK_TENANT_ID", "").strip(),
             webhook_audience=env.get("MODELOPS_WEBHOOK_AUDIENCE", "").strip(),
             webhook_role=env.get("MODELOPS_WEBHOOK_ROLE", "").strip(),
+            export_lag_minutes=_float(env, "MODELOPS_EXPORT_LAG_MINUTES", defaults.export_lag_minutes),
+            export_formats=_formats(env.get("MODELOPS_EXPORT_FORMATS", "parquet")),
+            drift_window_hours=_float(env, "MODELOPS_DRIFT_WINDOW_HOURS", defaults.drift_window_hours),
+            drift_config_json=env.get("MODELOPS_DRIFT_CONFIG") or None,
         )
+
+    def drift_config(self) -> dict:
+        import json
+
+        if not self.drift_config_json:
+            return {}
+        try:
+            value = json.loads(self.drift_config_json)
+        except ValueError as exc:
+            raise SettingsError(f"MODELOPS_DRIFT_CONFIG is not valid JSON: {exc}") from None
+        if not isinstance(value, dict):
+            raise SettingsError("MODELOPS_DRIFT_CONFIG must be a JSON object of drift settings")
+        return value
+
+
+def _formats(raw: str) -> tuple[str, ...]:
+    formats = tuple(f.strip().lower() for f in raw.split(",") if f.strip())
+    if not formats or any(f not in ("parquet", "csv") for f in formats):
+        raise SettingsError(f"MODELOPS_EXPORT_FORMATS must list parquet and/or csv, got {raw!r}")
+    return formats
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:

@@ -25,6 +25,8 @@ EXPECTED = {
                                          "route": "rollouts/{rollout_id}/approval"}),
     "alert_webhook": ("httpTrigger", {"methods": ["POST"], "authLevel": "FUNCTION", "route": "alerts"}),
     "run_status_changed": ("eventGridTrigger", {"direction": "IN", "name": "event"}),
+    "export_inference_logs": ("timerTrigger", {"schedule": "0 5 * * * *", "useMonitor": True}),
+    "drift_check": ("timerTrigger", {"schedule": "0 30 2 * * *", "useMonitor": True}),
 }
 # functions that also take a Durable client binding
 DURABLE_CLIENT = {"model_registered", "rollout_approval"}

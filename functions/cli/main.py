@@ -202,6 +202,95 @@ def alerts_send(
 
 
 @app.command()
+def drift(
+    reference: Path = typer.Option(..., "--reference", help="reference data: CSV or Parquet (e.g. reference.parquet)"),
+    current: Path = typer.Option(..., "--current", help="current data: CSV/Parquet file or a folder of them"),
+    as_json: bool = typer.Option(False, "--json", help="print {OverallDriftMetrics, FeatureDriftMetrics}"),
+    report: Optional[Path] = typer.Option(None, "--report", help="write Evidently's HTML report here"),
+    model_name: str = typer.Option("credit-card-default", "--model-name"),
+    config: Optional[str] = typer.Option(None, "--config", help="JSON drift settings (methods, thresholds, ...)"),
+) -> None:
+    """Data drift of CURRENT against REFERENCE (Evidently DataDriftPreset statistics, computed fast)."""
+    import shutil
+    import tempfile
+
+    from ml.drift import DriftInputError, compute_drift
+
+    for label, path in (("reference", reference), ("current", current)):
+        if not path.exists():
+            fail(f"--{label} {path}: no such file or folder")
+    try:
+        settings = json.loads(config) if config else None
+    except ValueError as exc:
+        fail(f"--config is not valid JSON: {exc}")
+    out = Path(tempfile.mkdtemp(prefix="modelops-drift-"))
+    try:
+        try:
+            import contextlib
+            import io
+
+            with contextlib.redirect_stdout(io.StringIO()):  # the job prints its records; we print ours
+                result = compute_drift(reference, current, out, config=settings, model_name=model_name,
+                                       report=report is not None)
+        except DriftInputError as exc:
+            fail(str(exc))
+        payload = json.loads((out / "result.json").read_text())
+        if report is not None and (out / "report.html").exists():
+            report.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(out / "report.html", report)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    records = {r["type"]: r for r in payload.get("records", [])}
+    if as_json:
+        emit_json({"OverallDriftMetrics": records.get("OverallDriftMetrics"),
+                   "FeatureDriftMetrics": records.get("FeatureDriftMetrics"), "status": payload["status"],
+                   **({"report": str(report)} if report is not None and result.has_verdict else {})})
+        return
+    if not result.has_verdict:
+        typer.echo(f"{payload['status']}: {result.current.rows} valid current rows "
+                   f"(minimum {result.min_current_rows}); no drift verdict")
+        return
+    overall = records["OverallDriftMetrics"]["data"]
+    typer.echo(f"dataset drift: {overall['dataset_drift']} ({overall['n_drifted_features']} of "
+               f"{overall['n_features']} columns drifted)")
+    for f in records["FeatureDriftMetrics"]["data"]:
+        mark = "DRIFT" if f["drift_detected"] else "     "
+        typer.echo(f"  {mark} {f['feature_name']:<22} {f['stattest_name']:<40} {f['drift_score']:.4f}")
+    if report is not None:
+        typer.echo(f"report: {report}")
+
+
+timers_app = typer.Typer(help="Run the Function App's timers on the local platform.", no_args_is_help=True)
+app.add_typer(timers_app, name="timers")
+
+
+@timers_app.command("run")
+def timers_run(
+    name: str = typer.Argument(..., help="export | drift"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Run a timer now: `export` (inference logs → Parquet) or `drift` (drift check + local alert rule)."""
+    if name not in ("export", "drift"):
+        fail(f"unknown timer {name!r}: choose export or drift")
+    platform = _local_platform()
+    with platform:
+        if name == "export":
+            result: Any = platform.export_logs()
+        else:
+            platform.revive()
+            result = platform.check_drift()
+            for item in result:
+                alert = item.get("alert")
+                if alert and alert["status"] == 202:
+                    platform.jobs.wait(alert["body"]["job"])
+                    item["rollouts"] = platform.wait_all()
+    if as_json:
+        emit_json(result)
+    else:
+        typer.echo(json.dumps(result, indent=2, default=str))
+
+
+@app.command()
 def register(
     model_dir: Path = typer.Option(..., "--model-dir", help="a trained artifact folder (modelops train --out)"),
     name: str = typer.Option("credit-card-default", "--name"),

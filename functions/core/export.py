@@ -210,7 +210,9 @@ def _sort(table: pa.Table) -> pa.Table:
 
     if len(table) <= 1:
         return table
-    order = pc.sort_indices(table, sort_keys=[(k, "ascending") for k in SORT_KEYS])  # nulls last
+    # model_version first: each version's rows are then one contiguous run (sliced, not filtered);
+    # within a version — within one output object — the order is SORT_KEYS. Nulls last.
+    order = pc.sort_indices(table, sort_keys=[("model_version", "ascending")] + [(k, "ascending") for k in SORT_KEYS])
     return table.take(order)
 
 
@@ -524,17 +526,16 @@ def _split_bad_versions(table: pa.Table) -> tuple[pa.Table, int]:
 
 
 def _by_version(table: pa.Table) -> Iterator[tuple[str, pa.Table]]:
+    """(version, rows) runs of a table sorted by `_sort` (model_version first): zero-copy slices."""
     import pyarrow.compute as pc
 
     if not len(table):
         return
-    versions = table.column("model_version")
-    unique = sorted(pc.unique(versions).to_pylist())
-    if len(unique) == 1:
-        yield unique[0], table
-        return
-    for version in unique:
-        yield version, table.filter(pc.equal(versions, version))
+    counts = pc.value_counts(table.column("model_version"))  # in order of first appearance = sorted
+    offset = 0
+    for entry in counts.to_pylist():
+        yield entry["values"], table.slice(offset, entry["counts"])
+        offset += entry["counts"]
 
 
 # --- the export ---------------------------------------------------------------------------------

@@ -34,7 +34,9 @@ from __future__ import annotations
 import json
 import math
 import re
+import threading
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
@@ -294,12 +296,13 @@ class LogAnalyticsInferenceLogs:
     `max_rows` / `max_bytes` bound each query's answer (Log Analytics' own limits are 500,000
     rows and 64 MB); `min_window` and `max_depth` bound how far a window is halved when answers
     keep coming back partial. `server_timeout` (s) goes to the service as Prefer: wait=N.
+    `prefetch`: download a slice's next sub-window while the current one is parsed and written.
     """
 
     def __init__(self, client: Any, workspace_id: str, *, enforce_https: bool = True,
                  max_rows: int = DEFAULT_MAX_ROWS, max_bytes: int = DEFAULT_MAX_BYTES,
                  min_window: timedelta = timedelta(seconds=1), max_depth: int = 10,
-                 server_timeout: int | None = None) -> None:
+                 server_timeout: int | None = None, prefetch: bool = True) -> None:
         if not workspace_id or not isinstance(workspace_id, str):
             raise ValueError("workspace_id is required")
         if max_rows < 1 or max_bytes < 1:
@@ -312,6 +315,8 @@ class LogAnalyticsInferenceLogs:
         self.min_window = min_window
         self.max_depth = max_depth
         self.server_timeout = server_timeout
+        self.prefetch = prefetch
+        self._count_lock = threading.Lock()
         self.queries = 0  # sent, for tests and the benchmark
         self.splits = 0  # windows halved after a partial answer
 
@@ -356,13 +361,25 @@ class LogAnalyticsInferenceLogs:
         parts = self.plan(summary)
         step = (end - start) / parts
         bounds = [start + step * i for i in range(parts)] + [end]  # datetimes: whole microseconds
+        windows = [(lo, hi) for lo, hi in zip(bounds, bounds[1:]) if hi > lo]
         fetched = 0
-        for lo, hi in zip(bounds, bounds[1:]):
-            if hi <= lo:
-                continue
-            for table in self._fetch_window(model, lo, hi, 0):
-                fetched += len(table)
-                yield table
+        # While one answer is parsed and written, the next one downloads (one ahead, no more: memory)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference-logs-prefetch") as pool:
+            ahead = pool.submit(self._post_window, model, *windows[0])
+            try:
+                for i, (lo, hi) in enumerate(windows):
+                    body = ahead.result()
+                    ahead = pool.submit(self._post_window, model, *windows[i + 1]) \
+                        if self.prefetch and i + 1 < len(windows) else None
+                    for table in self._fetch_window(model, lo, hi, 0, body):
+                        fetched += len(table)
+                        yield table
+                    del body
+                    if ahead is None and i + 1 < len(windows):
+                        ahead = pool.submit(self._post_window, model, *windows[i + 1])
+            finally:
+                if ahead is not None and not ahead.cancel():
+                    ahead.exception()  # let a download in flight finish before the pool goes
         if fetched < summary.records:  # array elements that are not objects (the query skips them)
             yield Malformed(summary.records - fetched, "records that are not JSON objects")
 
@@ -372,9 +389,14 @@ class LogAnalyticsInferenceLogs:
         return max(1, math.ceil(summary.records / self.max_rows), math.ceil(estimated_bytes / self.max_bytes))
 
     # internals
-    def _fetch_window(self, model: str, start: datetime, end: datetime, depth: int) -> Iterator[pa.Table]:
-        action = f"inference logs of {model} [{start.isoformat()}, {end.isoformat()})"
-        body = self._post(fetch_query(model, start, end), start, end, action)
+    def _post_window(self, model: str, start: datetime, end: datetime) -> bytearray:
+        return self._post(fetch_query(model, start, end), start, end, _action(model, start, end))
+
+    def _fetch_window(self, model: str, start: datetime, end: datetime, depth: int,
+                      body: bytearray | None = None) -> Iterator[pa.Table]:
+        action = _action(model, start, end)
+        if body is None:
+            body = self._post_window(model, start, end)
         answer = parse_answer(body)
         del body
         error = answer.error
@@ -402,7 +424,8 @@ class LogAnalyticsInferenceLogs:
         headers = {"Prefer": f"wait={int(self.server_timeout)}"} if self.server_timeout else None
         request = HttpRequest("POST", f"/workspaces/{quote(self.workspace_id, safe='')}/query",
                               json={"query": query, "timespan": span}, headers=headers)
-        self.queries += 1
+        with self._count_lock:  # the prefetch thread sends too
+            self.queries += 1
         try:
             response = self.client.send_request(request, stream=True, enforce_https=self.enforce_https)
             try:
@@ -421,6 +444,10 @@ class LogAnalyticsInferenceLogs:
             transient = status in _TRANSIENT_STATUS or status >= 500
             raise PlatformError(f"{action}: HTTP {status} {detail}".rstrip(), transient=transient)
         return body
+
+
+def _action(model: str, start: datetime, end: datetime) -> str:
+    return f"inference logs of {model} [{start.isoformat()}, {end.isoformat()})"
 
 
 def inference_logs_client(endpoint: str | None = None, credential: Any = None, **kwargs: Any) -> Any:

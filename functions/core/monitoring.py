@@ -1,0 +1,159 @@
+"""The drift check the daily timer runs (and `modelops timers run drift`), and the local alert rule.
+
+    reference = the production model's training sample (reference.parquet in its artifact)
+    current   = the exported inference data of the last window (exports/<model>/<version>/...)
+    → ml.drift.compute_drift (numpy/scipy; Evidently only for the HTML report)
+    → the scenario's OverallDriftMetrics / FeatureDriftMetrics records as structured logs
+      (Application Insights `traces` in Azure), result.json + report.html in the store,
+      the window's verdict appended to drift/<model>/history.json (for M-of-N)
+
+The local alert rule evaluates those records the way the README's Azure Monitor log alert rule
+does (dataset_drift == true) and posts a common-alert-schema payload to the webhook handler.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from functions.core.records import RolloutStore
+from functions.logs import log_event
+from functions.ports import Store
+
+logger = logging.getLogger("modelops.drift")
+ALERT_RULE = "modelops-dataset-drift"
+
+
+@dataclass
+class DriftCheck:
+    model: str
+    status: str  # drift | no_drift | insufficient_data | no_production_model | no_data
+    version: str | None = None
+    dataset_drift: bool | None = None
+    sustained: bool | None = None
+    rows: int = 0
+    records: list[dict[str, Any]] = field(default_factory=list)
+    result_key: str = ""
+    report_key: str = ""
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items()}
+
+
+def exported_keys(store: Store, model: str, version: str, start: datetime, end: datetime) -> list[str]:
+    """Parquet parts of `model`/`version` in hour partitions overlapping [start, end)."""
+    keys = []
+    hour = start.replace(minute=0, second=0, microsecond=0)
+    while hour < end:
+        prefix = f"exports/{model}/{version}/{hour:%Y-%m-%d}/{hour:%H}/"
+        keys.extend(k for k in store.list(prefix) if k.endswith(".parquet"))
+        hour += timedelta(hours=1)
+    return keys
+
+
+def run_drift_check(model: str, store: Store, reference_file: Callable[[str, str, Path], Path], *,
+                    now: datetime | None = None, window: timedelta = timedelta(hours=24),
+                    config: dict[str, Any] | None = None, report: bool = True) -> DriftCheck:
+    """`reference_file(model, version, tmp_dir)` returns a local path to the production model's
+    reference sample (a folder path locally; downloaded from the registry in Azure)."""
+    from ml.drift import DriftConfig, compute_drift
+
+    now = now or datetime.now(timezone.utc)
+    production = RolloutStore(store).production(model)
+    if not production:
+        return DriftCheck(model, "no_production_model", reason="no version of the model is in production")
+    version = production["version"]
+    keys = exported_keys(store, model, version, now - window, now)
+    if not keys:
+        return DriftCheck(model, "no_data", version, reason=f"no exported inference data for version {version} "
+                                                             f"in the last {window}")
+    drift_config = DriftConfig.from_dict(config or {})
+    history_key = f"drift/{model}/history.json"
+    found = store.get(history_key)
+    history: list[dict[str, Any]] = json.loads(found[0]) if found else []
+    stamp = now.strftime("%Y%m%dT%H%M%SZ")
+    tmp = Path(tempfile.mkdtemp(prefix="modelops-drift-"))
+    try:
+        current = tmp / "current"
+        current.mkdir()
+        for i, key in enumerate(keys):
+            (current / f"part-{i:05d}.parquet").write_bytes(store.get(key)[0])
+        reference = reference_file(model, version, tmp)
+        result = compute_drift(reference, current, tmp / "out", config=drift_config, model_name=model,
+                               report=report, history=[h["dataset_drift"] for h in history if h.get("version") ==
+                                                       version])
+        prefix = f"drift/{model}/{version}/{stamp}"
+        result_json = (tmp / "out" / "result.json").read_bytes()
+        store.put(f"{prefix}/result.json", result_json)
+        report_key = ""
+        if report and (tmp / "out" / "report.html").exists():
+            report_key = f"{prefix}/report.html"
+            store.put(report_key, (tmp / "out" / "report.html").read_bytes())
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    payload = json.loads(result_json)
+    records = payload.get("records") or []
+    for record in records:  # the scenario's KQL reads these from traces
+        logger.info(json.dumps(record, separators=(",", ":")))
+    dataset_drift = payload.get("dataset_drift") if result.has_verdict else None
+    status = ("drift" if dataset_drift else "no_drift") if result.has_verdict else result.status
+    check = DriftCheck(model, status, version, dataset_drift, payload.get("sustained"), result.current.rows,
+                       records, f"{prefix}/result.json", report_key,
+                       reason="" if result.has_verdict else f"{result.current.rows} valid current rows "
+                                                             f"(minimum {result.min_current_rows})")
+    if dataset_drift is not None:
+        history.append({"at": now.isoformat(), "version": version, "dataset_drift": bool(dataset_drift)})
+        store.put(history_key, json.dumps(history[-100:]).encode())
+    log_event(logger, "drift_check", **{k: v for k, v in check.to_dict().items() if k != "records"})
+    return check
+
+
+def drift_alert_payload(check: DriftCheck, now: datetime | None = None) -> dict[str, Any] | None:
+    """What Azure Monitor would send for the README's log alert rule on this check (None: no alert).
+    With M-of-N configured, only sustained drift fires."""
+    if not check.dataset_drift or check.sustained is False:
+        return None
+    now = now or datetime.now(timezone.utc)
+    digest = hashlib.sha256(f"{check.model}|{check.result_key}".encode()).hexdigest()
+    alert_id = (f"/subscriptions/00000000-0000-0000-0000-000000000000/providers/Microsoft.AlertsManagement/alerts/"
+                f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}")
+    overall = next((r for r in check.records if r.get("type") == "OverallDriftMetrics"), {})
+    return {
+        "schemaId": "azureMonitorCommonAlertSchema",
+        "data": {
+            "essentials": {
+                "alertId": alert_id, "alertRule": ALERT_RULE, "severity": "Sev2", "signalType": "Log",
+                "monitorCondition": "Fired", "monitoringService": "Log Alerts V2",
+                "alertTargetIDs": ["local-platform/application-insights"], "firedDateTime": now.isoformat(),
+                "description": f"Dataset drift detected for {check.model}", "essentialsVersion": "1.0",
+                "alertContextVersion": "1.0",
+            },
+            "alertContext": {
+                "properties": {"model_name": check.model},
+                "conditionType": "LogQueryCriteria",
+                "condition": {"allOf": [{"searchQuery": DRIFT_ALERT_KQL.strip(), "metricValue":
+                                         overall.get("data", {}).get("share_drifted_features"),
+                                         "operator": "GreaterThan", "threshold": "0"}]},
+            },
+            "customProperties": {"model_name": check.model, "drift_result": check.result_key},
+        },
+    }
+
+
+# The Azure Monitor log alert rule (scheduled query on Application Insights traces); see the README.
+DRIFT_ALERT_KQL = """
+traces
+| where message has '"type":"OverallDriftMetrics"'
+| extend record = parse_json(message)
+| where tobool(record.data.dataset_drift) == true
+| project timestamp, model_name = tostring(record.model_name),
+          share_drifted = todouble(record.data.share_drifted_features)
+"""
