@@ -1,0 +1,332 @@
+"""Inputs of the drift check: files or frames → schema-typed columns, wrong-schema rows counted and dropped.
+
+Categoricals become integer codes into a list of levels (a category column or a Parquet/CSV
+dictionary is used as is, so a million rows of strings are never materialised as Python objects);
+numerics become float64 with NaN for missing. A row is dropped as wrong-schema when a numeric cell
+(or the target) holds something that is not a number (not a 0/1 label); missing cells are not
+wrong, they are left out per column as Evidently does. Unseen category levels are tolerated.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
+
+import numpy as np
+
+from ml import schema
+from ml.dataset import DataError
+from ml.drift.config import DriftInputError, InputSummary
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+PARQUET_SUFFIXES = (".parquet", ".pq")
+CSV_SUFFIXES = (".csv",)
+JSONL_SUFFIXES = (".jsonl", ".ndjson")
+TABLE_SUFFIXES = PARQUET_SUFFIXES + CSV_SUFFIXES + JSONL_SUFFIXES
+WANTED = frozenset(schema.COLUMNS)
+
+
+@dataclass
+class Categorical:
+    codes: np.ndarray  # int, -1 = missing
+    levels: list[Any]  # str for the features, int 0/1 for the target
+
+    def values(self) -> np.ndarray:
+        return self.codes[self.codes >= 0] if (self.codes < 0).any() else self.codes
+
+
+@dataclass
+class TypedFrame:
+    """Schema-typed columns of one side (valid rows only) and what was dropped on the way."""
+
+    n_rows: int
+    numeric: dict[str, np.ndarray] = field(default_factory=dict)
+    categorical: dict[str, Categorical] = field(default_factory=dict)
+    invalid_rows: int = 0
+    invalid_by_column: dict[str, int] = field(default_factory=dict)
+    source: str = "data"
+
+    def __contains__(self, column: str) -> bool:
+        return column in self.numeric or column in self.categorical
+
+    def summary(self) -> InputSummary:
+        return InputSummary(self.n_rows, self.invalid_rows, dict(self.invalid_by_column), schema.TARGET in self)
+
+    def to_pandas(self, columns: Sequence[str], rows: np.ndarray | None = None) -> "pd.DataFrame":
+        """Plain pandas columns (object strings, float64, int64 target) as Evidently expects them."""
+        import pandas as pd
+
+        data: dict[str, Any] = {}
+        for name in columns:
+            if name in self.numeric:
+                values = self.numeric[name]
+                data[name] = values if rows is None else values[rows]
+                continue
+            cat = self.categorical[name]
+            codes = cat.codes if rows is None else cat.codes[rows]
+            if name == schema.TARGET:
+                target = codes.astype(np.float64)
+                target[codes < 0] = np.nan
+                data[name] = codes.astype(np.int64) if (codes >= 0).all() else target
+            else:
+                levels = np.array(list(cat.levels) + [None], dtype=object)
+                data[name] = levels[codes]  # code -1 picks the trailing None
+        return pd.DataFrame(data, columns=list(columns))
+
+    @staticmethod
+    def concat(frames: Sequence["TypedFrame"], source: str) -> "TypedFrame":
+        if len(frames) == 1:
+            return frames[0]
+        columns = [c for c in schema.COLUMNS if all(c in f for f in frames)]
+        out = TypedFrame(n_rows=sum(f.n_rows for f in frames), source=source)
+        out.invalid_rows = sum(f.invalid_rows for f in frames)
+        for f in frames:
+            for name, count in f.invalid_by_column.items():
+                out.invalid_by_column[name] = out.invalid_by_column.get(name, 0) + count
+        for name in columns:
+            if name in frames[0].numeric:
+                out.numeric[name] = np.concatenate([f.numeric[name] for f in frames])
+                continue
+            levels: list[Any] = []
+            index: dict[Any, int] = {}
+            parts = []
+            for f in frames:
+                cat = f.categorical[name]
+                lut = np.empty(len(cat.levels) + 1, dtype=np.int32)
+                lut[-1] = -1
+                for i, level in enumerate(cat.levels):
+                    lut[i] = index.setdefault(level, len(levels))
+                    if lut[i] == len(levels):
+                        levels.append(level)
+                parts.append(lut[cat.codes])
+            out.categorical[name] = Categorical(np.concatenate(parts), levels)
+        return out
+
+
+# -------------------------------------------------------------------------------------- reading
+
+
+def table_files(path: str | Path) -> list[Path]:
+    """The data files behind an input: the file itself, or every table file under a folder."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise DataError(f"{path}: no such file or folder")
+    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in TABLE_SUFFIXES)
+    if not files:
+        raise DataError(f"{path}: the folder holds no CSV, Parquet or JSON-lines file")
+    return files
+
+
+def load(path: str | Path, source: str | None = None) -> TypedFrame:
+    """Read a file or a folder of files (concatenated) into schema-typed columns."""
+    source = source or str(path)
+    frames = [coerce(read_frame(p), source=str(p)) for p in table_files(path)]
+    return TypedFrame.concat(frames, source)
+
+
+def read_frame(path: str | Path) -> "pd.DataFrame":
+    """The schema's columns of one file (others are not read), categoricals as pandas categories."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: the file is empty")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in PARQUET_SUFFIXES:
+            return _read_parquet(path)
+        if suffix in JSONL_SUFFIXES:
+            import pandas as pd
+
+            frame = pd.read_json(path, lines=True, dtype=False)
+            return frame[[c for c in frame.columns if c in WANTED]]
+        return _read_csv(path)
+    except DataError:
+        raise
+    except Exception as exc:  # pyarrow/pandas parse errors: one line naming the file
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"{path}: cannot be read as a table: {first}") from None
+
+
+def _read_parquet(path: Path) -> "pd.DataFrame":
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    file_schema = pq.read_schema(path)
+    present = [name for name in file_schema.names if name in WANTED]
+    as_dictionary = [
+        name
+        for name in present
+        if name in schema.CATEGORICAL
+        and (pa.types.is_string(file_schema.field(name).type) or pa.types.is_large_string(file_schema.field(name).type))
+    ]
+    table = pq.read_table(path, columns=present, read_dictionary=as_dictionary)
+    return _to_pandas(table)
+
+
+def _read_csv(path: Path) -> "pd.DataFrame":
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pv
+
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        header = next(csv.reader(handle), [])
+    header = [h.strip() for h in header]
+    present = [name for name in header if name in WANTED]
+    if not present:
+        return _empty_frame(header)
+    types = {
+        name: pa.dictionary(pa.int32(), pa.string()) if name in schema.CATEGORICAL else pa.string()
+        for name in present
+    }
+    table = pv.read_csv(
+        path,
+        read_options=pv.ReadOptions(column_names=header, skip_rows=1),
+        convert_options=pv.ConvertOptions(column_types=types, include_columns=present, strings_can_be_null=True),
+    )
+    for name in present:
+        if name in schema.NUMERIC:
+            try:  # the common case in C++; cells arrow cannot parse go to the careful pandas path
+                table = table.set_column(table.schema.get_field_index(name), name, pc.cast(table[name], pa.float64()))
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                pass
+    return _to_pandas(table)
+
+
+def _to_pandas(table: Any) -> "pd.DataFrame":
+    return table.to_pandas(split_blocks=True, self_destruct=True)
+
+
+def _empty_frame(columns: Iterable[str]) -> "pd.DataFrame":
+    import pandas as pd
+
+    return pd.DataFrame(columns=list(columns))
+
+
+# ------------------------------------------------------------------------------------- coercion
+
+
+def coerce(frame: "pd.DataFrame", source: str = "data") -> TypedFrame:
+    """Type the schema's columns of ``frame``; rows with a wrong-schema cell are dropped and counted.
+
+    Raises DriftInputError naming every missing feature column. The target is optional.
+    """
+    missing = [c for c in schema.FEATURE_NAMES if c not in frame.columns]
+    if missing:
+        raise DriftInputError(f"{source}: missing column(s) {', '.join(missing)}")
+    n = len(frame)
+    out = TypedFrame(n_rows=n, source=source)
+    invalid = np.zeros(n, dtype=bool)
+    for name in schema.CATEGORICAL:
+        out.categorical[name] = _categorical(frame[name])
+    for name in schema.NUMERIC:
+        values, bad = _numeric(frame[name])
+        out.numeric[name] = values
+        _note_invalid(out, invalid, name, bad)
+    if schema.TARGET in frame.columns:
+        codes, bad = _target(frame[schema.TARGET])
+        out.categorical[schema.TARGET] = Categorical(codes, [0, 1])
+        _note_invalid(out, invalid, schema.TARGET, bad)
+    if out.invalid_by_column:
+        keep = ~invalid
+        out.invalid_rows = int(invalid.sum())
+        out.n_rows = n - out.invalid_rows
+        out.numeric = {k: v[keep] for k, v in out.numeric.items()}
+        for cat in out.categorical.values():
+            cat.codes = cat.codes[keep]
+    return out
+
+
+def _note_invalid(out: TypedFrame, invalid: np.ndarray, name: str, bad: np.ndarray | None) -> None:
+    if bad is not None and bad.any():
+        out.invalid_by_column[name] = int(bad.sum())
+        invalid |= bad
+
+
+def _categorical(series: "pd.Series") -> Categorical:
+    """Codes into stripped text levels; empty text is missing. Work is per level, not per row."""
+    import pandas as pd
+
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        codes = series.cat.codes.to_numpy()
+        raw_levels = series.cat.categories
+    else:
+        codes, raw_levels = pd.factorize(series, use_na_sentinel=True)
+    levels: list[str] = []
+    index: dict[str, int] = {}
+    lut = np.empty(len(raw_levels) + 1, dtype=np.int32)
+    lut[-1] = -1
+    for i, raw in enumerate(raw_levels):
+        text = str(raw).strip()
+        if not text:
+            lut[i] = -1
+            continue
+        lut[i] = index.setdefault(text, len(levels))
+        if lut[i] == len(levels):
+            levels.append(text)
+    if len(levels) == len(raw_levels) and np.array_equal(lut[:-1], np.arange(len(levels))):
+        return Categorical(codes.astype(np.int32, copy=False), levels)
+    return Categorical(lut[codes], levels)
+
+
+def _numeric(series: "pd.Series") -> tuple[np.ndarray, np.ndarray | None]:
+    """float64 with NaN for missing (±inf too, as Evidently drops it); mask of unparseable cells."""
+    import pandas as pd
+
+    dtype = series.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind in "fiub":
+        values = series.to_numpy(dtype=np.float64, copy=False)  # a view when it is float64 already
+        bad = None
+    elif dtype.kind in "fiub":  # pandas nullable Int64/Float64/boolean
+        values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+        bad = None
+    else:
+        raw = series.astype(object) if isinstance(dtype, pd.CategoricalDtype) else series
+        parsed = pd.to_numeric(raw, errors="coerce")
+        values = parsed.to_numpy(dtype=np.float64, na_value=np.nan)
+        present = raw.notna().to_numpy()
+        unparsed = np.isnan(values) & present
+        if unparsed.any():  # blank text is missing, not wrong; literal "nan" stays missing too
+            text = raw[unparsed].astype(str).str.strip().str.lower()
+            wrong = ~text.isin(["", "nan"]).to_numpy()
+            bad = np.zeros(len(values), dtype=bool)
+            bad[np.flatnonzero(unparsed)[wrong]] = True
+        else:
+            bad = None
+    infinite = np.isinf(values)
+    if infinite.any():
+        values = np.where(infinite, np.nan, values)
+    return values, bad
+
+
+def _target(series: "pd.Series") -> tuple[np.ndarray, np.ndarray | None]:
+    """0/1 codes (-1 missing) for the label; anything else that is present is wrong-schema."""
+    import pandas as pd
+
+    if series.dtype.kind in "fiub":
+        values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+        codes = np.full(len(values), -1, dtype=np.int8)
+        codes[values == 0] = 0
+        codes[values == 1] = 1
+        bad = (codes < 0) & ~np.isnan(values)
+        return codes, bad
+    raw_codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    lut = np.empty(len(uniques) + 1, dtype=np.int8)
+    lut[-1] = -1
+    wrong_levels = np.zeros(len(uniques) + 1, dtype=bool)
+    for i, value in enumerate(uniques):
+        if isinstance(value, str) and not value.strip():
+            lut[i] = -1
+            continue
+        try:
+            lut[i] = schema.parse_target(value)
+        except ValueError:
+            lut[i] = -1
+            wrong_levels[i] = True
+    return lut[raw_codes], wrong_levels[raw_codes]
