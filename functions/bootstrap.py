@@ -134,7 +134,8 @@ class LocalPlatform:
         return export_all(self.settings, self.managed, LocalInferenceLogs(self.production.home), self.store,
                           now=now, **kwargs)
 
-    def check_drift(self, now: Any = None, *, alert: bool = True, report: bool = True) -> list[dict[str, Any]]:
+    def check_drift(self, now: Any = None, *, alert: bool = True, report: bool = True,
+                    window: Any = None) -> list[dict[str, Any]]:
         """The daily drift timer, then the local alert rule: drift → alert → webhook handler."""
         from functions.core.monitoring import drift_alert_payload, run_drift_check
 
@@ -147,7 +148,7 @@ class LocalPlatform:
         out = []
         for model in self.managed.names:
             check = run_drift_check(model, self.store, reference, now=now, config=self.settings.drift_config(),
-                                    window=_hours(self.settings.drift_window_hours), report=report)
+                                    window=window or _hours(self.settings.drift_window_hours), report=report)
             item: dict[str, Any] = {"check": check.to_dict()}
             payload = drift_alert_payload(check) if alert else None
             if payload is not None:
@@ -180,9 +181,9 @@ def export_all(settings: Settings, managed: ManagedModels, source: Any, store: A
 
     from functions.core.export import export_models
 
-    reports = export_models(managed.names, source, store, now=now or datetime.now(timezone.utc),
-                            lag=timedelta(minutes=settings.export_lag_minutes), formats=settings.export_formats,
-                            **kwargs)
+    kwargs.setdefault("lag", timedelta(minutes=settings.export_lag_minutes))
+    kwargs.setdefault("formats", settings.export_formats)
+    reports = export_models(managed.names, source, store, now=now or datetime.now(timezone.utc), **kwargs)
     return {model: report.to_dict() for model, report in reports.items()}
 
 

@@ -1,9 +1,12 @@
-"""`modelops demo`: the main job on the embedded local platform, narrated.
+"""`modelops demo`: the whole loop on the embedded local platform, narrated.
 
-train v1 → register (ModelRegistered) → staging → gates → registry → production at 100%
-live traffic through the production front door (≥ 20 requests/s)
-train v2 → register → staging → gates → registry → canary 10 → 50 → 100 under that traffic
-summary: requests served and failed per deployment, the audit trail, gate report paths.
+v1 trained → registered (ModelRegistered) → staging → gates → registry → production
+live traffic through the production front door (25 requests/s, never stops)
+clean traffic → export timer → drift timer: no drift
+drifted traffic → export → drift detected (HTML report) → local alert rule → webhook
+→ retraining job (subprocess: train on the newest labelled data → register v2)
+→ ModelRegistered → staging → gates → registry → canary 10 → 50 → 100 under live traffic
+summary: requests served/failed per deployment, audit trail, gate and drift report paths.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import json
 import shutil
 import time
 from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable
 
@@ -23,88 +27,156 @@ DEMO_OVERRIDES = {
     "poll_seconds": 0.5,
     "instance_count": 2,  # locally: two inference-server workers per deployment
     "canary": {"bake_seconds": 4.0, "max_error_rate": 0.01, "max_p90_ms": 2000.0},
-    "gates": {"latency_requests": 30, "latency_p95_ms": 2000.0, "evaluation_rows": 2000},
+    "gates": {"latency_requests": 30, "latency_p95_ms": 2000.0, "evaluation_rows": 1500},
 }
+SLICE = timedelta(seconds=5)  # export slices (production: 1 hour)
+LAG = timedelta(seconds=1)  # ingestion lag (production: 10 minutes)
+PHASE_SECONDS = 18.0  # traffic per phase: ~450 requests at 25/s
 
 
-def run_demo(settings: Settings, workdir: Path, *, rows: int = 20_000, echo: Echo = print,
-             search_iterations: int = 3) -> dict[str, Any]:
+def run_demo(settings: Settings, workdir: Path, *, rows: int = 10_000, echo: Echo = print,
+             search_iterations: int = 2) -> dict[str, Any]:
+    from functions.adapters.local.jobs import labelled_dir
     from functions.adapters.local.loadgen import LoadGenerator
-    from functions.bootstrap import LocalPlatform, seed_evaluation_data
-    from ml.datagen import generate
+    from functions.bootstrap import LocalPlatform
+    from ml.datagen import STRONG_DRIFT, generate
     from ml.training import train_from_file
 
     started = time.perf_counter()
     if workdir.exists():
         shutil.rmtree(workdir)  # the demo's own state only: every run tells the same story
-    data_dir, models_dir = workdir / "data", workdir / "artifacts"
-    data_dir.mkdir(parents=True)
-    settings = replace(settings, home=workdir / "platform", models_json=None)
+    settings = replace(settings, home=workdir / "platform", models_json=None,
+                       drift_config_json=json.dumps({"min_current_rows": 300}), retrain_cooldown_hours=24.0)
+
+    def step(n: int, text: str) -> None:
+        echo(f"[{n}/8 {time.perf_counter() - started:5.0f}s] {text}")
 
     with LocalPlatform(settings, overrides=DEMO_OVERRIDES) as platform:
         cfg = platform.managed.get(MODEL)
-        seed_evaluation_data(platform.store, MODEL, rows=2000)
+        eval_key = f"datasets/{MODEL}/evaluation.csv"
+        platform.store.put(eval_key, generate(1500, seed=1234).to_csv(index=False).encode())
 
-        def train(version_label: str, seed: int) -> Path:
-            path = data_dir / f"train-{version_label}.csv"
-            generate(rows, seed=seed).to_csv(path, index=False)
-            metrics = train_from_file(path, models_dir / version_label, seed=seed,
-                                      search_iterations=search_iterations)
-            echo(f"      trained on {metrics['n_train']:,} rows: held-out ROC AUC {metrics['roc_auc']:.3f}, "
-                 f"F1 {metrics['f1']:.3f}")
-            return models_dir / version_label
+        step(1, f"training v1 on {rows:,} generated rows")
+        data = workdir / "data" / "train-v1.csv"
+        data.parent.mkdir(parents=True, exist_ok=True)
+        generate(rows, seed=0).to_csv(data, index=False)
+        metrics = train_from_file(data, workdir / "artifacts" / "v1", search_iterations=search_iterations)
+        echo(f"      held-out ROC AUC {metrics['roc_auc']:.3f}")
 
-        def release(folder: Path) -> dict[str, Any]:
-            ref, payload = platform.workspace.register(folder, MODEL)
-            echo(f"      registered {MODEL}:{ref.version} → ModelRegistered event {payload[0]['id'][:8]}… "
-                 "delivered to the handler")
-            decision = platform.rollouts.decisions()[-1]
-            echo(f"      decision: {decision['action']} ({decision['reason']})")
-            outcome = [o for o in platform.wait_all(timeout=900) if o.get("version") == ref.version][0]
-            for record in platform.rollouts.trail(MODEL, outcome["id"]):
-                echo(f"        {_describe(record)}")
-            echo(f"      rollout {MODEL}:{ref.version} → {outcome['state']}: {outcome.get('reason', '')}")
-            return outcome
-
-        echo(f"[1/5] training v1 on {rows:,} generated rows")
-        v1_dir = train("v1", seed=0)
-        echo("[2/5] registering v1: staging → gates → registry → production")
-        first = release(v1_dir)
+        step(2, "registering v1: ModelRegistered → staging → gates → registry → production")
+        first = _release(platform, workdir / "artifacts" / "v1", echo)
         if first["state"] != "succeeded":
             raise RuntimeError(f"v1 did not reach production: {first.get('reason')}")
-        sample = platform.production.score(cfg.production_endpoint, json.loads(SAMPLE_REQUEST.read_text()))
-        echo(f"      ml/sample.json via the production endpoint: {sample.status} {json.dumps(sample.body)}")
 
         def target() -> tuple[str, str]:
             state = platform.production.get_endpoint(cfg.production_endpoint)
             return state.scoring_uri, platform.production.get_key(cfg.production_endpoint)
 
-        traffic_rows = generate(500, seed=99, labelled=False).to_dict(orient="records")
-        echo("[3/5] live traffic: 8 clients, 25 requests/s through the production front door")
-        with LoadGenerator(target, traffic_rows, rate=25, threads=8) as load:
-            echo("[4/5] training v2 on fresh data while v1 serves")
-            v2_dir = train("v2", seed=1)
-            echo("[5/5] registering v2: staging → gates → registry → canary 10 → 50 → 100 under load")
-            second = release(v2_dir)
+        clean_rows = generate(2000, seed=99, labelled=False).to_dict(orient="records")
+        drifted_rows = generate(2000, seed=98, drift=STRONG_DRIFT, labelled=False).to_dict(orient="records")
+        with LoadGenerator(target, clean_rows, rate=25, threads=8, max_seconds=600) as load:
+            step(3, f"live traffic: 25 requests/s from today's population for {PHASE_SECONDS:.0f} s")
+            clean_start = _now()
+            time.sleep(PHASE_SECONDS)
+            drift_start = _now()
+            load.rows = drifted_rows  # the population changes: richer, older, later payers
+            time.sleep((SLICE + LAG).total_seconds() + 1)  # let the clean window's last slice close
+            step(4, "export timer (console logs → Parquet), then drift timer")
+            clean = _monitor(platform, echo, clean_start, drift_start)
+
+            step(5, f"the population drifts (credit limits ×1.8, ages +8, more late payments); "
+                    f"{PHASE_SECONDS:.0f} s of traffic")
+            # ground truth for the new population arrives: labelled data for retraining and gates
+            labelled = labelled_dir(platform.home, MODEL)
+            labelled.mkdir(parents=True, exist_ok=True)
+            generate(rows, seed=2, drift=STRONG_DRIFT).to_csv(labelled / "0002-after-drift.csv", index=False)
+            platform.store.put(eval_key, generate(1500, seed=4321, drift=STRONG_DRIFT).to_csv(index=False).encode())
+            time.sleep(max(0.0, PHASE_SECONDS - (_now() - drift_start).total_seconds()))
+            drift_end = _now()
+            time.sleep((SLICE + LAG).total_seconds() + 1)
+            step(6, "export timer, then drift timer → local alert rule → webhook")
+            drifted = _monitor(platform, echo, drift_start, drift_end)
+            alert = drifted.get("alert")
+            if not alert or alert["status"] != 202:
+                raise RuntimeError(f"expected a retraining alert, got {alert}")
+            job_name = alert["body"]["job"]
+
+            step(7, f"retraining job {job_name}: trains on the newest labelled data, registers v2")
+            job = platform.jobs.wait(job_name, timeout=900)
+            echo(f"      job {job['status']}: registered version {job.get('registered_version')}")
+            if job["status"] != "Completed":
+                raise RuntimeError(f"retraining failed: {job.get('error')}")
+            second = [o for o in platform.wait_all(timeout=900) if o.get("version") == job["registered_version"]][0]
+            _narrate(platform, second, echo)
             time.sleep(1.0)
         traffic = load.summary()
         production = platform.production.get_endpoint(cfg.production_endpoint)
-        echo("")
-        echo(f"live traffic: {traffic['requests']:,} requests at {traffic['rate']} req/s, "
-             f"{traffic['failed']} failed; served by {traffic['by_deployment']}")
+
+        step(8, "summary")
+        echo(f"live traffic: {traffic['requests']:,} requests at {traffic['rate']} req/s, {traffic['failed']} failed; "
+             f"served by {traffic['by_deployment']}")
         echo(f"production traffic now: {production.traffic}")
+        echo(f"drift: clean window {clean['check']['status']}, drifted window {drifted['check']['status']}")
+        store_dir = platform.home / "store"
         reports = [r.get("gate_report") for r in (first, second) if r.get("gate_report")]
         for report in reports:
-            echo(f"gate report: {platform.home / 'store' / report}")
-        echo(f"audit trail: {platform.home / 'store' / 'audit' / MODEL}  (also: modelops status --audit, "
-             f"MODELOPS_HOME={platform.home})")
+            echo(f"gate report:  {store_dir / report}")
+        for item in (clean, drifted):
+            if item["check"].get("report_key"):
+                echo(f"drift report: {store_dir / item['check']['report_key']}")
+        echo(f"audit trail:  {store_dir / 'audit' / MODEL}  (MODELOPS_HOME={platform.home} modelops status --audit)")
         summary = {
             "v1": first, "v2": second, "traffic": traffic, "production_traffic": production.traffic,
-            "gate_reports": [str(platform.home / "store" / r) for r in reports],
-            "home": str(platform.home), "seconds": round(time.perf_counter() - started, 1),
+            "drift": {"clean": clean["check"], "drifted": drifted["check"]}, "alert": alert, "job": job,
+            "gate_reports": [str(store_dir / r) for r in reports], "home": str(platform.home),
+            "seconds": round(time.perf_counter() - started, 1),
         }
     echo(f"done in {summary['seconds']} s")
     return summary
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _monitor(platform: Any, echo: Echo, start: datetime, end: datetime) -> dict[str, Any]:
+    exported = platform.export_logs(now=_now(), slice_length=SLICE, lag=LAG,
+                                    since=start.replace(second=0, microsecond=0) - timedelta(minutes=1))
+    report = exported[MODEL]
+    echo(f"      exported {report['rows']} rows into {len(report['files'])} Parquet files "
+         f"(malformed lines: {report['malformed']})" + (f"; error: {report['error']}" if report["error"] else ""))
+    item = platform.check_drift(now=end, window=end - start)[0]
+    check = item["check"]
+    overall = next((r["data"] for r in check["records"] if r.get("type") == "OverallDriftMetrics"), None)
+    if overall:
+        echo(f"      drift: {check['status']} — {overall['n_drifted_features']} of {overall['n_features']} columns "
+             f"drifted on {check['rows']} rows (dataset_drift={overall['dataset_drift']})")
+    else:
+        echo(f"      drift: {check['status']} {check.get('reason', '')}")
+    if check.get("report_key"):
+        echo(f"      report: {platform.home / 'store' / check['report_key']}")
+    if item.get("alert"):
+        body = item["alert"]["body"]
+        echo(f"      alert {body.get('alert_id', '')[-12:]} → webhook: {item['alert']['status']} {body.get('action')} "
+             f"({body.get('reason') or body.get('error')})")
+    return item
+
+
+def _release(platform: Any, folder: Path, echo: Echo) -> dict[str, Any]:
+    ref, payload = platform.workspace.register(folder, MODEL)
+    echo(f"      registered {MODEL}:{ref.version} → ModelRegistered {payload[0]['id'][:8]}… → handler")
+    outcome = [o for o in platform.wait_all(timeout=900) if o.get("version") == ref.version][0]
+    _narrate(platform, outcome, echo)
+    sample = platform.production.score(platform.managed.get(MODEL).production_endpoint,
+                                       json.loads(SAMPLE_REQUEST.read_text()))
+    echo(f"      ml/sample.json via the production endpoint: {sample.status} {json.dumps(sample.body)}")
+    return outcome
+
+
+def _narrate(platform: Any, outcome: dict[str, Any], echo: Echo) -> None:
+    for record in platform.rollouts.trail(MODEL, outcome["id"]):
+        echo(f"        {_describe(record)}")
+    echo(f"      rollout {MODEL}:{outcome['version']} → {outcome['state']}: {outcome.get('reason', '')}")
 
 
 def _describe(record: dict[str, Any]) -> str:
@@ -114,8 +186,7 @@ def _describe(record: dict[str, Any]) -> str:
     if step == "gates":
         order = ["smoke", "contract", "latency", "quality", "error"]
         items = sorted(d.get("results", {}).items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 9)
-        results = ", ".join(f"{k} {'✓' if v['passed'] else '✗'}" for k, v in items)
-        return f"{at} gates: {results}"
+        return f"{at} gates: " + ", ".join(f"{k} {'✓' if v['passed'] else '✗'}" for k, v in items)
     if step == "traffic":
         return f"{at} traffic {d.get('traffic')}"
     if step == "health":
@@ -123,6 +194,6 @@ def _describe(record: dict[str, Any]) -> str:
         return (f"{at} health at {d.get('percent')}%: {'ok' if d.get('healthy') else 'FAILED'} "
                 f"({f.get('requests')} requests, {f.get('errors')} errors, p90 {f.get('p90_ms')} ms)")
     if step == "promoted":
-        return f"{at} promoted to the registry ({d.get('registry_uri')})"
-    keys = {k: v for k, v in d.items() if k in ("deployment", "endpoint", "reason", "removed")}
+        return f"{at} promoted to the registry"
+    keys = {k: v for k, v in d.items() if k in ("deployment", "reason", "removed")}
     return f"{at} {step} {json.dumps(keys) if keys else ''}".rstrip()

@@ -186,14 +186,18 @@ def test_drift_job() -> None:
     assert Path(job.environment.path).resolve() == ENV_DIR
 
 
-def test_drift_step_says_clearly_that_drift_is_not_there_yet(tmp_path: Path) -> None:
-    import importlib.util
+def test_drift_step_runs_the_drift_computation_and_names_bad_input(tmp_path: Path) -> None:
+    from ml.datagen import STRONG_DRIFT, generate
 
-    if importlib.util.find_spec("ml.drift") is not None:
-        pytest.skip("ml.drift exists: the drift step is tested with it")
-    done = run_step("python -m ml.steps.drift --reference r --current c --output o", tmp_path, check=False)
-    assert done.returncode == 2
-    assert "ml.drift" in done.stderr and "Traceback" not in done.stderr
+    generate(2000, seed=1).to_csv(tmp_path / "reference.csv", index=False)
+    generate(1000, seed=2, drift=STRONG_DRIFT, labelled=False).to_csv(tmp_path / "current.csv", index=False)
+    done = run_step(f"python -m ml.steps.drift --reference {tmp_path / 'reference.csv'} "
+                    f"--current {tmp_path / 'current.csv'} --output {tmp_path / 'out'} --no-report", tmp_path)
+    result = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert result["dataset_drift"] is True and result["status"] == "ok"
+    bad = run_step(f"python -m ml.steps.drift --reference {tmp_path / 'missing.csv'} "
+                   f"--current {tmp_path / 'current.csv'} --output {tmp_path / 'out2'}", tmp_path, check=False)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr and "missing.csv" in bad.stderr
 
 
 # ---------------------------------------------------------------------------- endpoints, deployment

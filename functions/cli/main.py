@@ -341,7 +341,7 @@ def status(
 @app.command()
 def demo(
     workdir: Optional[Path] = typer.Option(None, "--workdir", help="where the demo keeps its files"),
-    rows: int = typer.Option(20_000, "--rows", min=2_000),
+    rows: int = typer.Option(10_000, "--rows", min=2_000),
     as_json: bool = typer.Option(False, "--json", help="also print the summary as JSON"),
 ) -> None:
     """Run the main job on the embedded local platform and print what it did."""

@@ -224,8 +224,8 @@ def watermark_key(model: str) -> str:
 
 def part_key(model: str, version: str, slice_start: datetime, fmt: str = "parquet") -> str:
     t = _utc(slice_start)
-    return (f"{EXPORT_PREFIX}{check_model_name(model)}/{version}/{t:%Y-%m-%d}/{t:%H}/"
-            f"part-{t:%Y%m%dT%H%M}Z.{fmt}")
+    stamp = f"{t:%Y%m%dT%H%M%S}Z" if t.second else f"{t:%Y%m%dT%H%M}Z"  # seconds only for sub-minute slices
+    return f"{EXPORT_PREFIX}{check_model_name(model)}/{version}/{t:%Y-%m-%d}/{t:%H}/part-{stamp}.{fmt}"
 
 
 def _utc(value: datetime) -> datetime:

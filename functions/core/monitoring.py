@@ -13,9 +13,12 @@ does (dataset_drift == true) and posts a common-alert-schema payload to the webh
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import logging
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -48,13 +51,23 @@ class DriftCheck:
         return {k: v for k, v in self.__dict__.items()}
 
 
+_PART = re.compile(r"part-(\d{8}T\d{4}(?:\d{2})?)Z\.parquet$")
+
+
 def exported_keys(store: Store, model: str, version: str, start: datetime, end: datetime) -> list[str]:
-    """Parquet parts of `model`/`version` in hour partitions overlapping [start, end)."""
+    """Parquet parts of `model`/`version` whose slice starts within [start, end)."""
     keys = []
     hour = start.replace(minute=0, second=0, microsecond=0)
     while hour < end:
         prefix = f"exports/{model}/{version}/{hour:%Y-%m-%d}/{hour:%H}/"
-        keys.extend(k for k in store.list(prefix) if k.endswith(".parquet"))
+        for key in store.list(prefix):
+            match = _PART.search(key)
+            if not match:
+                continue
+            stamp = match.group(1)
+            sliced = datetime.strptime(stamp, "%Y%m%dT%H%M%S" if len(stamp) == 15 else "%Y%m%dT%H%M")
+            if start <= sliced.replace(tzinfo=timezone.utc) < end:
+                keys.append(key)
         hour += timedelta(hours=1)
     return keys
 
@@ -87,9 +100,10 @@ def run_drift_check(model: str, store: Store, reference_file: Callable[[str, str
         for i, key in enumerate(keys):
             (current / f"part-{i:05d}.parquet").write_bytes(store.get(key)[0])
         reference = reference_file(model, version, tmp)
-        result = compute_drift(reference, current, tmp / "out", config=drift_config, model_name=model,
-                               report=report, history=[h["dataset_drift"] for h in history if h.get("version") ==
-                                                       version])
+        with contextlib.redirect_stdout(io.StringIO()):  # the AzureML job prints its records; we log them
+            result = compute_drift(reference, current, tmp / "out", config=drift_config, model_name=model,
+                                   report=report, history=[h["dataset_drift"] for h in history
+                                                           if h.get("version") == version])
         prefix = f"drift/{model}/{version}/{stamp}"
         result_json = (tmp / "out" / "result.json").read_bytes()
         store.put(f"{prefix}/result.json", result_json)

@@ -1,14 +1,17 @@
 """Drift job entry point: reference (training sample) vs current (exported inference window).
 
     python -m ml.steps.drift --reference <file> --current <file|folder> --output <folder>
+        [--model-name NAME] [--config JSON] [--no-report]
 
-The computation lives in ml.drift.compute_drift(reference, current, output) (a later change);
-until it exists this exits with a clear message.
+The same computation the drift timer runs in the Function App (ml.drift.compute_drift); the job
+is submitted instead when the window is too large for a function. Writes result.json (the two
+drift records, status, per-feature details) and report.html (Evidently) to --output.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from ml.steps._io import fail
@@ -19,16 +22,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reference", required=True, type=Path)
     parser.add_argument("--current", required=True, type=Path)
     parser.add_argument("--output", required=True, type=Path)
+    parser.add_argument("--model-name", default="credit-card-default")
+    parser.add_argument("--config", default="", help="JSON drift settings (ml.drift.DriftConfig fields)")
+    parser.add_argument("--no-report", action="store_true", help="skip the HTML report")
     args = parser.parse_args(argv)
 
+    from ml.dataset import DataError
+    from ml.drift import compute_drift
+
     try:
-        from ml.drift import compute_drift
-    except ModuleNotFoundError as exc:
-        if exc.name != "ml.drift":
-            raise
-        fail("drift computation is not available yet: the module ml.drift (compute_drift) does not exist")
+        config = json.loads(args.config) if args.config else None
+    except ValueError as exc:
+        fail(f"--config is not valid JSON: {exc}")
     args.output.mkdir(parents=True, exist_ok=True)
-    compute_drift(args.reference, args.current, args.output)
+    try:
+        compute_drift(args.reference, args.current, args.output, config=config, model_name=args.model_name,
+                      report=not args.no_report)
+    except DataError as exc:
+        fail(str(exc))
     return 0
 
 
