@@ -66,7 +66,8 @@ def accept_events(payload: Any, managed: ManagedModels, rollouts: RolloutStore,
                 config = managed.get(event.model_name)
                 orchestration_input = {"event": event.to_dict(), "config": config.to_dict()}
             out.append(Accepted(decision, event, orchestration_input))
-        if not dry_run:
+        if not dry_run and decision.action not in ("rollout", "skip"):
+            # rollout/skip decisions are recorded (with their reason) by the claimed rollout record
             rollouts.record_decision(decision.to_dict())
         log_event(logger, "model_registered_decision", **decision.to_dict(), dry_run=dry_run)
     return out

@@ -113,10 +113,12 @@ class DirectoryStore:
     @staticmethod
     def _temp(path: Path, data: bytes) -> str:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        # No fsync: what the local platform needs is atomicity between processes (a reader never
+        # sees half an object, create-only and compare-and-swap hold), which link/rename give. It
+        # does not promise durability across a power cut — its inference servers would not survive
+        # one either — and an fsync per write made every event hand-off wait on the disk.
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
         return tmp
 
     @contextmanager
