@@ -10,7 +10,7 @@ PIP_FLAGS := --quiet --disable-pip-version-check
 ENV_DIR := ml/environments
 NPM := $(shell command -v npm 2>/dev/null)
 
-.PHONY: demo test bench bench-scoring bench-handoff env serving-env check-python clean help
+.PHONY: demo test bench bench-scoring bench-handoff bench-drift bench-export env serving-env check-python clean help
 
 help:
 	@echo "make demo         run the main job on the embedded local platform"
@@ -25,7 +25,13 @@ demo: env
 test: env
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
-bench: bench-scoring bench-handoff
+bench: bench-scoring bench-handoff bench-drift bench-export
+
+bench-drift: env
+	$(VENV)/bin/python bench/drift.py
+
+bench-export: env
+	$(VENV)/bin/python bench/export.py
 
 bench-handoff: env
 	$(VENV)/bin/python bench/handoff.py
