@@ -27,6 +27,22 @@ class Conflict(PlatformError):
     """A conditional write lost: the object exists (create-only) or changed (etag)."""
 
 
+MAX_KEY_LENGTH = 1024  # blob name limit
+
+
+def check_key(key: str) -> str:
+    """A key every Store accepts: '/'-separated non-empty segments, none starting with '.' (no '..',
+    no hidden/temp names) or ending with '.' (Azure advises against it), no '\\' or control chars."""
+    if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH or key.startswith("/"):
+        raise ValueError(f"invalid store key {key!r}")
+    if "\\" in key or any(ord(c) < 0x20 or ord(c) == 0x7F for c in key):
+        raise ValueError(f"invalid store key {key!r}")
+    for segment in key.split("/"):
+        if not segment or segment.startswith(".") or segment.endswith("."):
+            raise ValueError(f"invalid store key {key!r}")
+    return key
+
+
 @dataclass(frozen=True)
 class ModelRef:
     name: str
@@ -169,6 +185,14 @@ class Jobs(Protocol):
                           inputs: dict[str, Any] | None = None) -> dict[str, Any]:
         """Submit the retraining pipeline under a caller-chosen, deterministic name and return
         {"name", "status", ...} at once (never waits). Submitting an existing name returns that job."""
+
+    def submit_drift(self, job_name: str, model: str, inputs: dict[str, Any],
+                     tags: dict[str, str]) -> dict[str, Any]:
+        """Submit the drift job (ml/jobs/drift.yml: python -m ml.steps.drift) under a deterministic
+        name and return {"name", "status", ...} at once; an existing name returns that job. `inputs`
+        are store keys: "reference" (a Parquet file), "current" (a folder prefix of Parquet parts),
+        "output" (the prefix result.json and report.html land under), "config" (DriftConfig
+        fields), "report" (False: no HTML report). Drift jobs are not in `list_running`."""
 
     def get_job(self, name: str) -> dict[str, Any] | None: ...
 

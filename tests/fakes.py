@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable
 
-from functions.adapters.local.store import check_key
+from functions.ports import check_key
 from functions.ports import (
     Conflict,
     DeploymentSpec,

@@ -28,9 +28,8 @@ from azure.core.exceptions import (
 )
 from azure.storage.blob import ContainerClient
 
-from functions.ports import Conflict, PlatformError
+from functions.ports import Conflict, PlatformError, check_key
 
-MAX_KEY_LENGTH = 1024  # blob name limit
 TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
 # A deployed Function answers Event Grid within 30 s: fail over to the caller's retry long before
@@ -42,19 +41,6 @@ DEFAULT_CLIENT_KWARGS: dict[str, Any] = {
     "initial_backoff": 1,
     "increment_base": 2,
 }
-
-
-def check_key(key: str) -> str:
-    """Same rule as functions.adapters.local.store.check_key (the contract test keeps them equal)."""
-    if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH or key.startswith("/"):
-        raise ValueError(f"invalid store key {key!r}")
-    if "\\" in key or any(ord(c) < 0x20 or ord(c) == 0x7F for c in key):
-        raise ValueError(f"invalid store key {key!r}")
-    for segment in key.split("/"):
-        # empty, '.', '..', hidden/temp names locally; Azure advises against segments ending in '.'
-        if not segment or segment.startswith(".") or segment.endswith("."):
-            raise ValueError(f"invalid store key {key!r}")
-    return key
 
 
 def _check_prefix(prefix: str) -> str:

@@ -18,23 +18,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from functions.ports import Conflict, PlatformError
-
-MAX_KEY_LENGTH = 1024  # blob name limit
-
-
-def check_key(key: str) -> str:
-    """A key every Store accepts: '/'-separated non-empty segments, none starting with '.' (no '..',
-    no hidden/temp names) or ending with '.' (Azure advises against it), no '\\' or control chars."""
-    if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH or key.startswith("/"):
-        raise ValueError(f"invalid store key {key!r}")
-    if "\\" in key or any(ord(c) < 0x20 or ord(c) == 0x7F for c in key):
-        raise ValueError(f"invalid store key {key!r}")
-    for segment in key.split("/"):
-        if not segment or segment.startswith(".") or segment.endswith("."):
-            raise ValueError(f"invalid store key {key!r}")
-    return key
-
+from functions.ports import Conflict, PlatformError, check_key
 
 class DirectoryStore:
     def __init__(self, root: str | Path) -> None:
