@@ -62,7 +62,8 @@ class LocalPlatform:
         )
         from functions.adapters.local.jobs import LocalJobs
 
-        self.jobs = LocalJobs(home, lambda folder, model, tags: self.workspace.register(folder, model, tags)[0])
+        self.jobs = LocalJobs(home, lambda folder, model, tags: self.workspace.register(folder, model, tags)[0],
+                              store=self.store)
         self.orchestrator = LocalOrchestrator(
             {ORCHESTRATOR: rollout_orchestrator}, {"rollout_activity": lambda payload: dispatch(self.platform, payload)}
         )
@@ -137,7 +138,11 @@ class LocalPlatform:
     def check_drift(self, now: Any = None, *, alert: bool = True, report: bool = True,
                     window: Any = None) -> list[dict[str, Any]]:
         """The daily drift timer, then the local alert rule: drift → alert → webhook handler."""
-        from functions.core.monitoring import drift_alert_payload, run_drift_check
+        from functions.core.monitoring import drift_alert_payload, drift_job_inputs, run_drift_check
+
+        def submit(name: str, model: str, version: str, staged: str, output: str, config: dict) -> dict:
+            return self.jobs.submit_drift(name, model, drift_job_inputs(staged, output, config, report),
+                                          {"modelops.model_version": version, "modelops.trigger": "drift-timer"})
 
         def reference(model: str, version: str, tmp: Path) -> Path:
             ref = self.registry.get_registry_model(model, version) or self.workspace.get(model, version)
@@ -148,7 +153,8 @@ class LocalPlatform:
         out = []
         for model in self.managed.names:
             check = run_drift_check(model, self.store, reference, now=now, config=self.settings.drift_config(),
-                                    window=window or _hours(self.settings.drift_window_hours), report=report)
+                                    window=window or _hours(self.settings.drift_window_hours), report=report,
+                                    job_rows=self.settings.drift_job_rows, submit_drift_job=submit)
             item: dict[str, Any] = {"check": check.to_dict()}
             payload = drift_alert_payload(check) if alert else None
             if payload is not None:
@@ -289,13 +295,22 @@ class Runtime:
     def check_drift(self) -> list[dict[str, Any]]:
         if self.settings.platform == "azure":
             from functions.azure_platform import download_reference
-            from functions.core.monitoring import run_drift_check
+            from functions.core.monitoring import drift_job_inputs, run_drift_check
+
+            def submit(name: str, model: str, version: str, staged: str, output: str, config: dict) -> dict:
+                inputs = {**drift_job_inputs(staged, output, config), "datastore": self.settings.drift_datastore}
+                return self.jobs.submit_drift(name, model, inputs, {"modelops.model_version": version,
+                                                                    "modelops.trigger": "drift-timer"})
 
             # In Azure the alert is Azure Monitor's log alert rule on the drift records (README).
+            # Without MODELOPS_DRIFT_DATASTORE the job cannot reach the store: compute in the function.
             return [{"check": run_drift_check(model, self.platform.store,
                                               lambda m, v, tmp: download_reference(self.settings, m, v, tmp),
                                               config=self.settings.drift_config(),
-                                              window=_hours(self.settings.drift_window_hours)).to_dict()}
+                                              window=_hours(self.settings.drift_window_hours),
+                                              job_rows=self.settings.drift_job_rows,
+                                              submit_drift_job=submit if self.settings.drift_datastore else None
+                                              ).to_dict()}
                     for model in self.managed.names]
         self.platform  # noqa: B018
         return self._local.check_drift()

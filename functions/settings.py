@@ -40,6 +40,8 @@ class Settings:
     export_formats: tuple[str, ...] = ("parquet",)
     drift_window_hours: float = 24.0  # drift compares the last window of exported data
     drift_config_json: str | None = None  # MODELOPS_DRIFT_CONFIG: ml.drift.DriftConfig fields
+    drift_job_rows: int = 2_000_000  # above this many current rows the AzureML drift job computes (0: never)
+    drift_datastore: str = ""  # workspace datastore on the modelops container (the drift job's inputs/outputs)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -67,6 +69,8 @@ class Settings:
             export_formats=_formats(env.get("MODELOPS_EXPORT_FORMATS", "parquet")),
             drift_window_hours=_float(env, "MODELOPS_DRIFT_WINDOW_HOURS", defaults.drift_window_hours),
             drift_config_json=env.get("MODELOPS_DRIFT_CONFIG") or None,
+            drift_job_rows=_int(env, "MODELOPS_DRIFT_JOB_ROWS", defaults.drift_job_rows, minimum=0),
+            drift_datastore=env.get("MODELOPS_DRIFT_DATASTORE", "").strip(),
         )
 
     def drift_config(self) -> dict:

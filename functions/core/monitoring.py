@@ -7,6 +7,12 @@
       (Application Insights `traces` in Azure), result.json + report.html in the store,
       the window's verdict appended to drift/<model>/history.json (for M-of-N)
 
+Scale-out: when the window's Parquet footers add up to more than `job_rows` current rows and a
+`submit_drift_job` callable is given, the function does not compute. It stages the inputs in the
+store (drift-jobs/<model>/<version>/<time>/reference.parquet and current/part-*.parquet), submits
+the drift job (ml/jobs/drift.yml, the same ml.steps.drift code) under a deterministic name, and
+answers status "submitted"; the job writes result.json/report.html to drift/<model>/<version>/<time>/.
+
 The local alert rule evaluates those records the way the README's Azure Monitor log alert rule
 does (dataset_drift == true) and posts a common-alert-schema payload to the webhook handler.
 """
@@ -37,7 +43,7 @@ ALERT_RULE = "modelops-dataset-drift"
 @dataclass
 class DriftCheck:
     model: str
-    status: str  # drift | no_drift | insufficient_data | no_production_model | no_data
+    status: str  # drift | no_drift | insufficient_data | no_production_model | no_data | submitted
     version: str | None = None
     dataset_drift: bool | None = None
     sustained: bool | None = None
@@ -46,9 +52,27 @@ class DriftCheck:
     result_key: str = ""
     report_key: str = ""
     reason: str = ""
+    job: str = ""  # the drift job computing this window (status "submitted")
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items()}
+
+
+# submit_drift_job(job_name, model, version, staged_prefix, output_prefix, config) -> job summary
+SubmitDriftJob = Callable[[str, str, str, str, str, dict[str, Any]], dict[str, Any]]
+
+
+def drift_job_inputs(staged_prefix: str, output_prefix: str, config: dict[str, Any] | None = None,
+                     report: bool = True) -> dict[str, Any]:
+    """ports.Jobs.submit_drift `inputs` for a window staged by run_drift_check."""
+    return {"reference": f"{staged_prefix}/reference.parquet", "current": f"{staged_prefix}/current/",
+            "output": output_prefix, "config": dict(config or {}), "report": report}
+
+
+def drift_job_name(model: str, version: str, stamp: str) -> str:
+    """Deterministic and valid as an AzureML job name (lower case: the SDK lower-cases command job names)."""
+    raw = f"drift-{model}-{version}-{stamp}".lower()
+    return re.sub(r"[^a-z0-9_-]", "-", raw)[:255]
 
 
 _PART = re.compile(r"part-(\d{8}T\d{4}(?:\d{2})?)Z\.parquet$")
@@ -74,9 +98,11 @@ def exported_keys(store: Store, model: str, version: str, start: datetime, end: 
 
 def run_drift_check(model: str, store: Store, reference_file: Callable[[str, str, Path], Path], *,
                     now: datetime | None = None, window: timedelta = timedelta(hours=24),
-                    config: dict[str, Any] | None = None, report: bool = True) -> DriftCheck:
+                    config: dict[str, Any] | None = None, report: bool = True, job_rows: int = 0,
+                    submit_drift_job: SubmitDriftJob | None = None) -> DriftCheck:
     """`reference_file(model, version, tmp_dir)` returns a local path to the production model's
-    reference sample (a folder path locally; downloaded from the registry in Azure)."""
+    reference sample (a folder path locally; downloaded from the registry in Azure). With
+    `job_rows` > 0 and `submit_drift_job`, a window of more than `job_rows` rows goes to the drift job."""
     from ml.drift import DriftConfig, compute_drift
 
     now = now or datetime.now(timezone.utc)
@@ -99,6 +125,13 @@ def run_drift_check(model: str, store: Store, reference_file: Callable[[str, str
         current.mkdir()
         for i, key in enumerate(keys):
             (current / f"part-{i:05d}.parquet").write_bytes(store.get(key)[0])
+        rows = _footer_rows(current) if job_rows > 0 else None
+        if rows is not None and rows > job_rows:
+            if submit_drift_job is not None:
+                return _submit(model, version, stamp, rows, job_rows, store, current,
+                               reference_file(model, version, tmp), submit_drift_job, config or {}, report)
+            log_event(logger, "drift_job_unavailable", logging.WARNING, model=model, version=version, rows=rows,
+                      job_rows=job_rows, reason="no drift job submitter: computing in the function")
         reference = reference_file(model, version, tmp)
         with contextlib.redirect_stdout(io.StringIO()):  # the AzureML job prints its records; we log them
             result = compute_drift(reference, current, tmp / "out", config=drift_config, model_name=model,
@@ -126,6 +159,38 @@ def run_drift_check(model: str, store: Store, reference_file: Callable[[str, str
     if dataset_drift is not None:
         history.append({"at": now.isoformat(), "version": version, "dataset_drift": bool(dataset_drift)})
         store.put(history_key, json.dumps(history[-100:]).encode())
+    log_event(logger, "drift_check", **{k: v for k, v in check.to_dict().items() if k != "records"})
+    return check
+
+
+def _footer_rows(folder: Path) -> int | None:
+    """Rows of the Parquet parts in `folder`, from their footers (None: a part has no readable footer,
+    and the in-process path reports on it as before)."""
+    import pyarrow.parquet as pq
+
+    try:
+        return sum(pq.read_metadata(part).num_rows for part in sorted(folder.glob("*.parquet")))
+    except Exception:  # noqa: BLE001 - counting is an optimisation, never a new failure
+        return None
+
+
+def _submit(model: str, version: str, stamp: str, rows: int, job_rows: int, store: Store, current: Path,
+            reference: Path, submit_drift_job: SubmitDriftJob, config: dict[str, Any], report: bool) -> DriftCheck:
+    """Stage the window where the job reads it, submit, and answer at once (the job never is waited for)."""
+    staged = f"drift-jobs/{model}/{version}/{stamp}"
+    output = f"drift/{model}/{version}/{stamp}"
+    store.put(f"{staged}/reference.parquet", Path(reference).read_bytes())
+    for part in sorted(current.glob("*.parquet")):
+        store.put(f"{staged}/current/{part.name}", part.read_bytes())
+    name = drift_job_name(model, version, stamp)
+    # The job sees one window, not the verdict history: M-of-N stays with the in-process path.
+    job_config = {k: v for k, v in config.items() if k not in ("sustain_m", "sustain_n")}
+    job = submit_drift_job(name, model, version, staged, output, job_config)
+    check = DriftCheck(model, "submitted", version, rows=rows, result_key=f"{output}/result.json",
+                       report_key=f"{output}/report.html" if report else "",
+                       reason=f"{rows} current rows > {job_rows} (MODELOPS_DRIFT_JOB_ROWS): drift job {name} "
+                              f"({job.get('status', 'submitted')}) computes this window",
+                       job=str(job.get("name") or name))
     log_event(logger, "drift_check", **{k: v for k, v in check.to_dict().items() if k != "records"})
     return check
 

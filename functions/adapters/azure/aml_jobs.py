@@ -33,6 +33,14 @@ What the SDK does on the wire (azure-ai-ml 1.35), and what this adapter does abo
   the ARM token it decodes (silently skipped when the token has none).
 - `jobs.create_or_update` adds `mlflow.source.git.*` properties when the process runs inside a git
   checkout (a laptop); the Function App has none.
+- The drift job (`submit_drift`, ml/jobs/drift.yml) is a command job: `load_job` returns a `Command`
+  node, whose name the SDK LOWER-CASES (names with capitals are refused here, so the GET-before-PUT
+  looks up the name that is sent) and whose PUT uses api-version 2025-01-01-preview. Its inputs and
+  output are `azureml://datastores/<datastore>/paths/<key>` URIs on the datastore registered on the
+  modelops storage container (the Store's keys are its paths). `code: ../..` and the environment's
+  Docker build context are uploaded by the SDK with azure-storage-blob unless `drift_code` (a code
+  asset: ARM id or `azureml:<name>:<version>`) and `drift_environment` (`azureml:<name>:<version>`)
+  name registered assets; then submission is one PUT on the management plane.
 - `jobs.list` has no status or tag-value filter: `tag=` is a tag KEY filter and `jobType=` narrows
   to pipelines; the model's tag value and the status are checked here. The list is newest first and
   paged (the SDK follows nextLink), so it grows with the workspace's retraining history.
@@ -51,6 +59,7 @@ from functions.ports import Conflict, PlatformError
 from functions.settings import ML_DIR
 
 DEFAULT_PIPELINE = ML_DIR / "pipelines" / "train.yml"
+DEFAULT_DRIFT_JOB = ML_DIR / "jobs" / "drift.yml"
 MODEL_TAG = "model"  # every retraining job carries tags[model] = <model name>; list_running filters on it
 RUNNING_STATES = frozenset({"NotStarted", "Queued", "Preparing", "Provisioning", "Starting", "Running", "Finalizing",
                             "CancelRequested"})
@@ -63,13 +72,19 @@ class AzureJobs:
     """ports.Jobs over a workspace-scoped MLClient (the workspace where models register)."""
 
     def __init__(self, ml_client: Any, pipeline_yaml: str | Path = DEFAULT_PIPELINE, *,
-                 components: str | Mapping[str, str] = "registered", model_input: str = "model_name") -> None:
+                 components: str | Mapping[str, str] = "registered", model_input: str = "model_name",
+                 drift_yaml: str | Path = DEFAULT_DRIFT_JOB, drift_datastore: str = "", drift_code: str = "",
+                 drift_environment: str = "") -> None:
         if isinstance(components, str) and components not in ("registered", "local"):
             raise ValueError(f"components must be 'registered', 'local' or a mapping, not {components!r}")
         self._ml = ml_client
         self.pipeline_yaml = Path(pipeline_yaml)
         self.components = components
         self.model_input = model_input
+        self.drift_yaml = Path(drift_yaml)
+        self.drift_datastore = drift_datastore
+        self.drift_code = drift_code
+        self.drift_environment = drift_environment
         self._spec: _PipelineSpec | None = None
 
     # ------------------------------------------------------------------ ports.Jobs
@@ -102,6 +117,83 @@ class AzureJobs:
                         "are they registered? `az ml component create -f ml/components/<step>.yml`)") from exc
                 raise
         return {**_summary(created), "submitted": True}
+
+    def submit_drift(self, job_name: str, model: str, inputs: dict[str, Any], tags: dict[str, str]) -> dict[str, Any]:
+        """Submit ml/jobs/drift.yml as `job_name` and return at once (like `submit_retraining`; an existing
+        job of that name is returned with `submitted: False`). `inputs`: "reference", "current" and
+        "output" as store keys/prefixes (or full azureml:// URIs), "config" (DriftConfig fields),
+        "report" (False: --no-report), "datastore" (else the adapter's `drift_datastore`)."""
+        _check_name(job_name, "job")
+        if job_name != job_name.lower():
+            raise PlatformError(f"drift job name {job_name!r} must be lower case (the SDK lower-cases command job "
+                                "names, so the existence check would miss it)")
+        existing = self.get_job(job_name)
+        if existing is not None:
+            return self._existing(existing, job_name, model)
+        job = self.build_drift_job(job_name, model, inputs, tags)
+        with _errors(f"submit drift job {job_name}"):
+            try:
+                created = self._ml.jobs.create_or_update(job)
+            except Exception as exc:
+                if _lost_create_race(exc):
+                    existing = self.get_job(job_name)
+                    if existing is not None:
+                        return self._existing(existing, job_name, model)
+                raise
+        return {**_summary(created), "submitted": True}
+
+    def build_drift_job(self, job_name: str, model: str, inputs: Mapping[str, Any], tags: Mapping[str, Any]) -> Any:
+        """The command job `submit_drift` sends (loads YAML; makes no request)."""
+        import json
+        import shlex
+
+        from azure.ai.ml import load_job
+
+        datastore = str(inputs.get("datastore") or self.drift_datastore)
+        missing = [k for k in ("reference", "current", "output") if not inputs.get(k)]
+        if missing:
+            raise PlatformError(f"drift job {job_name}: missing input(s) {', '.join(missing)}")
+
+        def uri(value: str, folder: bool) -> str:
+            if "://" in value:
+                return value
+            if not datastore:
+                raise PlatformError("the drift job reads and writes the modelops container through a workspace "
+                                    "datastore: set MODELOPS_DRIFT_DATASTORE")
+            path = value.strip("/") + ("/" if folder else "")
+            return f"azureml://datastores/{datastore}/paths/{path}"
+
+        overrides = [
+            {"inputs.reference": {"type": "uri_file", "path": uri(str(inputs["reference"]), False)}},
+            {"inputs.current": {"type": "uri_folder", "path": uri(str(inputs["current"]), True)}},
+            {"outputs.report": {"type": "uri_folder", "path": uri(str(inputs["output"]), True)}},
+        ]
+        with _errors(f"load drift job {self.drift_yaml}"):
+            job = load_job(source=str(self.drift_yaml), params_override=overrides)
+        if self.drift_code:  # set after loading: the loader takes a code string for a local path
+            job.code = self._code_id(self.drift_code)
+        if self.drift_environment:
+            job.environment = self.drift_environment
+        arguments = ["--model-name", model]
+        if inputs.get("config"):
+            arguments += ["--config", json.dumps(inputs["config"], separators=(",", ":"), sort_keys=True)]
+        if inputs.get("report") is False:
+            arguments.append("--no-report")
+        job.command = f"{job.command} {shlex.join(arguments)}"
+        job.name = job_name
+        job.display_name = f"drift {model}"
+        job.tags = {**(job.tags or {}), **{str(k): str(v) for k, v in tags.items()}, MODEL_TAG: model}
+        return job
+
+    def _code_id(self, code: str) -> str:
+        """A command job's code must be a code asset ARM id (azureml:<name>:<version> is read as a local path)."""
+        code = code.removeprefix("azureml:") if code.startswith("azureml:/") else code
+        match = re.fullmatch(r"azureml:([^:/]+):([^:/]+)", code)
+        if not match:
+            return code
+        return (f"/subscriptions/{self._ml.subscription_id}/resourceGroups/{self._ml.resource_group_name}"
+                f"/providers/Microsoft.MachineLearningServices/workspaces/{self._ml.workspace_name}"
+                f"/codes/{match.group(1)}/versions/{match.group(2)}")
 
     def get_job(self, name: str) -> dict[str, Any] | None:
         _check_name(name, "job")

@@ -7,11 +7,17 @@ version in the local workspace — which emits ModelRegistered, and the rollout 
     <home>/jobs/<name>/job.json     status (Queued | Running | Completed | Failed), times, tags
     <home>/jobs/<name>/job.log      the training subprocess's output
     <home>/data/<model>/labelled/   labelled data; the newest file (by name) is trained on
+
+A drift job (`submit_drift`, what ml/jobs/drift.yml runs on AzureML) is `python -m ml.steps.drift`
+reading the staged inputs straight from the store's folder and writing <home>/jobs/<name>/output/;
+on success result.json and report.html are copied into the store under the output prefix (where
+the AzureML job's output lands) and the two drift records are logged, as the in-process check does.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -20,9 +26,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
+from functions.logs import log_event
 from functions.ports import PlatformError
 
 TERMINAL = ("Completed", "Failed", "Canceled")
+drift_logger = logging.getLogger("modelops.drift")
 
 
 def labelled_dir(home: Path, model: str) -> Path:
@@ -31,8 +39,9 @@ def labelled_dir(home: Path, model: str) -> Path:
 
 class LocalJobs:
     def __init__(self, home: Path, register: Callable[[Path, str, dict[str, str]], Any],
-                 search_iterations: int = 2, python: str = sys.executable) -> None:
+                 search_iterations: int = 2, python: str = sys.executable, store: Any = None) -> None:
         self.home = Path(home)
+        self.store = store  # a DirectoryStore: drift jobs read its folder and write results back
         self.root = self.home / "jobs"
         self.root.mkdir(parents=True, exist_ok=True)
         self.register = register
@@ -61,6 +70,32 @@ class LocalJobs:
         thread.start()
         return dict(job)
 
+    def submit_drift(self, job_name: str, model: str, inputs: dict[str, Any], tags: dict[str, str]) -> dict[str, Any]:
+        root = getattr(self.store, "root", None)
+        if root is None:
+            raise PlatformError("drift jobs need the local store (LocalJobs(..., store=DirectoryStore))")
+        missing = [k for k in ("reference", "current", "output") if not inputs.get(k)]
+        if missing:
+            raise PlatformError(f"drift job {job_name}: missing input(s) {', '.join(missing)}")
+        folder = self.root / job_name
+        try:
+            folder.mkdir(parents=True)  # atomic: one submission per name
+        except FileExistsError:
+            existing = self.get_job(job_name)
+            if existing is not None:
+                return existing
+        job = {"name": job_name, "model": model, "kind": "drift", "status": "Queued", "tags": dict(tags),
+               "reference": str(Path(root) / inputs["reference"]),
+               "current": str(Path(root) / str(inputs["current"]).rstrip("/")),
+               "output_prefix": str(inputs["output"]).rstrip("/"), "config": dict(inputs.get("config") or {}),
+               "report": inputs.get("report") is not False, "created": _now(), "log": str(folder / "job.log")}
+        self._write(job_name, job)
+        thread = threading.Thread(target=self._run_drift, args=(job,), name=f"job-{job_name}", daemon=True)
+        with self._lock:
+            self._threads[job_name] = thread
+        thread.start()
+        return dict(job)
+
     def get_job(self, name: str) -> dict[str, Any] | None:
         try:
             return json.loads((self.root / name / "job.json").read_text())
@@ -71,7 +106,8 @@ class LocalJobs:
         out = []
         for path in sorted(self.root.glob("*/job.json")):
             job = self.get_job(path.parent.name)
-            if job and job.get("model") == model and job.get("status") not in TERMINAL:
+            # Retraining jobs only, as in Azure (where list_running lists pipeline jobs, not the drift job).
+            if job and job.get("model") == model and job.get("kind") != "drift" and job.get("status") not in TERMINAL:
                 out.append(job)
         return out
 
@@ -122,6 +158,58 @@ class LocalJobs:
             self._write(name, job)
             with self._lock:
                 self._processes.pop(name, None)
+
+    def _run_drift(self, job: dict[str, Any]) -> None:
+        name = job["name"]
+        folder = self.root / name
+        out = folder / "output"
+        job.update(status="Running", started=_now())
+        self._write(name, job)
+        command = [self.python, "-m", "ml.steps.drift", "--reference", job["reference"], "--current", job["current"],
+                   "--output", str(out), "--model-name", job["model"]]
+        if job["config"]:
+            command += ["--config", json.dumps(job["config"])]
+        if not job["report"]:
+            command.append("--no-report")
+        try:
+            code = self._subprocess(name, command, folder)
+            if code != 0:
+                raise PlatformError(f"drift exited with code {code}; see {folder / 'job.log'}")
+            self._drift_completed(job, out)
+        except Exception as exc:  # the job failed; the platform did not
+            job.update(status="Failed", error=str(exc)[:1000])
+        finally:
+            job["finished"] = _now()
+            self._write(name, job)
+            with self._lock:
+                self._processes.pop(name, None)
+
+    def _subprocess(self, name: str, command: list[str], folder: Path) -> int:
+        with open(folder / "job.log", "wb") as log:
+            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                       cwd=str(Path(__file__).resolve().parents[3]),
+                                       env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            with self._lock:
+                self._processes[name] = process
+            return process.wait()
+
+    def _drift_completed(self, job: dict[str, Any], out: Path) -> None:
+        """What the AzureML job's output binding does (files into the store), plus the records as logs."""
+        prefix = job["output_prefix"]
+        result = (out / "result.json").read_bytes()
+        self.store.put(f"{prefix}/result.json", result)
+        report_key = ""
+        if (out / "report.html").exists():
+            report_key = f"{prefix}/report.html"
+            self.store.put(report_key, (out / "report.html").read_bytes())
+        payload = json.loads(result)
+        for record in payload.get("records") or []:  # the scenario's KQL reads these from traces
+            drift_logger.info(json.dumps(record, separators=(",", ":")))
+        job.update(status="Completed", result_key=f"{prefix}/result.json", report_key=report_key,
+                   drift_status=payload.get("status"), dataset_drift=payload.get("dataset_drift"))
+        log_event(drift_logger, "drift_job_completed", job=job["name"], model=job["model"],
+                  drift_status=payload.get("status"), dataset_drift=payload.get("dataset_drift"),
+                  result_key=job["result_key"], report_key=report_key)
 
     def _write(self, name: str, job: dict[str, Any]) -> None:
         path = self.root / name / "job.json"
