@@ -150,17 +150,22 @@ class LocalPlatform:
                 raise FileNotFoundError(f"model {model}:{version} not found in the registry or workspace")
             return Path(ref.uri) / "reference.parquet"
 
+        from functions.core.monitoring import collect_drift_jobs
+
         out = []
         for model in self.managed.names:
-            check = run_drift_check(model, self.store, reference, now=now, config=self.settings.drift_config(),
-                                    window=window or _hours(self.settings.drift_window_hours), report=report,
-                                    job_rows=self.settings.drift_job_rows, submit_drift_job=submit)
-            item: dict[str, Any] = {"check": check.to_dict()}
-            payload = drift_alert_payload(check) if alert else None
-            if payload is not None:
-                answer = self.send_alert(json.dumps(payload).encode())
-                item["alert"] = {"status": answer.status, "body": answer.body}
-            out.append(item)
+            # earlier windows computed by drift jobs first, then this window
+            checks = collect_drift_jobs(self.store, model, now)
+            checks.append(run_drift_check(model, self.store, reference, now=now, config=self.settings.drift_config(),
+                                          window=window or _hours(self.settings.drift_window_hours), report=report,
+                                          job_rows=self.settings.drift_job_rows, submit_drift_job=submit))
+            for check in checks:
+                item: dict[str, Any] = {"check": check.to_dict()}
+                payload = drift_alert_payload(check) if alert else None
+                if payload is not None:
+                    answer = self.send_alert(json.dumps(payload).encode())
+                    item["alert"] = {"status": answer.status, "body": answer.body}
+                out.append(item)
         return out
 
     def close(self) -> None:
@@ -302,9 +307,14 @@ class Runtime:
                 return self.jobs.submit_drift(name, model, inputs, {"modelops.model_version": version,
                                                                     "modelops.trigger": "drift-timer"})
 
-            # In Azure the alert is Azure Monitor's log alert rule on the drift records (README).
+            from functions.core.monitoring import collect_drift_jobs
+
+            # In Azure the alert is Azure Monitor's log alert rule on the drift records (README):
+            # finished drift jobs' records are logged by collect_drift_jobs for it.
             # Without MODELOPS_DRIFT_DATASTORE the job cannot reach the store: compute in the function.
-            return [{"check": run_drift_check(model, self.platform.store,
+            collected = [{"check": c.to_dict()} for model in self.managed.names
+                         for c in collect_drift_jobs(self.platform.store, model)]
+            return collected + [{"check": run_drift_check(model, self.platform.store,
                                               lambda m, v, tmp: download_reference(self.settings, m, v, tmp),
                                               config=self.settings.drift_config(),
                                               window=_hours(self.settings.drift_window_hours),

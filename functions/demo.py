@@ -145,7 +145,7 @@ def _monitor(platform: Any, echo: Echo, start: datetime, end: datetime) -> dict[
     report = exported[MODEL]
     echo(f"      exported {report['rows']} rows into {len(report['files'])} Parquet files "
          f"(malformed lines: {report['malformed']})" + (f"; error: {report['error']}" if report["error"] else ""))
-    item = platform.check_drift(now=end, window=end - start)[0]
+    item = platform.check_drift(now=end, window=end - start)[-1]  # this window (after any finished jobs)
     check = item["check"]
     overall = next((r["data"] for r in check["records"] if r.get("type") == "OverallDriftMetrics"), None)
     if overall:

@@ -107,8 +107,16 @@ def test_above_the_threshold_the_local_drift_job_computes_the_in_process_verdict
         logged = [json.loads(r.getMessage()) for r in caplog.records if "DriftMetrics" in r.getMessage()]
         assert sorted(r["type"] for r in logged) == ["FeatureDriftMetrics", "OverallDriftMetrics"]
 
-        # The same check again (a retried timer run): the same job, not a second one.
-        (again,) = platform.check_drift(now=NOW, alert=False, report=False)
+        # The next timer run collects the finished job (records logged again for the alert rule,
+        # verdict into the history), then re-checks the same window: the same job, not a second one.
+        caplog.clear()
+        collected, again = platform.check_drift(now=NOW, alert=False, report=False)
+        assert collected["check"]["status"] == "drift" and collected["check"]["job"] == name
+        assert collected["check"]["dataset_drift"] is True and collected["check"]["result_key"] == f"{prefix}/result.json"
+        history = json.loads(platform.store.get(f"drift/{MODEL}/history.json")[0])
+        assert history[-1]["dataset_drift"] is True and history[-1]["job"] == name
+        assert any("OverallDriftMetrics" in r.getMessage() for r in caplog.records)
+        assert platform.store.list(f"drift/{MODEL}/pending/") != []  # the re-submitted window is pending again
         assert again["check"]["job"] == name
         assert [p.name for p in platform.jobs.root.iterdir()] == [name]
 

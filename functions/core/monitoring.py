@@ -186,6 +186,10 @@ def _submit(model: str, version: str, stamp: str, rows: int, job_rows: int, stor
     # The job sees one window, not the verdict history: M-of-N stays with the in-process path.
     job_config = {k: v for k, v in config.items() if k not in ("sustain_m", "sustain_n")}
     job = submit_drift_job(name, model, version, staged, output, job_config)
+    # Remembered until a later timer run finds the job's result.json (collect_drift_jobs).
+    store.put(f"drift/{model}/pending/{stamp}.json", json.dumps({
+        "job": str(job.get("name") or name), "version": version, "result_key": f"{output}/result.json",
+        "report_key": f"{output}/report.html" if report else "", "rows": rows}).encode())
     check = DriftCheck(model, "submitted", version, rows=rows, result_key=f"{output}/result.json",
                        report_key=f"{output}/report.html" if report else "",
                        reason=f"{rows} current rows > {job_rows} (MODELOPS_DRIFT_JOB_ROWS): drift job {name} "
@@ -193,6 +197,43 @@ def _submit(model: str, version: str, stamp: str, rows: int, job_rows: int, stor
                        job=str(job.get("name") or name))
     log_event(logger, "drift_check", **{k: v for k, v in check.to_dict().items() if k != "records"})
     return check
+
+
+def collect_drift_jobs(store: Store, model: str, now: datetime | None = None) -> list[DriftCheck]:
+    """Results of drift jobs submitted by earlier runs that have finished since: their records are
+    logged here (so the Application Insights alert rule sees them, as for an in-process check) and
+    their verdict joins the history. Unfinished jobs stay pending."""
+    now = now or datetime.now(timezone.utc)
+    done = []
+    for key in store.list(f"drift/{model}/pending/"):
+        found = store.get(key)
+        if found is None:
+            continue
+        pending = json.loads(found[0])
+        result = store.get(pending["result_key"])
+        if result is None:
+            continue  # still running (or failed: its job status says why)
+        payload = json.loads(result[0])
+        records = payload.get("records") or []
+        for record in records:
+            logger.info(json.dumps(record, separators=(",", ":")))
+        dataset_drift = payload.get("dataset_drift") if payload.get("status") == "ok" else None
+        status = ("drift" if dataset_drift else "no_drift") if dataset_drift is not None else payload.get("status", "")
+        report_key = pending["report_key"] if pending["report_key"] and store.get(pending["report_key"]) else ""
+        check = DriftCheck(model, status, pending["version"], dataset_drift, payload.get("sustained"),
+                           int(pending.get("rows", 0)), records, pending["result_key"], report_key,
+                           job=pending["job"])
+        if dataset_drift is not None:
+            history_key = f"drift/{model}/history.json"
+            history_found = store.get(history_key)
+            history = json.loads(history_found[0]) if history_found else []
+            history.append({"at": now.isoformat(), "version": pending["version"], "dataset_drift": bool(dataset_drift),
+                            "job": pending["job"]})
+            store.put(history_key, json.dumps(history[-100:]).encode())
+        store.delete(key)
+        log_event(logger, "drift_job_collected", **{k: v for k, v in check.to_dict().items() if k != "records"})
+        done.append(check)
+    return done
 
 
 def drift_alert_payload(check: DriftCheck, now: datetime | None = None) -> dict[str, Any] | None:
