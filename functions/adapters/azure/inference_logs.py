@@ -130,9 +130,17 @@ class _Unusual(Exception):
 
 
 _ROWS_KEY = b'"rows":['
-# An escape other than \" or \\ (\n, \uXXXX, \/ ...), which CSV cannot decode: an odd run of
-# backslashes followed by anything but a quote or a backslash.
-_OTHER_ESCAPE = re.compile(rb'(?<!\\)(?:\\\\)*\\[^"\\]')
+# After removing escaped backslashes (\\ pairs), a backslash before anything but a quote is an
+# escape CSV cannot decode (\n, \uXXXX, \/ ...).
+_OTHER_ESCAPE = re.compile(rb'\\[^"]')
+
+
+def _other_escapes(region: bytes | bytearray) -> bool:
+    if b"\\" not in region:  # the usual answer: no escapes at all
+        return False
+    return _OTHER_ESCAPE.search(region.replace(b"\\\\", b"")) is not None
+
+
 _ARROW_TYPES = {"real": "float64", "double": "float64", "long": "int64", "int": "int64", "bool": "bool"}
 
 
@@ -181,21 +189,24 @@ def _parse_rows_as_csv(body: bytes | bytearray) -> Answer:
         return Answer(columns, None, head["error"])
     if not body.endswith(b"]}]}"):  # something after the table (an error, statistics)
         raise _Unusual("a tail after the rows")
-    region = body[start:len(body) - 4]
-    if not region:
+    end = len(body) - 4  # the rows are body[start:end]: [...],[...],...,[...]
+    if end == start:
         return Answer(columns, _empty_table(columns), None)
-    if columns[0][0] != "TimeGenerated" or region[:2] != b'["' or not region[2:4].isdigit() \
-            or region[-1:] != b"]" or b"\n" in region or b"\r" in region or _OTHER_ESCAPE.search(region):
-        raise _Unusual("not plain rows")
-    century = bytes(region[2:4])  # every row's time starts with the same two digits ("20")
-    text = region[1:-1].replace(b'],["' + century, b'\n"' + century)
-    del region
+    if columns[0][0] != "TimeGenerated" or body[start:start + 2] != b'["' or not body[start + 2:start + 4].isdigit() \
+            or body[end - 1:end] != b"]" or b"\n" in body or b"\r" in body or _other_escapes(body):
+        raise _Unusual("not plain rows")  # (the checks look at the whole body: its head has none of these)
+    century = bytes(body[start + 2:start + 4])  # every row's time starts with the same two digits ("20")
+    # One copy: the head cannot hold `],["20` either, so the whole body is rewritten and the CSV
+    # text is a zero-copy slice of it, between the first row's "[" and the last row's "]".
+    text = pa.py_buffer(body.replace(b'],["' + century, b'\n"' + century))
+    text = text.slice(start + 1, text.size - 5 - (start + 1))  # after the first "[", before "]]}]}"
     names = [name for name, _ in columns]
     table = pcsv.read_csv(
         pa.BufferReader(text),
-        read_options=pcsv.ReadOptions(column_names=names, use_threads=True, block_size=4 << 20),
-        parse_options=pcsv.ParseOptions(quote_char='"', escape_char="\\", double_quote=False,
-                                        newlines_in_values=False, ignore_empty_lines=False),
+        read_options=pcsv.ReadOptions(column_names=names, use_threads=True, block_size=1 << 20),
+        # no backslash anywhere (the usual answer): parse without escape handling, ~10 % less CPU
+        parse_options=pcsv.ParseOptions(quote_char='"', escape_char="\\" if b"\\" in body else False,
+                                        double_quote=False, newlines_in_values=False, ignore_empty_lines=False),
         convert_options=pcsv.ConvertOptions(column_types={n: _csv_type(t) for n, t in columns},
                                             null_values=["null"], strings_can_be_null=True,
                                             quoted_strings_can_be_null=False),
@@ -206,8 +217,10 @@ def _parse_rows_as_csv(body: bytes | bytearray) -> Answer:
 def _csv_type(kind: str) -> pa.DataType:
     import pyarrow as pa
 
+    if kind == "datetime":  # ISO 8601 with 7 fractional digits and "Z": nanoseconds, UTC
+        return pa.timestamp("ns", tz="UTC")
     name = _ARROW_TYPES.get(kind)
-    return getattr(pa, name)() if name else pa.string()  # datetimes stay text until typed_table
+    return getattr(pa, name)() if name else pa.string()
 
 
 def _empty_table(columns: list[tuple[str, str]]) -> pa.Table:
@@ -243,7 +256,10 @@ def _parse_with_json(body: bytes | bytearray) -> Answer:
             cells = [c if isinstance(c, bool) else None for c in cells]
         else:
             cells = [c if c is None or isinstance(c, str) else json.dumps(c) for c in cells]
-        arrays[name] = pa.array(cells, arrow_type)
+        if pa.types.is_timestamp(arrow_type):
+            arrays[name] = pa.array(cells, pa.string()).cast(arrow_type)
+        else:
+            arrays[name] = pa.array(cells, arrow_type)
     return Answer(columns, pa.table(arrays) if arrays else None, None)
 
 
