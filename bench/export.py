@@ -277,15 +277,19 @@ def main(argv: list[str] | None = None) -> int:
         "pass": passed,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    previous = []
+    previous: dict[str, Any] = {}
     if args.out.exists():
         try:
-            previous = json.loads(args.out.read_text()).get("history", [])
-        except (ValueError, AttributeError):
-            previous = []
-    history = previous + [{k: summary[k] for k in ("when", "store", "records", "best_rows_per_s", "max_peak_rss_mb",
-                                                  "pass")}]
-    args.out.write_text(json.dumps({**summary, "history": history[-20:]}, indent=2) + "\n")
+            previous = json.loads(args.out.read_text())
+        except ValueError:
+            previous = {}
+    by_store = previous.get("by_store", {}) if isinstance(previous.get("by_store"), dict) else {}
+    by_store[args.store] = summary  # the latest run of each store; every run is also in the history
+    history = list(previous.get("history", [])) + [
+        {k: summary[k] for k in ("when", "store", "records", "best_rows_per_s", "max_peak_rss_mb", "pass")}
+        | {"rows_per_s": [round(r["rows_per_s"]) for r in runs], "load": [r["load_average_before"] for r in runs]}]
+    args.out.write_text(json.dumps({"benchmark": summary["benchmark"], "targets": summary["targets"],
+                                    "by_store": by_store, "history": history[-30:]}, indent=2) + "\n")
     print(f"\n{'rows/s (best)':>24}: {best['rows_per_s']:,.0f}   target >= {TARGET_ROWS_PER_S:,}")
     print(f"{'peak RSS (max)':>24}: {worst_rss:,.0f} MB   target <= {TARGET_PEAK_RSS_MB} MB")
     print(f"{'store':>24}: {summary['store']}")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import threading
 import uuid
@@ -78,6 +79,10 @@ class FakeCredential:
 @pytest.fixture(scope="module")
 def fake():
     with FakeLogAnalytics(workspace_ids={WORKSPACE}) as server:
+        # The adapter streams answers (stream=True); azure-core's retry policy leaves the body of a
+        # response it retries (503) unread and drops that keep-alive connection, which the stdlib
+        # server reports as a reset on stderr. Harmless: keep the test output clean.
+        server._server.handle_error = lambda request, client_address: None
         yield server
 
 
@@ -275,7 +280,7 @@ def test_export_writes_hour_partitions_with_exact_rows(fake, source, store):
     keys = parquet_keys(store)
     assert keys == sorted(report.files) == sorted(
         part_key(MODEL, v, T0 + timedelta(hours=h)) for h in range(3) for v in ("3", "4"))
-    assert keys[0] == "exports/credit-card-default/3/2026-05-09/07/part-20260509T0700Z.parquet"
+    assert keys[0] == "exports/credit-card-default/3/2026-05-09/07/part-20260509T070000Z.parquet"
     for key in keys:
         table = pq.read_table(io.BytesIO(store.get(key)[0]))
         assert table.schema == export_schema()
@@ -735,11 +740,16 @@ def test_partial_and_empty_answers():
 
 # --- the local source -----------------------------------------------------------------------------------
 
-def write_log(home: Path, endpoint: str, deployment: str, lines: list[str], *, tail: str = "") -> Path:
+def write_log(home: Path, endpoint: str, deployment: str, lines: list[str], *, tail: str = "",
+              written: datetime | None = T0 + timedelta(days=1)) -> Path:
+    """Append console lines; the file's mtime is set to `written` (the source skips logs last
+    written before a window), so the tests do not depend on today's date."""
     path = home / "endpoints" / endpoint / "deployments" / deployment / "console.log"
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as handle:
         handle.write("".join(line + "\n" for line in lines) + tail)
+    if written is not None:
+        os.utime(path, (written.timestamp(), written.timestamp()))
     return path
 
 
@@ -841,7 +851,7 @@ def test_score_py_lines_are_what_the_local_source_reads(tmp_path, capsys):
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     assert [json.loads(line)["type"] for line in lines] == ["InputData", "Exception"]
     assert all(json.loads(line)["time"] == json.loads(lines[0])["time"] for line in lines)
-    write_log(tmp_path / "home", "credit", "blue", lines)
+    write_log(tmp_path / "home", "credit", "blue", lines, written=None)
 
     local = LocalInferenceLogs(tmp_path / "home")
     [table] = [b for b in local.fetch(MODEL, before - timedelta(seconds=1), after + timedelta(seconds=1))
@@ -851,3 +861,105 @@ def test_score_py_lines_are_what_the_local_source_reads(tmp_path, capsys):
         ("from-score-py", "7", 0), ("from-score-py", "7", 1)]
     assert before <= got[0]["TimeGenerated"] <= after
     assert {k: got[1][k] for k in records[1]} == {k: float(v) if k in NUMERIC else v for k, v in records[1].items()}
+
+
+# --- more edges --------------------------------------------------------------------------------------
+
+def test_sub_minute_slices_get_names_with_seconds(fake, source, tmp_path):
+    store = DirectoryStore(tmp_path / "s")
+    fake.add_rows(CONSOLE_TABLE, [console(T0 + timedelta(seconds=5), "a", [record(1)]),
+                                  console(T0 + timedelta(seconds=35), "b", [record(2)])])
+    report = export_model(MODEL, source, store, now=NOW, since=T0, slice_length=timedelta(seconds=30), max_slices=3)
+    assert [s.rows for s in report.slices] == [1, 1, 0]
+    assert parquet_keys(store) == ["exports/credit-card-default/3/2026-05-09/07/part-20260509T070000Z.parquet",
+                                   "exports/credit-card-default/3/2026-05-09/07/part-20260509T070030Z.parquet"]
+
+
+def test_export_models_keeps_going_past_a_failing_model(fake, source, tmp_path):
+    from functions.core.export import export_models
+
+    store = DirectoryStore(tmp_path / "s")
+    fake.add_rows(CONSOLE_TABLE, traffic(hours=1)[0])
+    reports = export_models(['bad"name', MODEL], source, store, now=NOW, since=T0, max_slices=1)
+    assert "invalid" in reports['bad"name'].error
+    assert reports[MODEL].error == "" and reports[MODEL].rows > 0
+
+
+class FailingFetches:
+    """Evaluator wrapper: fetch queries after the first `ok` answer 503 (the SDK retries, then gives up)."""
+
+    def __init__(self, inner: Any, ok: int) -> None:
+        self.inner, self.ok = inner, ok
+
+    def __call__(self, query: str, timespan: Any) -> Any:
+        from tests.fake_log_analytics import QueryError
+
+        if "mv-expand" in query:
+            if self.ok <= 0:
+                raise QueryError("The service is temporarily unavailable", code="ServiceUnavailableError", status=503)
+            self.ok -= 1
+        return self.inner(query, timespan)
+
+
+def test_a_failure_in_the_middle_of_a_slice_writes_nothing_and_leaves_no_thread(fake, client, tmp_path):
+    store = DirectoryStore(tmp_path / "s")
+    rows, expected = traffic(hours=1, per_hour=30)
+    fake.add_rows(CONSOLE_TABLE, rows)
+    source = LogAnalyticsInferenceLogs(client, WORKSPACE, enforce_https=False, max_rows=10)
+    fake.evaluator = FailingFetches(fake.evaluator, ok=3)
+    threads = threading.active_count()
+
+    with pytest.raises(ExportError, match="HTTP 503") as caught:
+        export_model(MODEL, source, store, now=NOW, since=T0)
+
+    assert caught.value.transient is True
+    assert store.list("exports/") == [] and read_watermark(store, MODEL)[0].high_water == T0
+    assert threading.active_count() == threads  # the prefetch and writer threads are gone
+
+    fake.evaluator = fake.evaluator.inner  # the service is back: the rerun exports the slice whole
+    report = export_model(MODEL, source, store, now=NOW, max_slices=1)
+    assert sorted(read_rows(store, parquet_keys(store)), key=sort_key) == sorted(expected, key=sort_key)
+    assert report.rows == len(expected)
+
+
+class ListSource:
+    """A source yielding what it is given: lists of dicts, tables, Malformed markers."""
+
+    def __init__(self, batches: list[Any]) -> None:
+        self.batches = batches
+
+    def count(self, model: str, start: datetime, end: datetime) -> int:
+        return 0
+
+    def fetch(self, model: str, start: datetime, end: datetime):
+        yield from self.batches
+
+
+def _flat(at: datetime, request_id: str, i: int) -> dict[str, Any]:
+    return {"TimeGenerated": at, "request_id": request_id, "model_version": "3", "deployment": None,
+            "record_index": 0, **{k: float(v) if k in NUMERIC else v for k, v in record(i).items()}}
+
+
+def test_the_source_contract_is_enforced(tmp_path):
+    early, late = T0 + timedelta(minutes=1), T0 + timedelta(minutes=2)
+    ok = ListSource([[_flat(early, "a", 1)], Malformed(2), [_flat(late, "b", 2)]])
+    report = export_model(MODEL, ok, DirectoryStore(tmp_path / "ok"), now=NOW, since=T0, max_slices=1)
+    assert (report.rows, report.malformed) == (2, 2)
+
+    for batches, message in (([[_flat(late, "b", 2)], [_flat(early, "a", 1)]], "out of time order"),
+                             ([[_flat(T0 + timedelta(hours=1), "c", 3)]], "outside"),
+                             ([[{**_flat(early, "d", 4), "age": "old"}]], "export schema"),
+                             ([{"not": "a table"}], "not a table")):
+        store = DirectoryStore(tmp_path / uuid.uuid4().hex)
+        with pytest.raises(ExportError, match=message):
+            export_model(MODEL, ListSource(batches), store, now=NOW, since=T0, max_slices=1)
+        assert store.list("exports/") == []
+
+
+def test_local_source_skips_logs_last_written_before_the_window(tmp_path):
+    home = tmp_path / "home"
+    write_log(home, "credit", "blue", [input_line(MODEL, "3", "x", [record(1)], at=T0 + timedelta(hours=2))],
+              written=T0 + timedelta(minutes=30))  # claims a later time than its mtime: never read for 08:00+
+    local = LocalInferenceLogs(home)
+    assert local.count(MODEL, T0 + timedelta(hours=1), T0 + timedelta(hours=3)) == 0
+    assert local.count(MODEL, T0, T0 + timedelta(hours=3)) == 1

@@ -1,7 +1,7 @@
 """Inference-log export: score.py's InputData records → Parquet (and optionally CSV) in the Store,
 exactly once, in hour partitions.
 
-    exports/<model>/<version>/<YYYY-MM-DD>/<HH>/part-<slice start, e.g. 20260509T0700Z>.parquet
+    exports/<model>/<version>/<YYYY-MM-DD>/<HH>/part-<slice start, e.g. 20260509T070000Z>.parquet
     watermarks/export/<model>.json      high-water time, totals, the files of the recent slices
 
 Where the records come from is a port (`InferenceLogSource`): Log Analytics in Azure
@@ -225,8 +225,8 @@ def watermark_key(model: str) -> str:
 
 def part_key(model: str, version: str, slice_start: datetime, fmt: str = "parquet") -> str:
     t = _utc(slice_start)
-    stamp = f"{t:%Y%m%dT%H%M%S}Z" if t.second else f"{t:%Y%m%dT%H%M}Z"  # seconds only for sub-minute slices
-    return f"{EXPORT_PREFIX}{check_model_name(model)}/{version}/{t:%Y-%m-%d}/{t:%H}/part-{stamp}.{fmt}"
+    # with seconds, always: sub-minute slices get distinct names, and names sort in time order
+    return f"{EXPORT_PREFIX}{check_model_name(model)}/{version}/{t:%Y-%m-%d}/{t:%H}/part-{t:%Y%m%dT%H%M%S}Z.{fmt}"
 
 
 def _utc(value: datetime) -> datetime:
@@ -453,8 +453,18 @@ def export_slice(model: str, source: InferenceLogSource, store: Store, start: da
         try:
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="export-writer") as pool:
                 pending: Future | None = None
+                batches = source.fetch(model, start, end)
+
+                def settle(raise_errors: bool) -> None:
+                    close = getattr(batches, "close", None)
+                    if close is not None:
+                        close()  # a generator stopped early: let it finish its downloads now
+                    error = pending.exception() if pending is not None else None  # waits for the writer
+                    if error is not None and raise_errors:
+                        raise error
+
                 try:
-                    for item in source.fetch(model, start, end):
+                    for item in batches:
                         if isinstance(item, Malformed):
                             report.malformed += item.count
                             continue
@@ -476,9 +486,10 @@ def export_slice(model: str, source: InferenceLogSource, store: Store, start: da
                             pending.result()  # one batch in the writer at a time (memory), errors surface here
                         pending = pool.submit(sink.add, table)
                         del table, item
-                finally:
-                    if pending is not None:
-                        pending.result()
+                except BaseException:
+                    settle(raise_errors=False)  # the first error is the one to report
+                    raise
+                settle(raise_errors=True)
         finally:
             sink.close()
         report.malformed += sink.malformed

@@ -17,6 +17,10 @@ not an object) is counted as malformed, never raised: a line is charged to the s
 file (logs are appended in time order), so each line is counted once. A last line without its
 newline is being written and is left for the next run. Values of the wrong type become null
 (as the Log Analytics query's todouble() / tostring() make them).
+
+Logs are streamed line by line, and a log last written before a window starts is skipped (its
+lines are all older: score.py stamps a request before it writes its lines). The rows of one
+window are built in memory — a slice of local traffic.
 """
 
 from __future__ import annotations
@@ -72,40 +76,45 @@ class LocalInferenceLogs:
         malformed = 0
         for deployment, path in self.logs():
             try:
-                with open(path, "rb") as handle:
-                    data = handle.read()
+                if path.stat().st_mtime < start.timestamp() - 1:
+                    continue  # last written before the window: every line in it is older
+                handle = open(path, "rb")
             except OSError:
                 continue  # a deployment folder without a log yet, or removed while listing
             previous: datetime | None = None
-            for raw in data.split(b"\n")[:-1]:  # the part after the last newline is still being written
-                if b"InputData" not in raw or needle not in raw:
-                    continue
-                parsed = _parse_line(raw, prefix)
-                if parsed is None:  # a well-formed line of another type or model
-                    continue
-                if isinstance(parsed, _Broken):
-                    when = parsed.time or previous
-                    if when is not None and start <= when < end:
-                        malformed += parsed.count
-                    if parsed.time is not None:
-                        previous = parsed.time
-                    continue
-                when, request_id, version, records, bad = parsed
-                previous = when
-                if not start <= when < end:
-                    continue
-                malformed += bad
-                for index, record in records:
-                    columns["TimeGenerated"].append(when)
-                    columns["request_id"].append(request_id)
-                    columns["model_version"].append(version)
-                    columns["deployment"].append(deployment)
-                    columns["record_index"].append(index)
-                    for name in CATEGORICAL:
-                        value = record.get(name)
-                        columns[name].append(value if isinstance(value, str) else None)
-                    for name in NUMERIC:
-                        columns[name].append(_number(record.get(name)))
+            with handle:
+                lines = iter(handle)  # streamed: a long log is never held whole
+                for raw in lines:
+                    if not raw.endswith(b"\n"):
+                        break  # the last line is still being written: the next run reads it
+                    if b"InputData" not in raw or needle not in raw:
+                        continue
+                    parsed = _parse_line(raw, prefix)
+                    if parsed is None:  # a well-formed line of another type or model
+                        continue
+                    if isinstance(parsed, _Broken):
+                        when = parsed.time or previous
+                        if when is not None and start <= when < end:
+                            malformed += parsed.count
+                        if parsed.time is not None:
+                            previous = parsed.time
+                        continue
+                    when, request_id, version, records, bad = parsed
+                    previous = when
+                    if not start <= when < end:
+                        continue
+                    malformed += bad
+                    for index, record in records:
+                        columns["TimeGenerated"].append(when)
+                        columns["request_id"].append(request_id)
+                        columns["model_version"].append(version)
+                        columns["deployment"].append(deployment)
+                        columns["record_index"].append(index)
+                        for name in CATEGORICAL:
+                            value = record.get(name)
+                            columns[name].append(value if isinstance(value, str) else None)
+                        for name in NUMERIC:
+                            columns[name].append(_number(record.get(name)))
         return columns, malformed
 
 
