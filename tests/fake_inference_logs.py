@@ -6,20 +6,20 @@ rows, the way Log Analytics would:
     | where TimeGenerated >= datetime(..) and TimeGenerated < datetime(..)
     | where Message has "InputData" and Message contains "<prefix>"
     | extend m = parse_json(Message)
-    | extend mine = tostring(m.type) == "InputData" and tostring(m.service_name) startswith_cs "<prefix>"
-    | extend d = parse_json(tostring(m.data))
+    | extend mine = tostring(m['type']) == "InputData" and tostring(m['service_name']) startswith_cs "<prefix>"
+    | extend d = parse_json(tostring(m['data']))
     then either
     | summarize Messages = countif(mine), Records = sumif(array_length(d), mine),
         Malformed = countif(gettype(m) != "dictionary" or (mine and gettype(d) != "array")),
         Bytes = sumif(strlen(Message), mine)
     or
     | where mine and gettype(d) == "array"
-    | mv-expand with_itemindex=Index rec = d
+    | mv-expand with_itemindex=record_index rec = d
     | where gettype(rec) == "dictionary"
-    | project <name> = <expr>, ...     expr: TimeGenerated | DeploymentName | Index | tostring(Index)
-                                           | tostring(m.<key>) | substring(tostring(m.<key>), N)
-                                           | tostring(rec.<key>) | todouble(rec.<key>)
-                                           | tostring(todouble(rec.<key>))
+    | project <name> = <expr>, ...     expr: TimeGenerated | DeploymentName | record_index
+                                           | tostring(m['<key>']) | substring(tostring(m['<key>']), N)
+                                           | tostring(rec['<key>']) | todouble(rec['<key>'])
+                                           | tostring(todouble(rec['<key>']))
 
 Anything else is answered 400 (SemanticError), like the subset evaluator: a query that drifts from
 what this evaluator implements fails loudly. Message JSON is parsed here in Python; what goes over
@@ -53,30 +53,31 @@ from tests.fake_log_analytics import CONSOLE_TABLE, FakeLogAnalytics, QueryError
 _STRING = r'"(?:[^"\\]|\\.)*"'
 _HEAD = [
     re.compile(re.escape(CONSOLE_TABLE)),
-    re.compile(r"\| where TimeGenerated >= datetime\((?P<start>[^)]+)\) and TimeGenerated < datetime\((?P<end>[^)]+)\)"),
+    re.compile(r"\| where TimeGenerated >= datetime\((?P<start>[^)]+)\) "
+               r"and TimeGenerated < datetime\((?P<end>[^)]+)\)"),
     re.compile(rf'\| where Message has "InputData" and Message contains (?P<prefix>{_STRING})'),
     re.compile(r"\| extend m = parse_json\(Message\)"),
-    re.compile(rf'\| extend mine = tostring\(m\.type\) == "InputData" and tostring\(m\.service_name\) '
+    re.compile(rf"\| extend mine = tostring\(m\['type'\]\) == \"InputData\" and tostring\(m\['service_name'\]\) "
                rf"startswith_cs (?P<prefix>{_STRING})"),
-    re.compile(r"\| extend d = parse_json\(tostring\(m\.data\)\)"),
+    re.compile(r"\| extend d = parse_json\(tostring\(m\['data'\]\)\)"),
 ]
 _SUMMARY = ('| summarize Messages = countif(mine), Records = sumif(array_length(d), mine), '
             'Malformed = countif(gettype(m) != "dictionary" or (mine and gettype(d) != "array")), '
             'Bytes = sumif(strlen(Message), mine)')
-_FETCH = ['| where mine and gettype(d) == "array"', "| mv-expand with_itemindex=Index rec = d",
+_FETCH = ['| where mine and gettype(d) == "array"', "| mv-expand with_itemindex=record_index rec = d",
           '| where gettype(rec) == "dictionary"']
 _TERM = re.compile(r"(?<![A-Za-z0-9_])inputdata(?![A-Za-z0-9_])", re.IGNORECASE)
 _KEY = r"[A-Za-z_][A-Za-z0-9_]*"
+_PROP = rf"\['(?P<key>{_KEY})'\]"  # m['key'] / rec['key']
 _EXPRS = [
     (re.compile(r"TimeGenerated"), "time"),
     (re.compile(r"DeploymentName"), "deployment"),
-    (re.compile(r"tostring\(Index\)"), "index"),
-    (re.compile(r"Index"), "index_long"),
-    (re.compile(rf"todouble\(rec\.(?P<key>{_KEY})\)"), "rec_real"),
-    (re.compile(rf"tostring\(m\.(?P<key>{_KEY})\)"), "m"),
-    (re.compile(rf"substring\(tostring\(m\.(?P<key>{_KEY})\), (?P<n>\d+)\)"), "m_sub"),
-    (re.compile(rf"tostring\(rec\.(?P<key>{_KEY})\)"), "rec"),
-    (re.compile(rf"tostring\(todouble\(rec\.(?P<key>{_KEY})\)\)"), "rec_double"),
+    (re.compile(r"record_index"), "index_long"),
+    (re.compile(rf"todouble\(rec{_PROP}\)"), "rec_real"),
+    (re.compile(rf"tostring\(m{_PROP}\)"), "m"),
+    (re.compile(rf"substring\(tostring\(m{_PROP}\), (?P<n>\d+)\)"), "m_sub"),
+    (re.compile(rf"tostring\(rec{_PROP}\)"), "rec"),
+    (re.compile(rf"tostring\(todouble\(rec{_PROP}\)\)"), "rec_double"),
 ]
 
 

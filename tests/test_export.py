@@ -256,8 +256,8 @@ def test_queries_on_the_wire(fake, source):
     assert summary.query == summary_query(MODEL, T0, T0 + timedelta(hours=1))
     assert fetch.query == fetch_query(MODEL, T0, T0 + timedelta(hours=1))
     assert "| summarize Messages = countif(mine), Records = sumif(array_length(d), mine)" in summary.query
-    assert "| mv-expand with_itemindex=Index rec = d" in fetch.query
-    assert "credit_limit = todouble(rec.credit_limit)" in fetch.query and "sex = tostring(rec.sex)" in fetch.query
+    assert "credit_limit = todouble(rec['credit_limit'])" in fetch.query and "sex = tostring(rec['sex'])" in fetch.query
+    assert "| mv-expand with_itemindex=record_index rec = d" in fetch.query
 
 
 def test_empty_window_sends_one_summary_and_no_fetch(fake, source):

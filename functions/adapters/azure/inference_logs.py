@@ -78,8 +78,9 @@ def _head(model: str, start: datetime, end: datetime) -> list[str]:
         # cheap term / substring filters first (the service's indexes), exact checks after parsing
         f'| where Message has "InputData" and Message contains {prefix}',
         "| extend m = parse_json(Message)",
-        f'| extend mine = tostring(m.type) == "InputData" and tostring(m.service_name) startswith_cs {prefix}',
-        "| extend d = parse_json(tostring(m.data))",
+        # bracket notation for every JSON property: no name can collide with a KQL keyword
+        f"| extend mine = tostring(m['type']) == \"InputData\" and tostring(m['service_name']) startswith_cs {prefix}",
+        "| extend d = parse_json(tostring(m['data']))",
     ]
 
 
@@ -97,17 +98,16 @@ def summary_query(model: str, start: datetime, end: datetime) -> str:
 def fetch_query(model: str, start: datetime, end: datetime) -> str:
     """One row per record of this model's InputData lines in [start, end), every cell a string."""
     offset = len(_prefix(model))
-    fields = [f"{name} = tostring(rec.{name})" for name in CATEGORICAL]
-    fields += [f"{name} = todouble(rec.{name})" for name in NUMERIC]
+    fields = [f"{name} = tostring(rec['{name}'])" for name in CATEGORICAL]
+    fields += [f"{name} = todouble(rec['{name}'])" for name in NUMERIC]
     return "\n".join(_head(model, start, end) + [
         '| where mine and gettype(d) == "array"',
-        "| mv-expand with_itemindex=Index rec = d",
+        "| mv-expand with_itemindex=record_index rec = d",
         '| where gettype(rec) == "dictionary"',
-        "| project TimeGenerated, request_id = tostring(m.request_id),"
-        f" model_version = substring(tostring(m.service_name), {offset}), deployment = DeploymentName,"
-        " record_index = Index,",
-        "    " + ", ".join(fields),
-    ])
+        "| project TimeGenerated, request_id = tostring(m['request_id']),"
+        f" model_version = substring(tostring(m['service_name']), {offset}), deployment = DeploymentName,"
+        " record_index,",
+    ] + [f"    {', '.join(fields[i:i + 4])}{',' if i + 4 < len(fields) else ''}" for i in range(0, len(fields), 4)])
 
 
 # --- reading answers ------------------------------------------------------------------------------
