@@ -949,6 +949,8 @@ def test_the_source_contract_is_enforced(tmp_path):
     for batches, message in (([[_flat(late, "b", 2)], [_flat(early, "a", 1)]], "out of time order"),
                              ([[_flat(T0 + timedelta(hours=1), "c", 3)]], "outside"),
                              ([[{**_flat(early, "d", 4), "age": "old"}]], "export schema"),
+                             ([pa.table({**{c: pa.array([v]) for c, v in _flat(early, "e", 5).items() if c != "deployment"},
+                                         "age": pa.array(["old"])})], "'age' is not double"),
                              ([{"not": "a table"}], "not a table")):
         store = DirectoryStore(tmp_path / uuid.uuid4().hex)
         with pytest.raises(ExportError, match=message):

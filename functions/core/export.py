@@ -181,7 +181,10 @@ def conform(item: Any) -> pa.Table:
     for f in schema:
         if f.name in item.column_names:
             column = item.column(f.name)
-            arrays.append(column if column.type == f.type else column.cast(f.type))
+            try:
+                arrays.append(column if column.type == f.type else column.cast(f.type))
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+                raise PlatformError(f"inference log source batch: column {f.name!r} is not {f.type}: {exc}") from exc
         elif f.name == "deployment":
             arrays.append(pa.nulls(len(item), f.type))
         else:
@@ -639,6 +642,9 @@ def export_model(model: str, source: InferenceLogSource, store: Store, *, now: d
         try:
             sliced = export_slice(model, source, store, start, end, formats=formats, row_group_size=row_group_size,
                                   tmp_dir=tmp_dir)
+        except OSError as exc:  # the temporary files (disk full ...): worth a retry
+            report.error = f"export of {model}: local temporary files: {exc}"
+            raise ExportError(report.error, report, transient=True) from exc
         except PlatformError as exc:
             report.error = str(exc)
             raise ExportError(f"export of {model} [{_iso(start)}, {_iso(end)}) failed: {exc}", report,
