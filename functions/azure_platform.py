@@ -69,11 +69,10 @@ def build_azure_jobs(settings: Settings, azure: AzureSettings | None = None):
 def build_azure_inference_logs(settings: Settings, azure: AzureSettings | None = None):
     """Export source: score.py's InputData lines in the production workspace's Log Analytics."""
     from functions.adapters.azure.aml import default_credential
-    from functions.adapters.azure.inference_logs import LogAnalyticsInferenceLogs
-    from functions.adapters.azure.traffic_log import logs_client
+    from functions.adapters.azure.inference_logs import LogAnalyticsInferenceLogs, inference_logs_client
 
     azure = azure or AzureSettings.from_env()
-    return LogAnalyticsInferenceLogs(logs_client(azure.logs_endpoint or None, default_credential()),
+    return LogAnalyticsInferenceLogs(inference_logs_client(azure.logs_endpoint or None, default_credential()),
                                      azure.log_analytics_workspace_id)
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Iterator, Protocol, runtime_checkable
 
 
 class PlatformError(RuntimeError):
@@ -198,3 +198,33 @@ class Jobs(Protocol):
 
     def list_running(self, model: str) -> list[dict[str, Any]]:
         """Jobs for `model` that have not reached a terminal state."""
+
+
+@dataclass(frozen=True)
+class Malformed:
+    """Yielded by a source among its batches: `count` log lines or records it could not read."""
+
+    count: int
+    reason: str = ""
+
+
+@runtime_checkable
+class InferenceLogSource(Protocol):
+    """score.py's InputData records of one model, one row per scored record.
+
+    Rows have the columns of `export_schema()` (by name; missing `deployment` is null):
+    TimeGenerated (when the request was logged, UTC), request_id, model_version (from
+    service_name online/<model>/<version>), deployment, record_index (position in the request's
+    data list) and the 23 features."""
+
+    def count(self, model: str, start: datetime, end: datetime) -> int:
+        """Records with start <= TimeGenerated < end (after exploding requests into records)."""
+
+    def fetch(self, model: str, start: datetime, end: datetime) -> Iterator[Any]:
+        """The records with start <= TimeGenerated < end, as pyarrow Tables / RecordBatches or
+        lists of dicts, plus `Malformed` markers for what could not be read.
+
+        Contract the exporter relies on: batches come in time order — every row of a batch has a
+        TimeGenerated >= every row of the batches before it (sources cut [start, end) into
+        half-open sub-windows) — and an incomplete answer is an exception (PlatformError), never
+        a short batch."""

@@ -195,6 +195,7 @@ def test_drift_step_runs_the_drift_computation_and_names_bad_input(tmp_path: Pat
                     f"--current {tmp_path / 'current.csv'} --output {tmp_path / 'out'} --no-report", tmp_path)
     result = json.loads((tmp_path / "out" / "result.json").read_text())
     assert result["dataset_drift"] is True and result["status"] == "ok"
+    assert '"type":"OverallDriftMetrics"' in done.stdout  # the job's records reach its console log
     bad = run_step(f"python -m ml.steps.drift --reference {tmp_path / 'missing.csv'} "
                    f"--current {tmp_path / 'current.csv'} --output {tmp_path / 'out2'}", tmp_path, check=False)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and "missing.csv" in bad.stderr

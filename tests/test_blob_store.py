@@ -368,3 +368,13 @@ def test_ports_and_core_do_not_import_the_azure_adapter():
             " or m == 'functions.adapters.azure.blob_store']; print(bad); sys.exit(1 if bad else 0)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_directory_store_create_returns_the_etag_a_later_get_sees(tmp_path):
+    from functions.adapters.local.store import DirectoryStore
+
+    store = DirectoryStore(tmp_path)
+    etag = store.put("a/b.json", b"1", if_absent=True)
+    assert store.get("a/b.json")[1] == etag
+    store.put("a/b.json", b"2", etag=etag)  # the first compare-and-swap after a create succeeds
+    assert store.get("a/b.json")[0] == b"2"

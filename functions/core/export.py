@@ -40,9 +40,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any
 
-from functions.ports import Conflict, PlatformError, Store
+from functions.ports import Conflict, InferenceLogSource, Malformed, PlatformError, Store  # noqa: F401 (re-exported)
 from ml.schema import CATEGORICAL, FEATURE_NAMES, NUMERIC
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -98,36 +98,6 @@ def valid_version(version: Any) -> bool:
 
 
 # --- the port -----------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Malformed:
-    """Yielded by a source among its batches: `count` log lines or records it could not read."""
-
-    count: int
-    reason: str = ""
-
-
-@runtime_checkable
-class InferenceLogSource(Protocol):
-    """score.py's InputData records of one model, one row per scored record.
-
-    Rows have the columns of `export_schema()` (by name; missing `deployment` is null):
-    TimeGenerated (when the request was logged, UTC), request_id, model_version (from
-    service_name online/<model>/<version>), deployment, record_index (position in the request's
-    data list) and the 23 features."""
-
-    def count(self, model: str, start: datetime, end: datetime) -> int:
-        """Records with start <= TimeGenerated < end (after exploding requests into records)."""
-
-    def fetch(self, model: str, start: datetime, end: datetime) -> Iterator[Any]:
-        """The records with start <= TimeGenerated < end, as pyarrow Tables / RecordBatches or
-        lists of dicts, plus `Malformed` markers for what could not be read.
-
-        Contract the exporter relies on: batches come in time order — every row of a batch has a
-        TimeGenerated >= every row of the batches before it (sources cut [start, end) into
-        half-open sub-windows) — and an incomplete answer is an exception (PlatformError), never
-        a short batch."""
-
 
 # --- schema and conversion --------------------------------------------------------------------
 

@@ -58,6 +58,10 @@ class DirectoryStore:
                     os.link(tmp, path)
                 except FileExistsError:
                     raise Conflict(f"{key} already exists") from None
+                # drop the temporary name first: unlinking it changes the file's ctime (the link
+                # count changes), and the etag must be the one a later get() sees
+                Path(tmp).unlink()
+                tmp = None
                 return self._etag(data, path)
             with self._locked():
                 if etag is not None:
