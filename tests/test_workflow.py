@@ -281,3 +281,13 @@ def test_durable_generator_protocol_drives_the_same_workflow():
     assert context.calls[0] == "begin" and context.calls[-1] == "finish"
     assert "promote" in context.calls and "set_traffic" in context.calls
     assert context.current_utc_datetime >= datetime(2026, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=0)
+
+
+def test_the_configured_evaluation_data_is_used():
+    h = Harness({"1": GOOD}, {"evaluation_data": "datasets/elsewhere/eval.csv"})
+    out = h.roll("1")
+    assert out["state"] == "rejected" and "datasets/elsewhere/eval.csv" in out["reason"]
+    h2 = Harness({"1": GOOD}, {"evaluation_data": "datasets/elsewhere/eval.csv"})
+    h2.store.put("datasets/elsewhere/eval.csv", h2.store.get(f"datasets/{MODEL}/evaluation.csv")[0])
+    h2.store.delete(f"datasets/{MODEL}/evaluation.csv")
+    assert h2.roll("1")["state"] == "succeeded"

@@ -209,7 +209,7 @@ def smoke(p: Platform, rollout: dict, workspace: str, endpoint: str, deployment:
 
 
 def run_gates(p: Platform, rollout: dict, workspace: str, endpoint: str, deployment: str, gates: dict,
-              production_endpoint: str, at: str) -> dict:
+              production_endpoint: str, at: str, evaluation_data: str = "") -> dict:
     cfg = build_model_config(rollout["model"], {"gates": gates}).gates
     score = _scorer(p.endpoints(workspace), endpoint, deployment)
     sample_row = p.sample_request["data"][0]
@@ -219,7 +219,8 @@ def run_gates(p: Platform, rollout: dict, workspace: str, endpoint: str, deploym
         if results[-1].passed:
             results.append(g.contract(score, sample_row))
         if results[-1].passed:
-            rows, labels = _evaluation(p, rollout["model"], cfg.evaluation_rows)
+            rows, labels = _evaluation(p, evaluation_data or f"datasets/{rollout['model']}/evaluation.csv",
+                                       cfg.evaluation_rows)
             results.append(g.latency(score, rows, cfg.latency_requests, cfg.latency_p95_ms))
             if results[-1].passed:
                 results.append(_quality(p, score, rows, labels, cfg, production_endpoint))
@@ -240,11 +241,10 @@ def run_gates(p: Platform, rollout: dict, workspace: str, endpoint: str, deploym
     }
 
 
-def _evaluation(p: Platform, model: str, limit: int) -> tuple[list[dict], list[int]]:
-    cfg_key = f"datasets/{model}/evaluation.csv"
-    found = p.store.get(cfg_key)
+def _evaluation(p: Platform, key: str, limit: int) -> tuple[list[dict], list[int]]:
+    found = p.store.get(key)
     if found is None:
-        raise g.GateError(f"no labelled evaluation data at {cfg_key} (store)")
+        raise g.GateError(f"no labelled evaluation data at {key} (store)")
     return g.read_evaluation_csv(found[0], limit)
 
 

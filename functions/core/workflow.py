@@ -87,7 +87,8 @@ def _stage_gate_promote_release(run: _Run, cfg: Any, new: str):
 
     # 2. Gates against the new deployment alone (explicit deployment header).
     report = yield run.call("run_gates", workspace="staging", endpoint=staging, deployment=new,
-                            gates=cfg.to_dict()["gates"], production_endpoint=production, at=run.now())
+                            gates=cfg.to_dict()["gates"], production_endpoint=production, at=run.now(),
+                            evaluation_data=cfg.evaluation_data)
     yield run.audit("gates", passed=report["passed"], report=report["report_key"], results=report["summary"])
     if not report["passed"]:
         yield run.call("delete_deployment", workspace="staging", endpoint=staging, deployment=new)
