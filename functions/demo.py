@@ -31,7 +31,7 @@ DEMO_OVERRIDES = {
 }
 SLICE = timedelta(seconds=5)  # export slices (production: 1 hour)
 LAG = timedelta(seconds=1)  # ingestion lag (production: 10 minutes)
-PHASE_SECONDS = 18.0  # traffic per phase: ~450 requests at 25/s
+PHASE_SECONDS = 22.0  # traffic per phase: ~550 requests at 25/s (≥ 250 in whole export slices)
 
 
 def run_demo(settings: Settings, workdir: Path, *, rows: int = 10_000, echo: Echo = print,
@@ -46,7 +46,7 @@ def run_demo(settings: Settings, workdir: Path, *, rows: int = 10_000, echo: Ech
     if workdir.exists():
         shutil.rmtree(workdir)  # the demo's own state only: every run tells the same story
     settings = replace(settings, home=workdir / "platform", models_json=None,
-                       drift_config_json=json.dumps({"min_current_rows": 300}), retrain_cooldown_hours=24.0)
+                       drift_config_json=json.dumps({"min_current_rows": 250}), retrain_cooldown_hours=24.0)
 
     def step(n: int, text: str) -> None:
         echo(f"[{n}/8 {time.perf_counter() - started:5.0f}s] {text}")
@@ -82,7 +82,9 @@ def run_demo(settings: Settings, workdir: Path, *, rows: int = 10_000, echo: Ech
             load.rows = drifted_rows  # the population changes: richer, older, later payers
             time.sleep((SLICE + LAG).total_seconds() + 1)  # let the clean window's last slice close
             step(4, "export timer (console logs → Parquet), then drift timer")
-            clean = _monitor(platform, echo, clean_start, drift_start)
+            # the clean window ends where the last export slice wholly before the switch ends
+            clean_end = drift_start - timedelta(seconds=drift_start.timestamp() % SLICE.total_seconds())
+            clean = _monitor(platform, echo, clean_start, clean_end)
 
             step(5, f"the population drifts (credit limits ×1.8, ages +8, more late payments); "
                     f"{PHASE_SECONDS:.0f} s of traffic")
