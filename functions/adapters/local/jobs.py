@@ -54,21 +54,13 @@ class LocalJobs:
     def submit_retraining(self, job_name: str, model: str, tags: dict[str, str],
                           inputs: dict[str, Any] | None = None) -> dict[str, Any]:
         folder = self.root / job_name
-        try:
-            folder.mkdir(parents=True)  # atomic: one submission per name
-        except FileExistsError:
-            existing = self.get_job(job_name)
-            if existing is not None:
-                return existing
+        existing = self._claim(folder)
+        if existing is not None:
+            return existing
         data = (inputs or {}).get("training_data") or self._newest_labelled(model)
         job = {"name": job_name, "model": model, "status": "Queued", "tags": dict(tags), "training_data": str(data),
                "created": _now(), "log": str(folder / "job.log")}
-        self._write(job_name, job)
-        thread = threading.Thread(target=self._run, args=(job,), name=f"job-{job_name}", daemon=True)
-        with self._lock:
-            self._threads[job_name] = thread
-        thread.start()
-        return dict(job)
+        return self._start(job, self._run)
 
     def submit_drift(self, job_name: str, model: str, inputs: dict[str, Any], tags: dict[str, str]) -> dict[str, Any]:
         root = getattr(self.store, "root", None)
@@ -78,21 +70,29 @@ class LocalJobs:
         if missing:
             raise PlatformError(f"drift job {job_name}: missing input(s) {', '.join(missing)}")
         folder = self.root / job_name
-        try:
-            folder.mkdir(parents=True)  # atomic: one submission per name
-        except FileExistsError:
-            existing = self.get_job(job_name)
-            if existing is not None:
-                return existing
+        existing = self._claim(folder)
+        if existing is not None:
+            return existing
         job = {"name": job_name, "model": model, "kind": "drift", "status": "Queued", "tags": dict(tags),
                "reference": str(Path(root) / inputs["reference"]),
                "current": str(Path(root) / str(inputs["current"]).rstrip("/")),
                "output_prefix": str(inputs["output"]).rstrip("/"), "config": dict(inputs.get("config") or {}),
                "report": inputs.get("report") is not False, "created": _now(), "log": str(folder / "job.log")}
-        self._write(job_name, job)
-        thread = threading.Thread(target=self._run_drift, args=(job,), name=f"job-{job_name}", daemon=True)
+        return self._start(job, self._run_drift)
+
+    def _claim(self, folder: Path) -> dict[str, Any] | None:
+        """Create the job's folder (atomic: one submission per name); an existing job is returned."""
+        try:
+            folder.mkdir(parents=True)
+        except FileExistsError:
+            return self.get_job(folder.name)
+        return None
+
+    def _start(self, job: dict[str, Any], target: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+        self._write(job["name"], job)
+        thread = threading.Thread(target=target, args=(job,), name=f"job-{job['name']}", daemon=True)
         with self._lock:
-            self._threads[job_name] = thread
+            self._threads[job["name"]] = thread
         thread.start()
         return dict(job)
 
