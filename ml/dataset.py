@@ -16,6 +16,21 @@ class DataError(ValueError):
     """The data cannot be used as it is; the message names the problem in one line."""
 
 
+def table_files(path: str | Path, suffixes: tuple[str, ...] = (".csv", ".parquet", ".pq"),
+                kinds: str = "CSV or Parquet") -> list[Path]:
+    """The data files behind an input: the file itself (uri_file), or every table file under a
+    folder (uri_folder), sorted."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise DataError(f"{path}: no such file or folder")
+    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
+    if not files:
+        raise DataError(f"{path}: the folder holds no {kinds} file")
+    return files
+
+
 def read_table(path: str | Path) -> "pd.DataFrame":
     """Read a CSV or Parquet file as raw columns (no schema coercion yet)."""
     import pandas as pd

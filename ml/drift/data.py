@@ -112,15 +112,9 @@ class TypedFrame:
 
 def table_files(path: str | Path) -> list[Path]:
     """The data files behind an input: the file itself, or every table file under a folder."""
-    path = Path(path)
-    if path.is_file():
-        return [path]
-    if not path.is_dir():
-        raise DataError(f"{path}: no such file or folder")
-    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in TABLE_SUFFIXES)
-    if not files:
-        raise DataError(f"{path}: the folder holds no CSV, Parquet or JSON-lines file")
-    return files
+    from ml.dataset import table_files as files
+
+    return files(path, TABLE_SUFFIXES, "CSV, Parquet or JSON-lines")
 
 
 def load(path: str | Path, source: str | None = None) -> TypedFrame:

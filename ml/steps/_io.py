@@ -14,17 +14,9 @@ TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
 
 def table_files(path: str | Path) -> list[Path]:
     """The data files behind an input: the file itself (uri_file) or the tables in a folder (uri_folder)."""
-    from ml.dataset import DataError
+    from ml.dataset import table_files as files
 
-    path = Path(path)
-    if path.is_file():
-        return [path]
-    if not path.is_dir():
-        raise DataError(f"{path}: no such file or folder")
-    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in TABLE_SUFFIXES)
-    if not files:
-        raise DataError(f"{path}: the folder holds no CSV or Parquet file")
-    return files
+    return files(path, TABLE_SUFFIXES)
 
 
 def load_labelled(path: str | Path) -> tuple[Any, Any]:
