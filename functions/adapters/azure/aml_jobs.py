@@ -49,7 +49,7 @@ What the SDK does on the wire (azure-ai-ml 1.35), and what this adapter does abo
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -102,21 +102,15 @@ class AzureJobs:
         if existing is not None:
             return self._existing(existing, job_name, model)
         job = self.build_job(job_name, model, tags, inputs, experiment, display_name=display_name)
-        with _errors(f"submit retraining job {job_name}"):
-            try:
-                created = self._ml.jobs.create_or_update(job)
-            except Exception as exc:
-                if _lost_create_race(exc):
-                    existing = self.get_job(job_name)
-                    if existing is not None:
-                        return self._existing(existing, job_name, model)
-                elif self.components == "registered" and _status(exc) in (400, 404):
-                    raise PlatformError(
-                        f"submit retraining job {job_name}: HTTP {_status(exc)} {_first_line(exc)} (the pipeline "
-                        f"references registered components {', '.join(self._pipeline().registered.values())}: "
-                        "are they registered? `az ml component create -f ml/components/<step>.yml`)") from exc
-                raise
-        return {**_summary(created), "submitted": True}
+
+        def explain(exc: Exception) -> None:
+            if self.components == "registered" and _status(exc) in (400, 404):
+                raise PlatformError(
+                    f"submit retraining job {job_name}: HTTP {_status(exc)} {_first_line(exc)} (the pipeline "
+                    f"references registered components {', '.join(self._pipeline().registered.values())}: "
+                    "are they registered? `az ml component create -f ml/components/<step>.yml`)") from exc
+
+        return self._create(job, job_name, model, "retraining", explain)
 
     def submit_drift(self, job_name: str, model: str, inputs: dict[str, Any], tags: dict[str, str]) -> dict[str, Any]:
         """Submit ml/jobs/drift.yml as `job_name` and return at once (like `submit_retraining`; an existing
@@ -131,7 +125,13 @@ class AzureJobs:
         if existing is not None:
             return self._existing(existing, job_name, model)
         job = self.build_drift_job(job_name, model, inputs, tags)
-        with _errors(f"submit drift job {job_name}"):
+        return self._create(job, job_name, model, "drift")
+
+    def _create(self, job: Any, job_name: str, model: str, kind: str,
+                explain: Callable[[Exception], None] | None = None) -> dict[str, Any]:
+        """PUT the job; a lost create race (another instance submitted the same name) returns the
+        existing job. `explain` may turn a failure into a clearer PlatformError."""
+        with _errors(f"submit {kind} job {job_name}"):
             try:
                 created = self._ml.jobs.create_or_update(job)
             except Exception as exc:
@@ -139,6 +139,8 @@ class AzureJobs:
                     existing = self.get_job(job_name)
                     if existing is not None:
                         return self._existing(existing, job_name, model)
+                elif explain is not None:
+                    explain(exc)
                 raise
         return {**_summary(created), "submitted": True}
 
