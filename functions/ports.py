@@ -104,10 +104,13 @@ class ScoreResult:
 class TrafficStats:
     deployment: str
     requests: int
-    errors: int  # 5xx answers (4xx are the caller's fault)
+    errors: int  # 5xx answers: the deployment's own faults, the only ones held against it
     p90_ms: float | None
     start: datetime | None = None
     end: datetime | None = None
+    # 4xx answers: the callers' mistakes, reported but never held against a deployment (a client
+    # sending garbage must not be able to roll a healthy canary back)
+    client_errors: int = 0
 
     @property
     def error_rate(self) -> float:

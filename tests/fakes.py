@@ -195,13 +195,24 @@ class FakeRegistry:
 
 @dataclass
 class FakeTrafficLog:
-    """Health figures per deployment, as the canary would observe them."""
+    """Health figures per deployment, as the canary would observe them: (requests, 5xx, p90) or
+    (requests, 5xx, p90, 4xx), or a callable (deployment, start, end) -> such a tuple for figures
+    that change between windows; `fail` raises instead (a health query that cannot answer)."""
 
-    figures: dict[str, tuple[int, int, float]] = field(default_factory=dict)  # deployment -> (requests, errors, p90)
+    figures: dict[str, Any] = field(default_factory=dict)
+    fail: Callable[[], Exception] | None = None
+    calls: list[tuple[str, datetime, datetime]] = field(default_factory=list)
 
     def stats(self, endpoint: str, deployment: str, start: datetime, end: datetime) -> TrafficStats:
-        requests, errors, p90 = self.figures.get(deployment, (100, 0, 20.0))
-        return TrafficStats(deployment, requests, errors, p90 if requests else None, start, end)
+        self.calls.append((deployment, start, end))
+        if self.fail is not None:
+            raise self.fail()
+        found = self.figures.get(deployment, (100, 0, 20.0))
+        if callable(found):
+            found = found(deployment, start, end)
+        requests, errors, p90, *rest = found
+        return TrafficStats(deployment, requests, errors, p90 if requests else None, start, end,
+                            client_errors=rest[0] if rest else 0)
 
 
 def model_from_labels(signal: float) -> Model:

@@ -119,6 +119,7 @@ def test_stats_count_requests_5xx_and_p90(fake, traffic):
     assert stats.deployment == "blue"
     assert stats.requests == len(inside) == 47
     assert stats.errors == 3
+    assert stats.client_errors == 3  # counted apart: reported, never held against the deployment
     assert stats.p90_ms == percentile([float(r["TotalDurationMs"]) for r in inside], 90)
     assert stats.error_rate == pytest.approx(3 / 47)
     assert (stats.start, stats.end) == WINDOW
@@ -251,6 +252,7 @@ def test_stats_query_shape():
     query = stats_query("credit", "blue", *WINDOW)
     assert query.splitlines()[0] == "AmlOnlineEndpointTrafficLog"
     assert "countif(toint(ResponseCode) >= 500)" in query
+    assert "countif(toint(ResponseCode) >= 400 and toint(ResponseCode) < 500)" in query
     assert "percentile(TotalDurationMs, 90)" in query
 
 
@@ -337,21 +339,29 @@ def test_https_is_enforced_by_default(fake, client):
 
 
 def test_unexpected_result_shapes_are_errors(fake, traffic):
-    fake.evaluator = lambda query, timespan: ([("Requests", "long"), ("Errors", "long"), ("P90Ms", "real")],
-                                              [[3, 1, 12.5], [4, 0, 9.0]])
+    fake.evaluator = lambda query, timespan: ([("Requests", "long"), ("Errors", "long"), ("ClientErrors", "long"),
+                                               ("P90Ms", "real")],
+                                              [[3, 1, 0, 12.5], [4, 0, 0, 9.0]])
     with pytest.raises(PlatformError, match="one summary row"):
         traffic.stats("credit", "blue", *WINDOW)
     fake.evaluator = lambda query, timespan: ([("Requests", "long")], [[3]])
     with pytest.raises(PlatformError, match="lacks column"):
         traffic.stats("credit", "blue", *WINDOW)
-    fake.evaluator = lambda query, timespan: ([("Requests", "long"), ("Errors", "long"), ("P90Ms", "real")],
-                                              [[3, 5, 12.5]])
+    fake.evaluator = lambda query, timespan: ([("Requests", "long"), ("Errors", "long"), ("ClientErrors", "long"),
+                                               ("P90Ms", "real")],
+                                              [[3, 5, 0, 12.5]])
     with pytest.raises(PlatformError, match="inconsistent"):
         traffic.stats("credit", "blue", *WINDOW)
-    fake.evaluator = lambda query, timespan: ([("Requests", "long"), ("Errors", "long"), ("P90Ms", "real")],
-                                              [[3, 1, 12.5]])
+    fake.evaluator = lambda query, timespan: ([("Requests", "long"), ("Errors", "long"), ("ClientErrors", "long"),
+                                               ("P90Ms", "real")],
+                                              [[3, 1, 3, 12.5]])
+    with pytest.raises(PlatformError, match="inconsistent"):  # 1 server + 3 client errors > 3 requests
+        traffic.stats("credit", "blue", *WINDOW)
+    fake.evaluator = lambda query, timespan: ([("Requests", "long"), ("Errors", "long"), ("ClientErrors", "long"),
+                                               ("P90Ms", "real")],
+                                              [[3, 1, 1, 12.5]])
     stats = traffic.stats("credit", "blue", *WINDOW)
-    assert (stats.requests, stats.errors, stats.p90_ms) == (3, 1, 12.5)
+    assert (stats.requests, stats.errors, stats.client_errors, stats.p90_ms) == (3, 1, 1, 12.5)
 
 
 # --- the fake service itself (other adapters rely on it) ----------------------------------------

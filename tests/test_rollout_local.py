@@ -29,7 +29,9 @@ BAKE = 2.5
 OVERRIDES = {
     "poll_seconds": 0.2,
     "instance_count": 2,  # two server workers per deployment, as two instances would be
-    "canary": {"bake_seconds": BAKE, "max_error_rate": 0.02, "max_p90_ms": 2000.0},
+    # ≥ 30 requests/s × 10% × 2.5 s ≈ 7 canary requests in a first window
+    "canary": {"bake_seconds": BAKE, "max_error_rate": 0.02, "max_p90_ms": 2000.0, "min_requests": 4,
+               "max_bake_seconds": 4 * BAKE},
     "gates": {"latency_requests": 20, "latency_p95_ms": 2000.0, "evaluation_rows": 1000, "min_roc_auc": 0.65},
 }
 
@@ -122,7 +124,9 @@ def test_v2_rolls_out_under_live_traffic_with_zero_failed_requests(platform, art
     for step in ("started", "staging_deployment_created", "gates", "staging_traffic", "promoted",
                  "production_deployment_created", "production_smoke", "traffic", "health", "succeeded"):
         assert step in trail, step
-    assert trail.count("traffic") == 3 and trail.count("health") == 3
+    judged = [r["details"] for r in platform.rollouts.trail(MODEL, outcome["id"])
+              if r["step"] == "health" and not r["details"].get("extended")]
+    assert trail.count("traffic") == 3 and len(judged) == 3 and all(d["healthy"] for d in judged)
     traffic_maps = [r["details"]["traffic"] for r in platform.rollouts.trail(MODEL, outcome["id"])
                     if r["step"] == "traffic"]
     assert traffic_maps == [{v1: 90, v2: 10}, {v1: 50, v2: 50}, {v1: 0, v2: 100}]
@@ -183,6 +187,22 @@ def test_a_canary_with_injected_errors_is_rolled_back_and_only_its_share_fails(p
     assert steps(platform, outcome)[-1] == "rolled_back"
 
 
+def test_a_canary_nobody_calls_is_rolled_back_not_promoted(platform, artifacts):
+    """No data is not success: with no client traffic the canary's windows hold no requests, the
+    bake is extended up to max_bake_seconds and the rollout fails; the champion keeps serving."""
+    cfg = platform.managed.get(MODEL)
+    champion = platform.production.get_endpoint(cfg.production_endpoint).traffic
+    started = time.monotonic()
+    outcome = register(platform, artifacts["v2"])
+    assert outcome["state"] == "rolled_back", outcome
+    assert "not enough traffic" in outcome["reason"] and "0 request(s)" in outcome["reason"]
+    assert platform.production.get_endpoint(cfg.production_endpoint).traffic == champion
+    health = [r["details"] for r in platform.rollouts.trail(MODEL, outcome["id"]) if r["step"] == "health"]
+    assert [d.get("extended", False) for d in health] == [True, True, True, False]  # 4 × BAKE in all
+    assert health[-1]["figures"]["baked_seconds"] == pytest.approx(4 * BAKE)
+    assert time.monotonic() - started < 120
+
+
 def test_fifty_concurrent_deliveries_of_one_event_start_one_rollout_and_an_older_one_is_skipped(
         platform, artifacts):
     older, older_payload = platform.workspace.register(artifacts["v2"], MODEL, emit=False)
@@ -196,15 +216,16 @@ def test_fifty_concurrent_deliveries_of_one_event_start_one_rollout_and_an_older
             results.extend(a.decision.action for a in accepted)
 
     threads = [threading.Thread(target=deliver) for _ in range(50)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert results.count("rollout") == 1 and results.count("duplicate") == 49
-    # the older version's event arrives late, while the newer one rolls out
-    late = platform.deliver(json.dumps(older_payload))[0].decision
-    assert late.action == "skip" and f"newer version ({ref.version}) is already rolling out" in late.reason
-    outcomes = [o for o in platform.wait_all(timeout=300) if o.get("version") == ref.version]
+    with LoadGenerator(production_target(platform), load_rows(), rate=30, threads=8):  # the canary needs traffic
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert results.count("rollout") == 1 and results.count("duplicate") == 49
+        # the older version's event arrives late, while the newer one rolls out
+        late = platform.deliver(json.dumps(older_payload))[0].decision
+        assert late.action == "skip" and f"newer version ({ref.version}) is already rolling out" in late.reason
+        outcomes = [o for o in platform.wait_all(timeout=300) if o.get("version") == ref.version]
     assert len(outcomes) == 1 and outcomes[0]["state"] == "succeeded", outcomes
     assert platform.rollouts.get(MODEL, late.run_key)["state"] == "skipped"
     assert platform.deliver(json.dumps(older_payload))[0].decision.action == "duplicate"

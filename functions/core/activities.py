@@ -8,6 +8,7 @@ or idempotent in the port, deletes are idempotent, audit records are create-only
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
@@ -261,28 +262,34 @@ def _quality(p: Platform, score: Callable, rows: list[dict], labels: list[int], 
     return result
 
 
+HEALTH_QUERY_ATTEMPTS = 3  # a flaky health query is retried before the canary is failed (closed)
+
+
 def check_health(p: Platform, rollout: dict, endpoint: str, deployment: str, start: str, end: str,
                  canary: dict) -> dict:
+    """The canary's figures for [start, end) and the verdict: healthy, unhealthy or insufficient
+    (too few requests to judge: the workflow extends the bake). A query that keeps failing is
+    unhealthy — a health check that cannot look never passes."""
     cfg = build_model_config(rollout["model"], {"canary": canary}).canary
-    stats = p.traffic_log.stats(endpoint, deployment, datetime.fromisoformat(start), datetime.fromisoformat(end))
-    healthy, reason = judge_health(stats.requests, stats.errors, stats.p90_ms, cfg)
-    figures = {"requests": stats.requests, "errors": stats.errors, "error_rate": round(stats.error_rate, 4),
-               "p90_ms": stats.p90_ms, "max_error_rate": cfg.max_error_rate, "max_p90_ms": cfg.max_p90_ms,
-               "window": [start, end]}
-    return {"healthy": healthy, "reason": reason, "figures": figures}
-
-
-def judge_health(requests: int, errors: int, p90_ms: float | None, cfg: Any) -> tuple[bool, str]:
-    if requests < cfg.min_requests:
-        return False, f"{requests} requests in the window < minimum {cfg.min_requests}"
-    if requests == 0:
-        return True, "no traffic in the window"
-    rate = errors / requests
-    if rate > cfg.max_error_rate:
-        return False, f"error rate {rate:.1%} ({errors}/{requests}) > {cfg.max_error_rate:.1%}"
-    if p90_ms is not None and p90_ms > cfg.max_p90_ms:
-        return False, f"p90 {p90_ms:.0f} ms > {cfg.max_p90_ms:.0f} ms"
-    return True, f"error rate {rate:.1%} ({errors}/{requests}), p90 {p90_ms or 0:.0f} ms"
+    window = [start, end]
+    for attempt in range(1, HEALTH_QUERY_ATTEMPTS + 1):
+        try:
+            stats = p.traffic_log.stats(endpoint, deployment, datetime.fromisoformat(start),
+                                        datetime.fromisoformat(end))
+            break
+        except PlatformError as exc:
+            if exc.transient and attempt < HEALTH_QUERY_ATTEMPTS:
+                time.sleep(2.0 ** (attempt - 1))  # 1 s, 2 s: inside the activity, not a durable timer
+                continue
+            reason = f"health query failed after {attempt} attempt(s): {str(exc)[:300]}"
+            return {"healthy": False, "verdict": "unhealthy", "reason": reason,
+                    "figures": {"window": window, "query_error": str(exc)[:300]}}
+    verdict, reason = g.judge_health(stats.requests, stats.errors, stats.p90_ms, cfg)
+    figures = {"requests": stats.requests, "errors": stats.errors, "client_errors": stats.client_errors,
+               "error_rate": round(stats.error_rate, 4), "p90_ms": stats.p90_ms,
+               "max_error_rate": cfg.max_error_rate, "max_p90_ms": cfg.max_p90_ms,
+               "min_requests": cfg.min_requests, "window": window}
+    return {"healthy": verdict == "healthy", "verdict": verdict, "reason": reason, "figures": figures}
 
 
 # --- registry ------------------------------------------------------------------------------

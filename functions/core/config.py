@@ -12,6 +12,8 @@ import re
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Mapping
 
+from functions.names import InvalidName, check_endpoint_name, check_model_name
+
 DEFAULT_MODEL = "credit-card-default"
 
 
@@ -35,7 +37,10 @@ class CanaryConfig:
     bake_seconds: float = 300.0
     max_error_rate: float = 0.01  # 5xx share of the new deployment's requests in a bake window
     max_p90_ms: float = 1_000.0
-    min_requests: int = 0  # fewer requests in a window than this → unhealthy (0: no traffic is fine)
+    # No data is not success: a window with fewer of the canary's requests than this is extended
+    # (another bake window, up to max_bake_seconds at the step), then fails. Never below 1.
+    min_requests: int = 20
+    max_bake_seconds: float = 1_800.0  # the longest one canary step may bake while waiting for traffic
     # wait this long after a bake window before reading its figures: Log Analytics ingestion lags
     # minutes in Azure (the Azure platform defaults it to MODELOPS_INGESTION_LAG_SECONDS)
     health_delay_seconds: float = 0.0
@@ -57,7 +62,13 @@ class ModelConfig:
     evaluation_data: str = ""  # store key of the labelled evaluation set; default datasets/<model>/evaluation.csv
 
     def __post_init__(self) -> None:
+        try:
+            check_model_name(self.name)
+        except InvalidName as exc:
+            raise ConfigError(f"MODELOPS_MODELS: {exc}") from None
         slug = re.sub(r"[^a-z0-9-]", "-", self.name.lower()).strip("-")[:20].strip("-") or "model"
+        if not slug[0].isalpha():  # endpoint names start with a letter; model names need not
+            slug = f"m-{slug}"[:20].strip("-")
         if not self.staging_endpoint:
             object.__setattr__(self, "staging_endpoint", f"{slug}-staging")
         if not self.production_endpoint:
@@ -82,10 +93,17 @@ def _check(cfg: ModelConfig) -> None:
             raise ConfigError(f"{where}.{label} must be at least 1, got {value}")
     if not 0 <= cfg.canary.max_error_rate <= 1:
         raise ConfigError(f"{where}.canary.max_error_rate must be within [0, 1]")
+    if cfg.canary.min_requests < 1:
+        raise ConfigError(f"{where}.canary.min_requests must be at least 1 (a window without requests proves "
+                          f"nothing), got {cfg.canary.min_requests}")
+    if cfg.canary.max_bake_seconds < cfg.canary.bake_seconds:
+        raise ConfigError(f"{where}.canary.max_bake_seconds ({cfg.canary.max_bake_seconds:g}) must be at least "
+                          f"bake_seconds ({cfg.canary.bake_seconds:g})")
     for endpoint in (cfg.staging_endpoint, cfg.production_endpoint):
-        # AzureML endpoint names: 3–32 chars, letter first, letters/digits/hyphens.
-        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]{1,30}[A-Za-z0-9]", endpoint):
-            raise ConfigError(f"{where}: endpoint name {endpoint!r} is not a valid AzureML endpoint name")
+        try:
+            check_endpoint_name(endpoint)
+        except InvalidName as exc:
+            raise ConfigError(f"{where}: {exc}") from None
 
 
 @dataclass(frozen=True)

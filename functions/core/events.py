@@ -14,11 +14,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+from functions.names import is_model_name, is_version
+
 MODEL_REGISTERED = "Microsoft.MachineLearningServices.ModelRegistered"
 SUBSCRIPTION_VALIDATION = "Microsoft.EventGrid.SubscriptionValidationEvent"
-MAX_NAME = 255
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")  # AzureML asset names
-_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,49}$")
 
 
 class InvalidEvent(ValueError):
@@ -115,9 +114,9 @@ def parse_model_registered(raw: Any) -> ModelRegistered:
         raise InvalidEvent("no model name in data.ModelName or subject models/{name}:{version}", event_id)
     if not version:
         raise InvalidEvent(f"no model version for {name!r} in data.ModelVersion or subject", event_id)
-    if not _NAME.match(name):
+    if not is_model_name(name):
         raise InvalidEvent(f"model name {name[:80]!r} is not a valid AzureML asset name", event_id)
-    if not _VERSION.match(version):
+    if not is_version(version):
         raise InvalidEvent(f"model version {version[:60]!r} is not a valid AzureML version", event_id)
     if subject_name and subject_name != name:
         raise InvalidEvent(f"subject names model {subject_name!r} but data names {name!r}", event_id)

@@ -43,6 +43,13 @@ def _row(overrides: dict[str, Any] | None = None, drop: str | None = None, sampl
 
 def invalid_requests(sample_row: dict[str, Any]) -> dict[str, Any]:
     """One request per kind of invalid input (raw strings are sent as they are)."""
+    # JSON text, not objects: no serializer nests this deep, and text fixes what goes on the wire
+    # (an integer literal, the escape of a lone surrogate) whichever client sends it.
+    depth = 100_000  # far beyond any JSON decoder's recursion limit
+
+    def text(overrides: dict[str, Any]) -> str:
+        return json.dumps({"data": [_row(overrides, sample=sample_row)]})
+
     return {
         "not_json": "{'data': oops",
         "not_an_object": "[1, 2, 3]",
@@ -54,6 +61,13 @@ def invalid_requests(sample_row: dict[str, Any]) -> dict[str, Any]:
         "extra_feature": {"data": [_row({"favourite_colour": "blue"}, sample=sample_row)]},
         "categorical_wrong_type": {"data": [_row({"sex": 1}, sample=sample_row)]},
         "numeric_wrong_type": {"data": [_row({"age": "thirty"}, sample=sample_row)]},
+        "numeric_boolean": {"data": [_row({"age": True}, sample=sample_row)]},
+        "too_deep": '{"data": ' + "[" * depth + "]" * depth + "}",
+        "integer_beyond_float": text({"credit_limit": 10 ** 400}),
+        "number_out_of_range": text({"credit_limit": 1e39}),  # finite, but beyond float32
+        "non_finite_number": text({"age": math.nan}),
+        "lone_surrogate": text({"sex": "\ud800"}),
+        "text_too_long": text({"education": "x" * 10_000}),
     }
 
 
@@ -208,3 +222,18 @@ def _is_probability(value: Any) -> bool:
 
 def dumps(obj: Any) -> bytes:
     return json.dumps(obj, indent=2, default=str).encode()
+
+
+def judge_health(requests: int, errors: int, p90_ms: float | None, cfg: Any) -> tuple[str, str]:
+    """Pure verdict on one window: ("healthy" | "unhealthy" | "insufficient", reason). Only 5xx
+    count as errors; fewer requests than `min_requests` (never below 1) prove nothing either way."""
+    minimum = max(1, int(cfg.min_requests))
+    if requests < minimum:
+        return "insufficient", f"{requests} request(s) reached the canary in the window, fewer than the {minimum} " \
+                               "needed to judge it"
+    rate = errors / requests
+    if rate > cfg.max_error_rate:
+        return "unhealthy", f"error rate {rate:.1%} ({errors}/{requests}) > {cfg.max_error_rate:.1%}"
+    if p90_ms is not None and p90_ms > cfg.max_p90_ms:
+        return "unhealthy", f"p90 {p90_ms:.0f} ms > {cfg.max_p90_ms:.0f} ms"
+    return "healthy", f"error rate {rate:.1%} ({errors}/{requests}), p90 {p90_ms or 0:.0f} ms"

@@ -171,14 +171,7 @@ def _release(run: _Run, cfg: Any, new: str, registry_uri: str):
             current = tmap.canary_map(previous, new, step)
             yield run.call("set_traffic", workspace="production", endpoint=production, traffic=current)
             yield run.audit("traffic", traffic=current, percent=step)
-            window_start = run.now()
-            yield run.sleep(cfg.canary.bake_seconds)
-            window_end = run.now()
-            if cfg.canary.health_delay_seconds > 0:
-                yield run.sleep(cfg.canary.health_delay_seconds)
-            health = yield run.call("check_health", endpoint=production, deployment=new, start=window_start,
-                                    end=window_end, canary=cfg.to_dict()["canary"])
-            yield run.audit("health", percent=step, healthy=health["healthy"], figures=health["figures"])
+            health = yield from _bake(run, cfg, production, new, step)
             if not health["healthy"]:
                 outcome = yield from _rollback(run, production, previous, new, f"health check failed at {step}%: "
                                                f"{health['reason']}", health["figures"])
@@ -192,6 +185,37 @@ def _release(run: _Run, cfg: Any, new: str, registry_uri: str):
     yield run.call("set_production", deployment=new, traffic={new: 100})
     yield run.audit("succeeded", traffic={new: 100}, removed=removed["removed"])
     return {"state": "succeeded", "reason": f"canary {list(cfg.canary.steps)} healthy", "traffic": {new: 100}}
+
+
+def _bake(run: _Run, cfg: Any, endpoint: str, new: str, step: int):
+    """Bake one canary step and judge it. No data is not success (Flagger halts on an empty
+    metric): a window with fewer than `min_requests` of the canary's requests is extended by
+    another bake window, up to `max_bake_seconds` at this step, and is then a failure."""
+    canary = cfg.canary
+    window_start = run.now()
+    baked, wait = 0.0, canary.bake_seconds
+    while True:
+        yield run.sleep(wait)
+        baked += wait
+        wait = min(canary.bake_seconds, canary.max_bake_seconds - baked)  # the next extension, if any
+        window_end = run.now()
+        if canary.health_delay_seconds > 0:
+            yield run.sleep(canary.health_delay_seconds)
+        health = yield run.call("check_health", endpoint=endpoint, deployment=new, start=window_start,
+                                end=window_end, canary=cfg.to_dict()["canary"])
+        figures = {**health["figures"], "baked_seconds": baked}
+        verdict = health.get("verdict", "healthy" if health["healthy"] else "unhealthy")
+        if verdict == "insufficient" and wait > 0:
+            yield run.audit("health", percent=step, healthy=False, verdict=verdict, figures=figures,
+                            reason=health["reason"], extended=True)
+            continue
+        if verdict == "insufficient":
+            reason = (f"not enough traffic to judge the canary: {health['reason']} after {baked:.0f} s "
+                      f"(max_bake_seconds {canary.max_bake_seconds:.0f})")
+            health = {**health, "healthy": False, "reason": reason}
+        yield run.audit("health", percent=step, healthy=health["healthy"], verdict=verdict, figures=figures,
+                        reason=health["reason"])
+        return {**health, "figures": figures}
 
 
 def _rollback(run: _Run, endpoint: str, previous: dict[str, int], new: str, reason: str, figures: dict):

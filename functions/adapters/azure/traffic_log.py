@@ -79,7 +79,7 @@ def kql_datetime(value: datetime) -> str:
 
 
 def stats_query(endpoint: str, deployment: str, start: datetime, end: datetime) -> str:
-    """The KQL for one deployment's request count, 5xx count and p90 duration in [start, end).
+    """The KQL for one deployment's request count, 5xx count, 4xx count and p90 duration in [start, end).
 
     The window is stated in the query as well as in the request's `timespan`: the API does not
     document whether the timespan's end is inclusive, and the health window is half-open."""
@@ -90,6 +90,7 @@ def stats_query(endpoint: str, deployment: str, start: datetime, end: datetime) 
         f"| where TimeGenerated >= {kql_datetime(start)} and TimeGenerated < {kql_datetime(end)}",
         f"| where EndpointName == {endpoint_literal} and DeploymentName == {deployment_literal}",
         "| summarize Requests = count(), Errors = countif(toint(ResponseCode) >= 500),"
+        " ClientErrors = countif(toint(ResponseCode) >= 400 and toint(ResponseCode) < 500),"
         " P90Ms = percentile(TotalDurationMs, 90)",
     ])
 
@@ -125,7 +126,7 @@ class LogAnalyticsTrafficLog:
             return TrafficStats(deployment=deployment, requests=0, errors=0, p90_ms=None, start=start, end=end)
         action = f"traffic stats of {endpoint}/{deployment}"
         response = self._query(query, start, end, action)
-        requests, errors, p90 = _read_summary(response, action)
+        requests, errors, client_errors, p90 = _read_summary(response, action)
         return TrafficStats(
             deployment=deployment,
             requests=requests,
@@ -133,6 +134,7 @@ class LogAnalyticsTrafficLog:
             p90_ms=p90 if requests else None,
             start=start,
             end=end,
+            client_errors=client_errors,
         )
 
     def _query(self, query: str, start: datetime, end: datetime, action: str) -> Any:
@@ -170,29 +172,31 @@ def logs_client(endpoint: str | None = None, credential: Any = None, **kwargs: A
     return LogsQueryClient(credential, **kwargs)
 
 
-def _read_summary(response: Any, action: str) -> tuple[int, int, float | None]:
+def _read_summary(response: Any, action: str) -> tuple[int, int, int, float | None]:
     tables = list(response.tables or [])
     if len(tables) != 1:
         raise PlatformError(f"{action}: expected one result table, got {len(tables)}")
     table = tables[0]
-    wanted = ("Requests", "Errors", "P90Ms")
+    wanted = ("Requests", "Errors", "ClientErrors", "P90Ms")
     missing = [c for c in wanted if c not in table.columns]
     if missing:
         raise PlatformError(f"{action}: result lacks column(s) {missing} (got {table.columns})")
     if not table.rows:  # summarize without `by` answers one row, but an empty answer is plain
-        return 0, 0, None
+        return 0, 0, 0, None
     if len(table.rows) != 1:
         raise PlatformError(f"{action}: expected one summary row, got {len(table.rows)}")
     row = table.rows[0]
     try:
         requests = int(row["Requests"] or 0)
         errors = int(row["Errors"] or 0)
+        client_errors = int(row["ClientErrors"] or 0)
         p90 = None if row["P90Ms"] is None else float(row["P90Ms"])
     except (TypeError, ValueError) as exc:
         raise PlatformError(f"{action}: unreadable summary row {list(row)!r}: {exc}") from exc
-    if requests < 0 or not 0 <= errors <= requests:
-        raise PlatformError(f"{action}: inconsistent summary (requests={requests}, errors={errors})")
-    return requests, errors, p90
+    if requests < 0 or not 0 <= errors <= requests or not 0 <= client_errors <= requests - errors:
+        raise PlatformError(f"{action}: inconsistent summary (requests={requests}, errors={errors}, "
+                            f"client_errors={client_errors})")
+    return requests, errors, client_errors, p90
 
 
 def _platform_error(exc: BaseException, action: str) -> PlatformError:

@@ -87,7 +87,7 @@ class LocalTrafficLog:
 
     def stats(self, endpoint: str, deployment: str, start: datetime, end: datetime) -> TrafficStats:
         durations: list[float] = []
-        errors = 0
+        errors = client_errors = 0
         for record in self.records(endpoint, start, end):
             if record.get("deployment") != deployment:
                 continue
@@ -95,6 +95,8 @@ class LocalTrafficLog:
             status = record.get("status")
             if isinstance(status, int) and status >= 500:
                 errors += 1
+            elif isinstance(status, int) and 400 <= status < 500:
+                client_errors += 1
         return TrafficStats(
             deployment=deployment,
             requests=len(durations),
@@ -102,6 +104,7 @@ class LocalTrafficLog:
             p90_ms=percentile(durations, 90),
             start=start,
             end=end,
+            client_errors=client_errors,
         )
 
 
