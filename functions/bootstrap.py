@@ -7,6 +7,7 @@ first use (so cold start stays light). Azure and local platforms are built here 
 from __future__ import annotations
 
 import json
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,7 +68,40 @@ class LocalPlatform:
         self.orchestrator = LocalOrchestrator(
             {ORCHESTRATOR: rollout_orchestrator}, {"rollout_activity": lambda payload: dispatch(self.platform, payload)}
         )
-        self._lock = threading.Lock()
+        from functions.adapters.local.ownership import HomeLease
+
+        self.lease = HomeLease(home)
+        self.recovered: list[Any] = []  # rollouts a stopped owner left, ended when this one took over
+        self.stop_reason = "stopped before it finished"  # said of rollouts this process leaves unfinished
+        self._opened = False
+
+    def open(self) -> "LocalPlatform":
+        """Take ownership of the home (HomeBusy while another live process has it), end what a
+        previous owner left unfinished (rollouts, jobs, orphaned servers), then bring the
+        endpoints back at their (restored) traffic maps."""
+        if self._opened:
+            return self
+        previous = self.lease.acquire()
+        self._opened = True
+        try:
+            if previous is not None:  # it died without releasing: its servers and jobs may still run
+                self.staging.reap_orphans()
+                self.production.reap_orphans()
+                self.jobs.fail_orphaned(f"the modelops process that ran it (pid {previous.pid}) died")
+            why = (f"the modelops process that ran it (pid {previous.pid}, {previous.command}) died"
+                   if previous is not None else "the modelops process that ran it stopped")
+            self.recovered = self._end_interrupted(why)
+            self.revive()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _end_interrupted(self, why: str) -> list[Any]:
+        from functions.services.recovery import end_interrupted
+
+        return end_interrupted(self.rollouts, self.managed, {"staging": self.staging, "production": self.production},
+                               why)
 
     def deliver(self, payload: Any, *, dry_run: bool = False) -> list[Any]:
         """Event Grid delivery to the ModelRegistered handler (what the trigger does in Azure)."""
@@ -78,6 +112,20 @@ class LocalPlatform:
         if not dry_run:
             start_accepted(accepted, lambda iid, inp: self.orchestrator.start(ORCHESTRATOR, iid, inp), self.rollouts)
         return accepted
+
+    def retry(self, model: str, version: str, *, by: str, comment: str = "") -> Any:
+        """`modelops rollouts retry`: a new, audited run of a version whose rollout did not succeed."""
+        from functions.core.handoff import accept_retry
+
+        answer = accept_retry(model, version, self.managed, self.rollouts, by=by, comment=comment,
+                              in_workspace=self.workspace.get(model, version) is not None)
+        if answer.status == 202:
+            try:
+                self.orchestrator.start(ORCHESTRATOR, answer.decision.run_key, answer.orchestration_input)
+            except Exception:
+                self.rollouts.release(model, answer.decision.run_key)
+                raise
+        return answer
 
     def wait_all(self, timeout: float | None = None) -> list[dict[str, Any]]:
         outputs = []
@@ -91,15 +139,16 @@ class LocalPlatform:
                                              {"approved": approved, "by": by, "comment": comment})
 
     def revive(self, timeout: float = 180.0) -> list[str]:
-        """Bring back endpoints a previous process left (state.json says they served traffic, but
-        their owner is gone): same deployments, same traffic map, new processes and ports."""
+        """Bring back the endpoints the previous owner left (after `open` ended its unfinished
+        rollouts, their recorded traffic maps are the restored ones): same deployments, same
+        traffic map, new processes and ports. Only the owner of the home calls this."""
         from functions.adapters.local.endpoints import read_states
         from functions.ports import DeploymentSpec, ModelRef
 
         revived = []
         for endpoints in (self.staging, self.production):
             for name, state in read_states(endpoints.home).items():
-                if state.get("owner_alive") or endpoints.get_endpoint(name) is not None:
+                if endpoints.get_endpoint(name) is not None:
                     continue
                 deployments = {d: info for d, info in state.get("deployments", {}).items()
                                if info.get("provisioning_state") == "Succeeded" and info.get("spec")}
@@ -169,12 +218,31 @@ class LocalPlatform:
         return out
 
     def close(self) -> None:
+        """Stop rollouts at their next step, jobs and servers; end the rollouts left unfinished
+        (previous traffic maps restored); give the home up. A failure to record the endings (a
+        full disk) leaves them to the next owner."""
+        import logging
+
+        from functions.logs import log_event
+
+        interrupted = self.orchestrator.stop()
         self.jobs.close()
         self.staging.close()
         self.production.close()
+        if not self._opened:
+            return
+        try:
+            if interrupted or self.rollouts.running_ids():
+                self._end_interrupted(f"the modelops process that ran it (pid {os.getpid()}) {self.stop_reason}")
+        except Exception as exc:  # noqa: BLE001 - the next owner reconciles; never mask the caller's error
+            log_event(logging.getLogger("modelops.recovery"), "rollouts_left_for_next_owner", logging.ERROR,
+                      error=f"{type(exc).__name__}: {exc}"[:500])
+        finally:
+            self.lease.release()
+            self._opened = False
 
     def __enter__(self) -> "LocalPlatform":
-        return self
+        return self.open()
 
     def __exit__(self, *exc: object) -> None:
         self.close()
@@ -261,7 +329,7 @@ class Runtime:
 
                     self._platform = build_azure_platform(self.settings)
                 else:
-                    self._local = LocalPlatform(self.settings)
+                    self._local = LocalPlatform(self.settings).open()
                     self._platform = self._local.platform
             return self._platform
 

@@ -173,7 +173,8 @@ def test_configuration_overrides_and_errors():
     for raw, message in [("{", "not valid JSON"), ('{"m": {"colour": 1}}', "unknown field(s) colour"),
                          ('{"m": {"canary": {"steps": [50, 10]}}}', "rise strictly to 100"),
                          ('{"m": {"gates": {"min_roc_auc": "high"}}}', "must be float"),
-                         ('{"m": {"production_endpoint": "9bad"}}', "not a valid AzureML endpoint name")]:
+                         ('{"m": {"production_endpoint": "9bad"}}', "endpoint name '9bad' is invalid"),
+                         ('{"../../escaped": {}}', "model name '../../escaped' is invalid")]:
         with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
             load_managed_models(raw)
 

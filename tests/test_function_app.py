@@ -23,13 +23,15 @@ EXPECTED = {
                                        "route": "rollouts/{model}/{rollout_id}"}),
     "rollout_approval": ("httpTrigger", {"methods": ["POST"], "authLevel": "FUNCTION",
                                          "route": "rollouts/{rollout_id}/approval"}),
+    "rollout_retry": ("httpTrigger", {"methods": ["POST"], "authLevel": "FUNCTION",
+                                      "route": "rollouts/{model}/{version}/retry"}),
     "alert_webhook": ("httpTrigger", {"methods": ["POST"], "authLevel": "FUNCTION", "route": "alerts"}),
     "run_status_changed": ("eventGridTrigger", {"direction": "IN", "name": "event"}),
     "export_inference_logs": ("timerTrigger", {"schedule": "0 5 * * * *", "useMonitor": True}),
     "drift_check": ("timerTrigger", {"schedule": "0 30 2 * * *", "useMonitor": True}),
 }
 # functions that also take a Durable client binding
-DURABLE_CLIENT = {"model_registered", "rollout_approval"}
+DURABLE_CLIENT = {"model_registered", "rollout_approval", "rollout_retry"}
 
 
 def indexed() -> dict[str, list[dict]]:

@@ -49,7 +49,8 @@ class Harness:
                 merged.setdefault(key, {}).update(value)
             else:
                 merged[key] = value
-        self.config = load_managed_models(None, merged).get(MODEL)
+        self.managed = load_managed_models(None, merged)
+        self.config = self.managed.get(MODEL)
         self.driver = LocalOrchestrator({"rollout": rollout_orchestrator},
                                         {"rollout_activity": lambda p: dispatch(self.platform, p)})
         self.rollouts = RolloutStore(self.store)

@@ -68,3 +68,45 @@ def decide(event: ModelRegistered | InvalidEvent, facts: Facts) -> Decision:
                         **base)
     return Decision("rollout", f"new version {event.model_version} of {event.model_name} "
                                f"(production: {facts.production_version or 'none'})", **base)
+
+
+@dataclass(frozen=True)
+class RetryFacts:
+    attempts: tuple[dict, ...]  # earlier rollout records of this version, oldest first
+    production_version: str | None = None
+    running_versions: tuple[str, ...] = ()  # in-flight rollouts of the model
+    in_workspace: bool = True  # the version is still registered in the staging workspace
+
+
+RETRYABLE_STATES = ("rejected", "rolled_back", "failed", "abandoned", "skipped")
+
+
+def decide_retry(model: str, version: str, managed: ManagedModels, facts: RetryFacts) -> tuple[Decision, int]:
+    """An explicit, audited new run of a version whose rollout ended without success. Returns the
+    decision and the HTTP status that answers it (202 start, 404 unknown, 409 not allowed now).
+    Redelivered events never get here: at-least-once delivery stays a `duplicate`."""
+    base = dict(model=model, version=version)
+    if managed.get(model) is None:
+        return Decision("ignore", f"model {model!r} is not managed (managed: {', '.join(managed.names) or 'none'})",
+                        **base), 404
+    if not facts.attempts:
+        return Decision("ignore", f"no rollout of {model}:{version} to retry", **base), 404
+    latest = facts.attempts[-1]
+    state = latest.get("state")
+    if state == "running":
+        return Decision("duplicate", f"rollout {latest['id']} of {model}:{version} is running", **base), 409
+    if state not in RETRYABLE_STATES:
+        return Decision("skip", f"rollout {latest['id']} of {model}:{version} {state}: nothing to retry", **base), 409
+    if not facts.in_workspace:
+        return Decision("skip", f"{model}:{version} is no longer registered in the staging workspace", **base), 409
+    if not is_newer(version, facts.production_version):
+        return Decision("skip", f"version {version} is not newer than production version "
+                                f"{facts.production_version}", **base), 409
+    newer = [v for v in facts.running_versions if version_key(v) > version_key(version)]
+    if newer:
+        return Decision("skip", f"a newer version ({max(newer, key=version_key)}) is rolling out", **base), 409
+    n = len(facts.attempts)
+    run_key = f"{facts.attempts[0]['id']}-retry{n}"
+    return Decision("rollout", f"retry {n} of {model}:{version} (previous rollout {state}: "
+                               f"{str(latest.get('reason') or '')[:200]})", run_key=run_key,
+                    event_id=str(latest.get("event_id") or ""), **base), 202

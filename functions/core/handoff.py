@@ -84,3 +84,40 @@ def start_accepted(accepted: list[Accepted], start: Callable[[str, dict], bool],
         except Exception:
             rollouts.release(item.decision.model, item.decision.run_key)
             raise
+
+
+@dataclass(frozen=True)
+class RetryAnswer:
+    status: int  # 202 started, 404 unknown, 409 not allowed now
+    decision: Decision
+    orchestration_input: dict[str, Any] | None = None
+
+
+def accept_retry(model: str, version: str, managed: ManagedModels, rollouts: RolloutStore, *, by: str,
+                 comment: str = "", in_workspace: bool = True) -> RetryAnswer:
+    """Decide on `retry MODEL VERSION` and claim its run (create-only: of two concurrent retries one
+    starts, the other is told it is running). The caller starts the orchestration on 202."""
+    from functions.core.decisions import RetryFacts, decide_retry
+
+    attempts = tuple(r for r in rollouts.list(model) if r.get("version") == version) if managed.get(model) else ()
+    production = rollouts.production(model) if managed.get(model) else None
+    running = tuple(r["version"] for r in rollouts.running(model) if r.get("version") != version) \
+        if managed.get(model) else ()
+    decision, status = decide_retry(model, version, managed, RetryFacts(
+        attempts=attempts, production_version=production["version"] if production else None,
+        running_versions=running, in_workspace=in_workspace))
+    log_event(logger, "retry_decision", **decision.to_dict(), by=by)
+    if decision.action != "rollout":
+        rollouts.record_decision(decision.to_dict(), {"kind": "retry", "by": by[:200], "status": status})
+        return RetryAnswer(status, decision)
+    previous = attempts[-1]
+    event = dict(previous.get("event") or {})
+    event.update(model_name=model, model_version=version, event_id=f"retry:{decision.run_key}",
+                 topic=event.get("topic") or previous.get("topic", ""))
+    event.setdefault("subject", f"models/{model}:{version}")
+    now = datetime.now(timezone.utc).isoformat()
+    if not rollouts.claim(decision.to_dict(), event, now):
+        decision = replace(decision, action="duplicate", reason=f"retry {decision.run_key} was claimed concurrently")
+        return RetryAnswer(409, decision)
+    retry = {"of": previous["id"], "previous_state": previous.get("state"), "by": by[:200], "comment": comment[:2000]}
+    return RetryAnswer(202, decision, {"event": event, "config": managed.get(model).to_dict(), "retry": retry})

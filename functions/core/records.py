@@ -17,7 +17,9 @@ from typing import Any
 
 from functions.ports import Conflict, Store
 
-STATES = ("running", "succeeded", "rejected", "rolled_back", "skipped", "failed")
+STATES = ("running", "succeeded", "rejected", "rolled_back", "skipped", "failed", "abandoned")
+# a rollout in one of these ended without reaching production: `retry` may start it again
+RETRYABLE = ("rejected", "rolled_back", "failed", "abandoned")
 
 
 def _safe(text: str) -> str:
@@ -53,7 +55,8 @@ class RolloutStore:
             return False
         if state == "running":
             self.store.put(self._running_key(decision["model"], decision["run_key"]),
-                           _dump({"id": decision["run_key"], "version": decision["version"]}))
+                           _dump({"id": decision["run_key"], "model": decision["model"],
+                                  "version": decision["version"]}))
         return True
 
     def _running_key(self, model: str, rollout_id: str) -> str:
@@ -67,6 +70,25 @@ class RolloutStore:
             if found:
                 out.append(json.loads(found[0]))
         return out
+
+    def running_ids(self, model: str | None = None) -> list[tuple[str, str]]:
+        """(model, rollout id) of every entry in the running index (all models by default)."""
+        prefix = f"running/{_safe(model)}/" if model else "running/"
+        out = []
+        for key in self.store.list(prefix):
+            found = self.store.get(key)
+            entry = json.loads(found[0]) if found else {}
+            _, model_part, name = key.split("/", 2)
+            out.append((entry.get("model") or model_part, entry.get("id") or name.removesuffix(".json")))
+        return out
+
+    def drop_running(self, model: str, rollout_id: str) -> None:
+        """Remove a stale index entry (its rollout record is terminal or gone)."""
+        self.store.delete(self._running_key(model, rollout_id))
+
+    def next_seq(self, model: str, rollout_id: str) -> int:
+        trail = self.trail(model, rollout_id)
+        return (trail[-1]["seq"] + 1) if trail else 1
 
     def release(self, model: str, rollout_id: str) -> None:
         """Forget a claim whose orchestration could not be started (the event will be retried)."""
@@ -117,10 +139,10 @@ class RolloutStore:
         return sorted(out, key=lambda r: (r.get("started") or "", r["id"]))
 
     # audit trail
-    def audit(self, rollout: dict, seq: int, step: str, at: str, details: dict) -> None:
+    def audit(self, rollout: dict, seq: int, step: str, at: str, details: dict, actor: str = "modelops") -> None:
         key = f"audit/{_safe(rollout['model'])}/{_safe(rollout['id'])}/{seq:05d}-{_safe(step)}.json"
         record = {"seq": seq, "step": step, "at": at, "rollout_id": rollout["id"], "model": rollout["model"],
-                  "version": rollout["version"], "event_id": rollout.get("event_id", ""), "actor": "modelops",
+                  "version": rollout["version"], "event_id": rollout.get("event_id", ""), "actor": actor,
                   "details": details}
         try:
             self.store.put(key, _dump(record), if_absent=True)

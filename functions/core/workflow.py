@@ -59,7 +59,8 @@ def rollout_orchestrator(context: Any) -> Generator[Any, Any, dict[str, Any]]:
     new = deployment_name(model, version)
 
     yield run.call("begin", event=event, config=cfg.to_dict(), at=run.now())
-    yield run.audit("started", event_id=event["event_id"], deployment=new)
+    retry = payload.get("retry")  # an explicit retry: who asked, and which run it follows
+    yield run.audit("started", event_id=event["event_id"], deployment=new, **({"retry": retry} if retry else {}))
     try:
         outcome = yield from _stage_gate_promote_release(run, cfg, new)
     except Exception as exc:  # an activity failed for good: record it, never leave "running"

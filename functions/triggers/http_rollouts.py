@@ -3,6 +3,8 @@
 GET  /api/rollouts[?model=NAME]              {"rollouts": [...]} (same shape as `modelops status --json`)
 GET  /api/rollouts/{model}/{rollout_id}      the rollout record with its audit trail
 POST /api/rollouts/{rollout_id}/approval     {"approved": true|false, "by": "...", "comment": "..."}
+POST /api/rollouts/{model}/{version}/retry   {"by": "...", "comment": "..."} (optional): a new, audited run
+                                             of a version whose rollout ended without success
 """
 
 from __future__ import annotations
@@ -62,3 +64,35 @@ async def rollout_approval(req: func.HttpRequest, client: df.DurableOrchestratio
         return _json({"error": f"rollout {rollout_id!r} is {status.runtime_status}, not awaiting approval"}, 409)
     await client.raise_event(rollout_id, "approval", answer)
     return _json({"rollout_id": rollout_id, "sent": answer}, 202)
+
+
+@bp.function_name("rollout_retry")
+@bp.route(route="rollouts/{model}/{version}/retry", methods=["POST"])
+@bp.durable_client_input(client_name="client")
+async def rollout_retry(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    from functions.bootstrap import ORCHESTRATOR, runtime
+    from functions.core.approvals import parse_actor
+    from functions.core.handoff import accept_retry
+    from functions.ports import PlatformError
+
+    model, version = req.route_params.get("model", ""), req.route_params.get("version", "")
+    try:
+        by, comment = parse_actor(req.get_body(), default_by="function key")
+    except ValueError as exc:
+        return _json({"error": str(exc)}, 400)
+    rt = runtime()
+    try:
+        in_workspace = rt.platform.registry.get_workspace_model(model, version) is not None
+        answer = accept_retry(model, version, rt.managed, rt.rollouts, by=by, comment=comment,
+                              in_workspace=in_workspace)
+    except PlatformError as exc:
+        return _json({"error": f"temporarily unable to retry: {str(exc)[:300]}"}, 503 if exc.transient else 502)
+    body = {"action": answer.decision.action, "reason": answer.decision.reason, "model": model, "version": version}
+    if answer.status != 202:
+        return _json({**body, "error": answer.decision.reason}, answer.status)
+    try:
+        await client.start_new(ORCHESTRATOR, answer.decision.run_key, answer.orchestration_input)
+    except Exception:
+        rt.rollouts.release(model, answer.decision.run_key)
+        raise
+    return _json({**body, "rollout_id": answer.decision.run_key}, 202)

@@ -485,9 +485,88 @@ class LocalEndpoints:
             "created": ep.created,
             "updated": utc_now_iso(),
         }
-        tmp = folder / f".{STATE_FILE}.{os.getpid()}.{threading.get_ident()}.tmp"
-        tmp.write_text(json.dumps(state, indent=2, sort_keys=True))
-        os.replace(tmp, folder / STATE_FILE)  # readers never see half a file
+        write_state(folder / STATE_FILE, state)
+
+    # -- after the owner stopped ----------------------------------------------------------------
+
+    def recorded(self, name: str) -> EndpointState | None:
+        """The endpoint as its state.json records it (for a process that does not serve it)."""
+        try:
+            state = json.loads((endpoint_dir(self.home, name) / STATE_FILE).read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+        deployments = {d: str(info.get("provisioning_state", "")) for d, info in state.get("deployments", {}).items()}
+        return EndpointState(name=name, provisioning_state=str(state.get("provisioning_state", "")),
+                             scoring_uri=str(state.get("scoring_uri") or ""),
+                             traffic={d: int(w) for d, w in state.get("traffic", {}).items()}, deployments=deployments)
+
+    def amend_stopped(self, name: str, traffic: dict[str, int], drop: tuple[str, ...] = ()) -> dict[str, Any]:
+        """Rewrite the recorded state of an endpoint nobody serves (its owner stopped or died):
+        remove `drop`ped deployments and set the traffic map the next owner revives. The map must
+        name every remaining deployment and sum to 100 (or 0), as `set_traffic` demands."""
+        path = endpoint_dir(self.home, name) / STATE_FILE
+        with self._lock:
+            if name in self._endpoints:
+                raise PlatformError(f"endpoint {name} is being served by this process: use set_traffic")
+            state = json.loads(path.read_text())
+            if state.get("running") and _pid_alive(state.get("owner_pid")) and state.get("owner_pid") != os.getpid():
+                raise PlatformError(f"endpoint {name} is served by live process {state.get('owner_pid')}")
+            deployments = {d: info for d, info in state.get("deployments", {}).items() if d not in drop}
+            if set(traffic) != set(deployments):
+                raise PlatformError(f"traffic {traffic} must name exactly the deployments {sorted(deployments)} "
+                                    f"of endpoint {name}")
+            if any(isinstance(w, bool) or not isinstance(w, int) or not 0 <= w <= 100 for w in traffic.values()) \
+                    or sum(traffic.values()) not in (0, 100):
+                raise PlatformError(f"traffic {traffic} must be integers summing to 100 (or all 0)")
+            state.update(deployments=deployments, traffic=dict(traffic), updated=utc_now_iso())
+            write_state(path, state)
+            return state
+
+    def reap_orphans(self, grace: float = 5.0) -> list[int]:
+        """Stop inference servers a dead owner left running (they run in their own session and
+        outlive it, unless their watchdog already stopped them). Only processes that are one of
+        our servers (their command line says so) are signalled: a recycled pid is left alone."""
+        reaped = []
+        for state in read_states(self.home).values():
+            if state.get("owner_pid") == os.getpid():
+                continue  # ours (the caller owns the home: every other recorded server is an orphan)
+            for info in state.get("deployments", {}).values():
+                pid = info.get("pid")
+                if isinstance(pid, int) and _is_our_server(pid):
+                    _stop_group(pid, grace)
+                    reaped.append(pid)
+        return reaped
+
+
+def write_state(path: Path, state: dict[str, Any]) -> None:
+    """Atomically (readers never see half a file) and 0600: state.json holds the endpoint key."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(json.dumps(state, indent=2, sort_keys=True))
+    os.chmod(tmp, 0o600)  # an existing temp file (a crashed writer's) keeps its mode through O_CREAT
+    os.replace(tmp, path)
+
+
+def _is_our_server(pid: int) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"loopback_azmlinfsrv" in cmdline
+
+
+def _stop_group(pid: int, grace: float) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            return
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            if not _is_our_server(pid):
+                return
+            time.sleep(0.05)
 
 
 def _check_name(kind: str, name: str) -> None:

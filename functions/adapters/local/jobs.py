@@ -117,12 +117,36 @@ class LocalJobs:
             thread.join(timeout)
         return self.get_job(name)
 
-    def close(self) -> None:
+    def close(self, timeout: float = 15.0) -> None:
+        """Stop running jobs' subprocesses and wait for their threads to record them Failed."""
         with self._lock:
             processes = list(self._processes.values())
+            threads = list(self._threads.values())
         for process in processes:
             if process.poll() is None:
                 process.terminate()
+        for thread in threads:
+            thread.join(timeout)
+
+    def fail_orphaned(self, why: str) -> list[str]:
+        """Jobs a dead owner left Queued/Running: stop their subprocess (if it outlived its owner)
+        and record them Failed — a job nobody runs must not count as running (it would block
+        every retraining of its model)."""
+        ended = []
+        for path in sorted(self.root.glob("*/job.json")):
+            job = self.get_job(path.parent.name)
+            if not job or job.get("status") in TERMINAL or job["name"] in self._threads:
+                continue
+            pid = job.get("pid")
+            if isinstance(pid, int) and _is_job_process(pid):
+                try:
+                    os.kill(pid, 15)
+                except ProcessLookupError:
+                    pass
+            job.update(status="Failed", error=f"{why} while the job ran", finished=_now())
+            self._write(job["name"], job)
+            ended.append(job["name"])
+        return ended
 
     def _newest_labelled(self, model: str) -> Path:
         files = sorted(p for p in labelled_dir(self.home, model).glob("*") if p.suffix in (".csv", ".parquet"))
@@ -146,6 +170,8 @@ class LocalJobs:
                                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
                 with self._lock:
                     self._processes[name] = process
+                job["pid"] = process.pid
+                self._write(name, job)
                 code = process.wait()
             if code != 0:
                 raise PlatformError(f"training exited with code {code}; see {folder / 'job.log'}")
@@ -191,6 +217,10 @@ class LocalJobs:
                                        env={**os.environ, "PYTHONUNBUFFERED": "1"})
             with self._lock:
                 self._processes[name] = process
+            job = self.get_job(name)
+            if job is not None:
+                job["pid"] = process.pid
+                self._write(name, job)
             return process.wait()
 
     def _drift_completed(self, job: dict[str, Any], out: Path) -> None:
@@ -216,6 +246,14 @@ class LocalJobs:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(job, indent=2))
         os.replace(tmp, path)
+
+
+def _is_job_process(pid: int) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"functions.cli.main" in cmdline or b"ml.steps.drift" in cmdline
 
 
 def _now() -> str:

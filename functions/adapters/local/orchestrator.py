@@ -9,11 +9,14 @@ the generator alive, so the same workflow code runs here and under Durable Funct
 from __future__ import annotations
 
 import threading
-import time
 import traceback
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
+
+
+class Interrupted(Exception):
+    """The driver is stopping: the orchestration ends where it is (no further activity runs)."""
 
 
 class Task:
@@ -85,7 +88,7 @@ class Instance:
     instance_id: str
     name: str
     input: Any
-    status: str = "Pending"  # Pending | Running | Completed | Failed
+    status: str = "Pending"  # Pending | Running | Completed | Failed | Interrupted
     output: Any = None
     error: str = ""
     created: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
@@ -103,10 +106,13 @@ class LocalOrchestrator:
         self.activities = activities
         self.instances: dict[str, Instance] = {}
         self._lock = threading.Lock()
+        self._stopping = threading.Event()
 
     def start(self, name: str, instance_id: str, input_: Any) -> bool:
         """Start unless an instance with this id exists; returns whether it started."""
         with self._lock:
+            if self._stopping.is_set():
+                raise Interrupted("the orchestration driver is stopping")
             if instance_id in self.instances:
                 return False
             instance = Instance(instance_id, name, input_)
@@ -123,6 +129,24 @@ class LocalOrchestrator:
         instance.events.raise_event(name, data)
         return True
 
+    def running(self) -> list[Instance]:
+        return [i for i in list(self.instances.values()) if not i.done.is_set()]
+
+    def stop(self, timeout: float = 30.0) -> list[Instance]:
+        """Stop every orchestration at its next step (an activity already running finishes first)
+        and return the ones that were interrupted. Their records still say `running`: the owner
+        reconciles them (functions/core/reconcile.py) once their activities have stopped."""
+        self._stopping.set()
+        for instance in list(self.instances.values()):
+            instance.events.raise_event("__stop__", None)  # wakes a wait for an external event
+        interrupted = []
+        for instance in list(self.instances.values()):
+            if instance.thread is not None:
+                instance.thread.join(timeout)
+            if instance.status == "Interrupted":
+                interrupted.append(instance)
+        return interrupted
+
     def wait(self, instance_id: str, timeout: float | None = None) -> Instance:
         instance = self.instances[instance_id]
         if not instance.done.wait(timeout):
@@ -137,12 +161,20 @@ class LocalOrchestrator:
         try:
             task = next(generator)
             while True:
+                if self._stopping.is_set():
+                    raise Interrupted("stopped before its next step")
                 try:
                     value = self._resolve(task, instance)
+                except Interrupted:
+                    raise
                 except Exception as exc:  # activity failures are thrown into the orchestrator, as Durable does
                     task = generator.throw(exc)
                 else:
                     task = generator.send(value)
+        except Interrupted as exc:
+            generator.close()  # GeneratorExit inside: the workflow's `except Exception` does not run
+            instance.error = str(exc)
+            instance.status = "Interrupted"
         except StopIteration as stop:
             instance.output = stop.value
             instance.status = "Completed"
@@ -159,12 +191,14 @@ class LocalOrchestrator:
             return result
         if task.kind == "timer":
             delay = (task.spec["fire_at"] - datetime.now(timezone.utc)).total_seconds()
-            if delay > 0:
-                time.sleep(delay)
+            if delay > 0 and self._stopping.wait(delay):
+                raise Interrupted("stopped while waiting on a timer")
             task.is_completed = True
             return None
         if task.kind == "event":
             while True:
+                if self._stopping.is_set():
+                    raise Interrupted("stopped while waiting for an event")
                 found, data = instance.events.take(task.spec["name"])
                 if found:
                     task.result, task.is_completed = data, True
@@ -172,6 +206,8 @@ class LocalOrchestrator:
                 instance.events.wait(0.5)
         if task.kind == "any":
             while True:
+                if self._stopping.is_set():
+                    raise Interrupted("stopped while waiting for an event or a timer")
                 for child in task.spec["tasks"]:
                     if child.kind == "event":
                         found, data = instance.events.take(child.spec["name"])

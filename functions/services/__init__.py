@@ -1,0 +1,1 @@
+"""Services: orchestrate ports to carry out one use case (no SDK imports; decisions live in core)."""
