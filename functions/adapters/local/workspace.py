@@ -3,13 +3,19 @@
     <home>/workspace/models/<name>/<version>/   artifact copy + .modelops-model.json (tags, time)
     <home>/registry/models/<name>/<version>/    promoted copies with lineage tags
 
-`register` allocates the next version atomically (mkdir), then emits a real ModelRegistered
-payload in Event Grid schema (camelCase data, as live workspaces send) to the configured handler.
+`register` copies the artifact into a hidden staging folder first and then takes the next version
+number by renaming it into place (atomic: a version folder is complete or absent — a full disk or a
+crash mid-copy leaves no half version, and the next registration does not skip a number), then
+emits a real ModelRegistered payload in Event Grid schema (camelCase data, as live workspaces send)
+to the configured handler. Names follow AzureML's rules (functions/names.py): a name can never
+leave the workspace folder.
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import shutil
 import tempfile
 import uuid
@@ -18,6 +24,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from functions.core.events import MODEL_REGISTERED, version_key
+from functions.names import InvalidName, check_model_name, check_version
 from functions.ports import ModelRef, PlatformError
 
 META = ".modelops-model.json"
@@ -26,9 +33,11 @@ LOCAL_TOPIC = ("/subscriptions/00000000-0000-0000-0000-000000000000/resourceGrou
 
 
 def _versions(folder: Path) -> list[str]:
+    """Complete versions only (a folder with its metadata): hidden staging folders do not count."""
     if not folder.is_dir():
         return []
-    return sorted((p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")), key=version_key)
+    return sorted((p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")
+                   and (p / META).is_file()), key=version_key)
 
 
 def _read_meta(folder: Path) -> dict[str, Any]:
@@ -48,13 +57,16 @@ class LocalWorkspace:
         self.on_registered = on_registered
 
     def model_dir(self, name: str, version: str) -> Path:
-        return self.root / name / version
+        return self.root / _checked(name) / _checked_version(version)
 
     def versions(self, name: str) -> list[str]:
-        return _versions(self.root / name)
+        return _versions(self.root / _checked(name))
 
     def get(self, name: str, version: str) -> ModelRef | None:
-        folder = self.model_dir(name, version)
+        try:
+            folder = self.model_dir(name, version)
+        except PlatformError:
+            return None  # a name AzureML would refuse names no model
         meta = _read_meta(folder)
         if not meta:
             return None
@@ -64,23 +76,39 @@ class LocalWorkspace:
                  emit: bool = True) -> tuple[ModelRef, list[dict[str, Any]]]:
         """Copy an artifact in as the next version; emit ModelRegistered (like AzureML does)."""
         artifact_dir = Path(artifact_dir)
+        folder = self.root / _checked(name)
+        if not artifact_dir.exists():
+            raise PlatformError(f"{artifact_dir}: no such folder")
+        if not artifact_dir.is_dir():
+            raise PlatformError(f"{artifact_dir} is a file, not a model artifact folder (modelops train --out DIR)")
         if not (artifact_dir / "model_card.json").is_file():
             raise PlatformError(f"{artifact_dir} is not a model artifact (no model_card.json)")
-        folder = self.root / name
         folder.mkdir(parents=True, exist_ok=True)
-        while True:  # mkdir is atomic: two registrations never get the same version
-            existing = [v for v in _versions(folder) if v.isdigit()]
-            version = str(max((int(v) for v in existing), default=0) + 1)
-            target = folder / version
-            try:
-                target.mkdir()
-                break
-            except FileExistsError:
-                continue
-        shutil.copytree(artifact_dir, target, dirs_exist_ok=True)
         now = datetime.now(timezone.utc)
-        (target / META).write_text(json.dumps({"name": name, "version": version, "tags": tags or {},
-                                               "registered": now.isoformat()}))
+        staging = Path(tempfile.mkdtemp(dir=folder, prefix=".incoming-"))
+        try:
+            shutil.copytree(artifact_dir, staging, dirs_exist_ok=True)
+            while True:
+                existing = [v for v in _versions(folder) if v.isdigit()]
+                version = str(max((int(v) for v in existing), default=0) + 1)
+                (staging / META).write_text(json.dumps({"name": name, "version": version, "tags": tags or {},
+                                                        "registered": now.isoformat()}))
+                target = folder / version
+                try:
+                    os.rename(staging, target)  # fails if the version exists (not empty): take the next
+                    break
+                except OSError as exc:
+                    if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                        raise
+                    if target.is_dir() and not (target / META).is_file():
+                        shutil.rmtree(target, ignore_errors=True)  # an old half version: reclaim its number
+        except OSError as exc:
+            text = _first_error(exc)
+            raise PlatformError(f"could not register {name} from {artifact_dir}: {text}",
+                                transient=exc.errno == errno.ENOSPC or "No space left" in text) from exc
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
         ref = ModelRef(name, version, str(target), tags or {}, source=self.topic)
         payload = [model_registered_payload(self.topic, name, version, tags or {}, now)]
         if emit and self.on_registered is not None:
@@ -103,6 +131,27 @@ def model_registered_payload(topic: str, name: str, version: str, tags: dict[str
     }
 
 
+def _first_error(exc: OSError) -> str:
+    """shutil.copytree gathers per-file failures into one shutil.Error: name the first."""
+    if isinstance(exc, shutil.Error) and exc.args and isinstance(exc.args[0], list) and exc.args[0]:
+        return str(exc.args[0][0][-1])
+    return str(exc.strerror or exc)
+
+
+def _checked(name: str) -> str:
+    try:
+        return check_model_name(name)
+    except InvalidName as exc:
+        raise PlatformError(str(exc)) from None
+
+
+def _checked_version(version: str) -> str:
+    try:
+        return check_version(version)
+    except InvalidName as exc:
+        raise PlatformError(str(exc)) from None
+
+
 class LocalModelRegistry:
     """ports.ModelRegistry over a LocalWorkspace and a registry folder."""
 
@@ -116,7 +165,10 @@ class LocalModelRegistry:
         return self.workspace.get(name, version)
 
     def get_registry_model(self, name: str, version: str) -> ModelRef | None:
-        folder = self.root / name / version
+        try:
+            folder = self.root / _checked(name) / _checked_version(version)
+        except PlatformError:
+            return None
         meta = _read_meta(folder)
         if not meta:
             return None

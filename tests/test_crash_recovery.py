@@ -1,0 +1,215 @@
+"""kill -9 of `modelops register` at each rollout phase: the next `modelops` process ends every
+rollout consistently — previous traffic map restored, canary removed, `abandoned` with why — the
+traffic maps stay valid, and nothing the killed process started is left listening.
+
+Real components only: CLI subprocesses, real inference-server processes, the directory store,
+live traffic from this process through whatever front door the home's owner currently runs.
+One home for the whole module, as a chain: each `register` is killed at the next phase, and the
+next `register` is the process that must end the rollout the previous one left (then it is killed
+in turn); a last `timers run export` ends the last one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from functions.adapters.local.endpoints import read_states
+from functions.adapters.local.loadgen import LoadGenerator
+from functions.adapters.local.store import DirectoryStore
+from functions.adapters.local.workspace import LOCAL_TOPIC
+from functions.core.config import deployment_name
+from functions.core.events import rollout_id
+from functions.core.records import RolloutStore
+from functions.settings import REPO_ROOT
+from ml.datagen import generate
+from tests.conftest import SERVING_PYTHON, require_serving_env
+
+pytestmark = pytest.mark.integration
+MODEL = "credit-card-default"
+CONFIG = {MODEL: {
+    "poll_seconds": 0.2,
+    "canary": {"bake_seconds": 2.0, "min_requests": 1, "max_bake_seconds": 20.0, "max_p90_ms": 10000.0,
+               "max_error_rate": 0.5},
+    "gates": {"latency_requests": 5, "latency_p95_ms": 10000.0, "evaluation_rows": 300, "min_roc_auc": 0.6,
+              "champion_tolerance": 0.05},
+}}
+# (audit step, percent) after which the register process is killed: staging, gates, promotion, each canary step
+PHASES = [("staging_deployment_created", None), ("gates", None), ("promoted", None), ("traffic", 10),
+          ("traffic", 50), ("traffic", 100)]
+
+
+class Home:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.env = {**os.environ, "MODELOPS_HOME": str(root), "MODELOPS_SERVING_PYTHON": str(SERVING_PYTHON),
+                    "MODELOPS_MODELS": json.dumps(CONFIG), "PYTHONUNBUFFERED": "1"}
+        self.rollouts = RolloutStore(DirectoryStore(root / "store"))
+
+    def cli(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "functions.cli.main", *args], cwd=REPO_ROOT, env=self.env,
+                              capture_output=True, text=True, timeout=timeout)
+
+    def start(self, *args: str) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "functions.cli.main", *args], cwd=REPO_ROOT, env=self.env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def states(self, workspace: str) -> dict:
+        return read_states(self.root / workspace)
+
+    def target(self):
+        state = self.states("production").get(CONFIG_PROD)
+        if not state or not state.get("running"):
+            return "http://127.0.0.1:9/score", "none"  # nobody serves right now: the request fails fast
+        return state["scoring_uri"], state["key"]
+
+
+CONFIG_PROD = "credit-card-default-prod"
+
+
+def rid(version: int) -> str:
+    return rollout_id(LOCAL_TOPIC.format(name="staging"), MODEL, str(version))
+
+
+def wait_for(predicate, timeout: float, what: str, process: subprocess.Popen | None = None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        if process is not None and process.poll() is not None:
+            pytest.fail(f"process exited ({process.returncode}) before {what}: {process.stdout.read()[-3000:]}")
+        time.sleep(0.1)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def reached(home: Home, version: int, phase: tuple[str, int | None]) -> bool:
+    step, percent = phase
+    return any(r["step"] == step and (percent is None or r["details"].get("percent") == percent)
+               for r in home.rollouts.trail(MODEL, rid(version)))
+
+
+def server_pids(home: Home) -> dict[int, int]:
+    """pid → port of every inference server the home's state records."""
+    out = {}
+    for workspace in ("staging", "production"):
+        for state in home.states(workspace).values():
+            for info in state.get("deployments", {}).values():
+                if info.get("pid"):
+                    out[info["pid"]] = info.get("port")
+    return out
+
+
+def listening(port: int) -> bool:
+    return any(c.laddr and c.laddr.port == port and c.status == psutil.CONN_LISTEN
+               for c in psutil.net_connections(kind="tcp"))
+
+
+def servers_of(home: Home) -> list[psutil.Process]:
+    """Live inference servers serving a model folder of this home (whoever started them)."""
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        try:
+            if "loopback_azmlinfsrv.py" not in " ".join(process.info["cmdline"] or []):
+                continue
+            if str(home.root) in process.environ().get("AZUREML_MODEL_DIR", ""):
+                found.append(process)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
+
+
+def assert_valid_maps(home: Home) -> None:
+    for workspace in ("staging", "production"):
+        for name, state in home.states(workspace).items():
+            traffic = state["traffic"]
+            assert set(traffic) == set(state["deployments"]), (workspace, name, state)
+            assert sum(traffic.values()) in (0, 100), (workspace, name, traffic)
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory, artifact_dir) -> Home:
+    require_serving_env()
+    h = Home(tmp_path_factory.mktemp("crash-home"))
+    h.rollouts.store.put(f"datasets/{MODEL}/evaluation.csv", generate(600, seed=1234).to_csv(index=False).encode())
+    first = h.cli("register", "--model-dir", str(artifact_dir), "--json")
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["rollouts"][0]["state"] == "succeeded"
+    return h
+
+
+def test_kill_9_at_every_phase_is_ended_by_the_next_process(home, artifact_dir):
+    champion = deployment_name(MODEL, "1")
+    rows = generate(200, seed=5, labelled=False).to_dict(orient="records")
+    with LoadGenerator(home.target, rows, rate=20, threads=4, max_seconds=900):
+        previous: int | None = None
+        for n, phase in enumerate(PHASES):
+            version = n + 2
+            process = home.start("register", "--model-dir", str(artifact_dir), "--json")
+            if previous is not None:
+                # this process took the home over: the rollout the killed one left is ended first
+                ended = wait_for(lambda: (r := home.rollouts.get(MODEL, rid(previous))) and r["state"] != "running"
+                                 and r, 120, f"v{previous}'s rollout to be ended", process)
+                assert_ended(home, previous, ended)
+            wait_for(lambda: reached(home, version, phase), 180, f"v{version} to reach {phase}", process)
+            if phase == ("traffic", 10):
+                # a second process on the same home while the owner is alive: refused, the rollout untouched
+                other = home.cli("timers", "run", "export", "--json", timeout=120)
+                assert other.returncode == 1, other
+                assert f"in use by process {process.pid}" in other.stderr and other.stderr.count("\n") == 1
+                assert home.rollouts.get(MODEL, rid(version))["state"] == "running"
+            pids = server_pids(home)
+            front_doors = [s["port"] for ws in ("staging", "production") for s in home.states(ws).values()]
+            process.send_signal(signal.SIGKILL)
+            process.wait(30)
+            process.stdout.close()
+            # nothing the killed process started stays up (its servers notice their owner is gone)
+            wait_for(lambda: not any(psutil.pid_exists(p) and _is_server(p) for p in pids), 20,
+                     f"v{version}'s servers to stop after the kill")
+            for port in [p for p in pids.values() if p] + front_doors:
+                assert not listening(port), f"port {port} still listening after kill -9 at {phase}"
+            assert home.rollouts.get(MODEL, rid(version))["state"] == "running"  # nobody ended it yet
+            previous = version
+
+        last = home.cli("timers", "run", "export", "--json", timeout=300)
+        assert last.returncode == 0, last.stderr
+        assert_ended(home, previous, home.rollouts.get(MODEL, rid(previous)))
+
+    # the champion serves alone, every recorded map valid, and no server of this home is left
+    production = home.states("production")[CONFIG_PROD]
+    assert production["traffic"] == {champion: 100} and set(production["deployments"]) == {champion}
+    assert_valid_maps(home)
+    assert servers_of(home) == []
+    assert home.rollouts.running_ids() == []
+    states = {r["version"]: r["state"] for r in home.rollouts.list(MODEL)}
+    assert states == {"1": "succeeded", **{str(v): "abandoned" for v in range(2, 2 + len(PHASES))}}
+
+
+def assert_ended(home: Home, version: int, record: dict) -> None:
+    assert record["state"] == "abandoned", record
+    assert "died" in record["reason"], record["reason"]
+    trail = home.rollouts.trail(MODEL, rid(version))
+    assert trail[-1]["step"] == "abandoned" and trail[-1]["actor"].startswith("modelops")
+    canary = deployment_name(MODEL, str(version))
+    if "production_deployment_created" in {r["step"] for r in trail}:
+        # what was restored (the next owner's own rollout may already have moved production on)
+        assert trail[-1]["details"]["traffic"] == {deployment_name(MODEL, "1"): 100}
+        assert trail[-1]["details"]["removed"] == [canary]
+    production = home.states("production")[CONFIG_PROD]
+    assert canary not in production["deployments"]  # the abandoned canary never serves again
+    assert_valid_maps(home)
+
+
+def _is_server(pid: int) -> bool:
+    try:
+        return "loopback_azmlinfsrv.py" in " ".join(psutil.Process(pid).cmdline())
+    except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+        return False
