@@ -24,6 +24,7 @@ import os
 import sys
 import time
 import uuid
+from collections.abc import KeysView
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,17 @@ except ImportError:  # outside the serving runtime (unit tests of the validation
 CARD_FILE = "model_card.json"
 MODEL_FILE = "model.joblib"
 DEFAULT_MAX_ROWS = 10_000
+# The forest's trees compute in float32: a larger magnitude becomes inf there and sklearn raises.
+# The limit is float32's max as it prints (3.4028235e38). Both forms below are exactly that decimal
+# for their type (the float is the nearest below it, so no float lies between), and both lie below
+# the value that rounds to inf in float32: everything accepted converts to a finite float32.
+NUMBER_LIMIT = 3.4028235e38
+_INT_LIMIT = 34028235 * 10**31  # ints compare exactly with floats, so give them the exact decimal
+# Categorical levels are short words; a longer text is not a level, and it would be copied into
+# every console-log line of the request.
+MAX_TEXT_LENGTH = 256
+SHOWN_CHARS = 40  # of a client's text quoted in an error message
+SHOWN_KEYS = 5  # unknown keys named in an error message
 
 model = None
 card: dict[str, Any] = {}
@@ -115,7 +127,7 @@ def run(request: Any) -> Any:
             "Exception",
             request_id,
             at,
-            {"error_type": type(exc).__name__, "message": str(exc)[:2000],
+            {"error_type": type(exc).__name__, "message": _encodable(str(exc)[:2000]),
              "elapsed_ms": round((time.perf_counter() - started) * 1000, 3)},
         )
         return AMLResponse({"error": "internal error while scoring", "request_id": request_id}, 500, {},
@@ -124,52 +136,142 @@ def run(request: Any) -> Any:
 
 def parse_request(body: bytes | str) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """Validate a request body against the card. Returns the rows and unseen-level counts."""
-    try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise RequestError(400, f"request body is not valid JSON: {exc}") from None
+    payload = _parse_json(body)
     if not isinstance(payload, dict):
         raise RequestError(400, "request body must be a JSON object with a \"data\" list")
     if "data" not in payload:
         raise RequestError(400, "request body has no \"data\" key")
     rows = payload["data"]
     if not isinstance(rows, list):
-        raise RequestError(400, f"\"data\" must be a list of records, got {type(rows).__name__}")
+        raise RequestError(400, f"\"data\" must be a list of records, got {_type_name(rows)}")
     if not rows:
         raise RequestError(400, "\"data\" is an empty list")
     if len(rows) > max_rows:
         raise RequestError(413, f"\"data\" has {len(rows)} records; the maximum is {max_rows}")
     unseen: dict[str, int] = {}
+    limit, int_limit = NUMBER_LIMIT, _INT_LIMIT
+    # Hot path: one type test and one comparison or set lookup per value; anything unusual goes to
+    # the slow helpers, which only run to phrase the error.
     for i, row in enumerate(rows):
         if not isinstance(row, dict):
             raise RequestError(400, f"data[{i}] must be an object of feature values")
         keys = row.keys()
         if keys != _expected:
-            missing = sorted(_expected - keys)
-            extra = sorted(k for k in keys if k not in _expected)
-            parts = []
-            if missing:
-                parts.append(f"missing feature(s) {', '.join(missing)}")
-            if extra:
-                parts.append(f"unknown feature(s) {', '.join(map(str, extra))}")
-            raise RequestError(400, f"data[{i}]: " + "; ".join(parts))
+            raise RequestError(400, _key_error(i, keys))
         for name, domain in _categorical.items():
             value = row[name]
-            if value is None:
-                continue  # imputed by the pipeline
-            if not isinstance(value, str):
-                raise RequestError(400, f"data[{i}].{name} must be a string, got {type(value).__name__}")
-            if value not in domain:
+            if type(value) is str:
+                if value in domain:
+                    continue
+                _check_text(i, name, value)
                 unseen[name] = unseen.get(name, 0) + 1
+            elif value is not None:  # None is imputed by the pipeline
+                raise RequestError(400, f"data[{i}].{name} must be a string, got {_type_name(value)}")
         for name in _numeric:
             value = row[name]
-            if value is None:
+            kind = type(value)  # exact types: bool is an int subclass, and not a number here
+            if kind is float:
+                if -limit <= value <= limit:  # NaN fails both comparisons
+                    continue
+            elif kind is int:
+                if -int_limit <= value <= int_limit:
+                    continue
+            elif value is None:
                 continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise RequestError(400, f"data[{i}].{name} must be a number, got {type(value).__name__}")
-            if not math.isfinite(value):
-                raise RequestError(400, f"data[{i}].{name} must be a finite number")
+            raise RequestError(400, _number_error(i, name, value))
     return rows, unseen
+
+
+class _LongInt(int):
+    """Stands in for an integer literal longer than Python will convert (4,300 digits by default),
+    so that the field holding it can be named; its value is out of range on purpose."""
+
+    digits: int
+
+
+def _parse_json(body: bytes | str) -> Any:
+    try:
+        try:
+            return json.loads(body)
+        except ValueError as exc:
+            if isinstance(exc, (json.JSONDecodeError, UnicodeDecodeError)):
+                raise
+            # Not a syntax error: an integer literal beyond int's digit limit. Parse again with a
+            # stand-in for it, so that validation names the field instead of blaming the body.
+            return json.loads(body, parse_int=_long_int_aware)
+    except RecursionError:  # the C decoder recurses per level: a client can exhaust the stack
+        raise RequestError(400, "request body nests too deeply: a request is {\"data\": [{...}, ...]}, "
+                                "three levels") from None
+    except ValueError as exc:
+        raise RequestError(400, f"request body is not valid JSON: {_show(str(exc), 200)}") from None
+
+
+def _long_int_aware(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        stand_in = _LongInt(-(2 ** 200) if text.startswith("-") else 2 ** 200)
+        stand_in.digits = len(text.lstrip("-"))
+        return stand_in
+
+
+def _key_error(i: int, keys: KeysView[str]) -> str:
+    missing = sorted(_expected - keys)
+    extra = sorted(k for k in keys if k not in _expected)
+    parts = []
+    if missing:
+        parts.append(f"missing feature(s) {', '.join(missing)}")
+    if extra:
+        shown = ", ".join(_show(k) for k in extra[:SHOWN_KEYS])
+        more = f" and {len(extra) - SHOWN_KEYS} more" if len(extra) > SHOWN_KEYS else ""
+        parts.append(f"unknown feature(s) {shown}{more}")
+    return f"data[{i}]: " + "; ".join(parts)
+
+
+def _check_text(i: int, name: str, value: str) -> None:
+    """Reject a level that could not be logged, exported or shown as text."""
+    if len(value) > MAX_TEXT_LENGTH:
+        raise RequestError(400, f"data[{i}].{name} is {len(value)} characters long; the maximum is "
+                                f"{MAX_TEXT_LENGTH}")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate (JSON "\ud800"): no UTF-8 form exists
+            raise RequestError(400, f"data[{i}].{name} is not valid Unicode text (a lone surrogate): "
+                                    f"{_show(value)}") from None
+
+
+def _number_error(i: int, name: str, value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"data[{i}].{name} must be a number, got {_type_name(value)}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"data[{i}].{name} must be a finite number, got {value!r}"
+    if isinstance(value, float):
+        shown = repr(value)
+    else:
+        digits = value.digits if isinstance(value, _LongInt) else len(str(abs(value)))
+        shown = f"an integer of {digits} digits"
+    return (f"data[{i}].{name} is out of range: {shown}; the model computes in float32, so |x| must be "
+            f"<= {NUMBER_LIMIT!r}")
+
+
+def _type_name(value: Any) -> str:
+    return "int" if isinstance(value, _LongInt) else type(value).__name__
+
+
+def _show(text: str, limit: int = SHOWN_CHARS) -> str:
+    """A client's text as it may appear in a message: bounded, and escaped to printable ASCII when
+    it holds anything else (lone surrogates, NUL, bidi controls), so that no reader or log pipeline
+    chokes on it or is fooled by it."""
+    head = text[:limit]
+    if not (head.isascii() and head.isprintable()):
+        head = ascii(head)[1:-1]
+    return head if len(text) <= limit else f"{head}... ({len(text)} characters)"
+
+
+def _encodable(text: str) -> str:
+    # An exception's message may quote client input; the Exception record must stay exportable.
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def predict(records: list[dict[str, Any]]) -> list[float]:
