@@ -225,17 +225,23 @@ class LocalPlatform:
 
         from functions.logs import log_event
 
-        interrupted = self.orchestrator.stop()
-        self.jobs.close()
-        self.staging.close()
-        self.production.close()
+        logger = logging.getLogger("modelops.recovery")
+        interrupted: list[Any] = []
+        for label, step in (("orchestrations", self.orchestrator.stop), ("jobs", self.jobs.close),
+                            ("staging endpoints", self.staging.close), ("production endpoints", self.production.close)):
+            try:  # every part is stopped even if one fails (a full disk fails the state writes)
+                result = step()
+                if label == "orchestrations":
+                    interrupted = result
+            except Exception as exc:  # noqa: BLE001
+                log_event(logger, "close_failed", logging.ERROR, part=label, error=f"{type(exc).__name__}: {exc}"[:500])
         if not self._opened:
             return
         try:
             if interrupted or self.rollouts.running_ids():
                 self._end_interrupted(f"the modelops process that ran it (pid {os.getpid()}) {self.stop_reason}")
         except Exception as exc:  # noqa: BLE001 - the next owner reconciles; never mask the caller's error
-            log_event(logging.getLogger("modelops.recovery"), "rollouts_left_for_next_owner", logging.ERROR,
+            log_event(logger, "rollouts_left_for_next_owner", logging.ERROR,
                       error=f"{type(exc).__name__}: {exc}"[:500])
         finally:
             self.lease.release()
@@ -244,7 +250,13 @@ class LocalPlatform:
     def __enter__(self) -> "LocalPlatform":
         return self.open()
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is KeyboardInterrupt:
+            self.stop_reason = "was interrupted (SIGINT) before it finished"
+        elif exc_type is SystemExit and getattr(exc, "code", None) == 143:
+            self.stop_reason = "was terminated (SIGTERM) before it finished"
+        elif exc_type is not None and self.stop_reason == "stopped before it finished":
+            self.stop_reason = f"failed ({exc_type.__name__}) before it finished"
         self.close()
 
 

@@ -94,7 +94,7 @@ def plan_ending(rollout: dict[str, Any], trail: list[dict[str, Any]], staging: E
     serving_before = tmap.serving(previous)
     if serving_before and not set(serving_before) <= live and production.traffic.get(new, 0) == 100:
         # the last step had retired the champion: the canary already serves everything, healthy
-        plan = EndpointPlan(production.endpoint, {new: 100}, tuple(sorted(live - {new})) + _deleting(production))
+        plan = EndpointPlan(production.name, {new: 100}, tuple(sorted(live - {new})) + _deleting(production))
         return Ending(**base, state="succeeded", production=plan,
                       reason=f"{why} after the last canary step; completed (the previous deployments were "
                              "already retired)",
@@ -106,7 +106,7 @@ def plan_ending(rollout: dict[str, Any], trail: list[dict[str, Any]], staging: E
         # the recorded map is gone in part (a deployment deleted by hand): give the champion all of it
         champion = max(restored, key=lambda n: (restored[n], n))
         restored = {name: (100 if name == champion else 0) for name in remaining}
-    plan = EndpointPlan(production.endpoint, restored, (new,) + _deleting(production))
+    plan = EndpointPlan(production.name, restored, (new,) + _deleting(production))
     return Ending(**base, state="abandoned", production=plan,
                   reason=f"{why} during {phase}; previous traffic map {restored or '{}'} restored, {new} removed",
                   details={"traffic": restored, "removed": [new]})
@@ -121,13 +121,13 @@ def _staging_plan(staging: EndpointState | None, new: str, took_over: bool) -> E
     if took_over or staging.traffic.get(new, 0) == 100:
         # it passed the gates and serves staging: finish the take-over (older deployments go)
         older = tuple(sorted(live - {new})) + _deleting(staging)
-        return EndpointPlan(staging.endpoint, {new: 100}, older) if older else None
+        return EndpointPlan(staging.name, {new: 100}, older) if older else None
     remaining = live - {new}
     traffic = {name: int(staging.traffic.get(name, 0)) for name in remaining}
     if sum(traffic.values()) not in (0, 100):
         champion = max(traffic, key=lambda n: (traffic[n], n))
         traffic = {name: (100 if name == champion else 0) for name in remaining}
-    return EndpointPlan(staging.endpoint, traffic, (new,) + _deleting(staging))
+    return EndpointPlan(staging.name, traffic, (new,) + _deleting(staging))
 
 
 def _names(state: EndpointState) -> set[str]:

@@ -346,10 +346,16 @@ class LocalEndpoints:
             thread.start()
         for thread in stoppers + list(self._workers):
             thread.join(self.startup_timeout)
+        failed: list[str] = []
         with self._lock:
             for ep in endpoints:
                 ep.log.close()
-                self._persist(ep, running=False)
+                try:
+                    self._persist(ep, running=False)
+                except OSError as exc:  # a full disk: the record keeps the last map; its owner is gone
+                    failed.append(f"{ep.name}: {exc}")
+        if failed:
+            raise PlatformError(f"could not record stopped endpoints ({'; '.join(failed)})")
 
     def __enter__(self) -> "LocalEndpoints":
         return self

@@ -45,14 +45,20 @@ class TrafficLogWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._file = open(self.path, "a", encoding="utf-8")
+        self.dropped = 0  # lines that could not be written
 
     def append(self, record: dict[str, Any]) -> None:
         line = json.dumps(record, separators=(",", ":")) + "\n"
         with self._lock:
             if self._file.closed:
                 return  # the endpoint is shutting down; the request is already answered
-            self._file.write(line)
-            self._file.flush()
+            try:
+                self._file.write(line)
+                self._file.flush()
+            except OSError:
+                # a full disk must not cost the client its answer; the line is lost, so the canary's
+                # window holds fewer requests — which fails its health check closed, never open
+                self.dropped += 1
 
     def close(self) -> None:
         with self._lock:
