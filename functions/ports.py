@@ -205,10 +205,15 @@ class Jobs(Protocol):
 
 @dataclass(frozen=True)
 class Malformed:
-    """Yielded by a source among its batches: `count` log lines or records it could not read."""
+    """Yielded by a source among its batches: `count` log lines or records it could not read.
+
+    `samples` (optional, at most `count`): what the source saw of them — raw line text or JSON-able
+    values — which the exporter keeps in the slice's quarantine object for a person to look at.
+    A source that has no raw text (Log Analytics only counts them) leaves it empty."""
 
     count: int
     reason: str = ""
+    samples: tuple[Any, ...] = ()
 
 
 @runtime_checkable
@@ -230,4 +235,9 @@ class InferenceLogSource(Protocol):
         Contract the exporter relies on: batches come in time order — every row of a batch has a
         TimeGenerated >= every row of the batches before it (sources cut [start, end) into
         half-open sub-windows) — and an incomplete answer is an exception (PlatformError), never
-        a short batch."""
+        a short batch.
+
+        A source never raises because of a record's values: a batch it cannot type (a string
+        that cannot be UTF-8, a value Arrow refuses) is yielded as it is (a list of dicts, or a
+        table with the column left untyped) and the exporter decides, per record, what cannot be
+        written and quarantines exactly that (core.export.conform_batch)."""

@@ -47,7 +47,8 @@ error is E_QUERY_RESULT_SET_TOO_LARGE — the shape the service returns when a q
 The byte limit is applied to the JSON of the rows (the service counts its internal encoding).
 
 Value encoding follows the service: datetimes as ISO 8601 UTC with 7 fractional digits and "Z";
-missing strings as "" (Kusto strings are never null); missing numbers/datetimes as null; dynamic
+missing strings as "" (Kusto strings are never null); missing numbers/datetimes as null; NaN and
+±infinity reals as the strings "NaN", "Infinity", "-Infinity" (see `_make_encoder`); dynamic
 values as JSON text, which is how we understand the v1 API to return dynamic cells (not verified
 against a live workspace; `dynamic_as_text=False` sends native JSON instead). The error bodies of
 injected HTTP failures are OneAPI-shaped with plausible codes (ThrottledError,
@@ -240,11 +241,41 @@ def _json_default(value: Any) -> Any:
 
 def _make_encoder() -> Callable[[Any], str]:
     """The C JSON encoder with compact separators, called directly: ~2x faster per row than
-    json.dumps(..., separators=...) which rebuilds an encoder each call."""
+    json.dumps(..., separators=...) which rebuilds an encoder each call.
+
+    Non-finite reals are written as the service writes them: the JSON strings "NaN", "Infinity"
+    and "-Infinity" (JSON has no such numbers; Python's NaN/Infinity tokens are not JSON at all).
+    Checked against Microsoft's own client, azure-kusto-data (azure/kusto/data/helpers.py,
+    parse_float used by dataframe_from_result_table), which maps exactly these three strings
+    back to floats in real columns; Kusto's real type has NaN and ±inf values (real(nan),
+    real(+inf), real(-inf) in the Kusto docs). The encoder refuses them (allow_nan=False) and the
+    value is encoded again with them as text: the usual row pays nothing."""
     if c_make_encoder is None:  # pragma: no cover - CPython always has the C accelerator
-        return json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_json_default).encode
-    encode = c_make_encoder(None, _json_default, encode_basestring, None, ":", ",", False, False, True)
-    return lambda value: "".join(encode(value, 0))
+        strict = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_json_default,
+                                  allow_nan=False).encode
+    else:
+        c_encode = c_make_encoder(None, _json_default, encode_basestring, None, ":", ",", False, False, False)
+
+        def strict(value: Any) -> str:
+            return "".join(c_encode(value, 0))
+
+    def encode(value: Any) -> str:
+        try:
+            return strict(value)
+        except ValueError:  # "Out of range float values are not JSON compliant"
+            return strict(_non_finite_as_text(value))
+
+    return encode
+
+
+def _non_finite_as_text(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, (list, tuple)):
+        return [_non_finite_as_text(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _non_finite_as_text(v) for k, v in value.items()}
+    return value
 
 
 _encode = _make_encoder()

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from ml import schema
+from ml.dataset import DataError
 from ml.datagen import STRONG_DRIFT, Drift, generate
 from ml.drift import (
     DriftConfig,
@@ -388,3 +389,66 @@ def test_importing_ml_drift_does_not_import_evidently_or_the_numeric_stack() -> 
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[] False"
+
+
+# ------------------------------------------------------------------- a window with unusable parts
+
+
+def test_an_unusable_part_in_a_window_is_skipped_counted_and_the_rest_judged(tmp_path: Path) -> None:
+    reference = generate(3_000, seed=1)
+    reference.to_parquet(tmp_path / "reference.parquet", index=False)
+    window = tmp_path / "window"
+    window.mkdir()
+    good = [generate(800, seed=10 + i, labelled=False, drift=STRONG_DRIFT) for i in range(2)]
+    for i, part in enumerate(good):
+        part.to_parquet(window / f"part-{i}.parquet", index=False)
+    whole = (window / "part-0.parquet").read_bytes()
+    (window / "part-2.parquet").write_bytes(whole[: len(whole) // 2])  # truncated mid-write: no footer
+    generate(300, seed=30, labelled=False).drop(columns=["age"]).to_parquet(window / "part-3.parquet", index=False)
+
+    result = compute_drift(tmp_path / "reference.parquet", window, tmp_path / "out", config=ANY_ROWS)
+
+    assert result.status == "ok" and result.dataset_drift is True and result.current.rows == 1_600
+    assert (result.current.quarantined_parts, result.current.quarantined_rows) == (2, 300)  # 300: part-3's footer
+    assert set(result.current.quarantined) == {"part-2.parquet", "part-3.parquet"}
+    assert "cannot be read" in result.current.quarantined["part-2.parquet"]
+    assert "missing column(s) age" in result.current.quarantined["part-3.parquet"]
+    expected = drift_scores(reference, pd.concat(good, ignore_index=True), ANY_ROWS)  # the readable parts only
+    assert [f.feature_name for f in result.features] == [f.feature_name for f in expected.features]
+    for ours, theirs in zip(result.features, expected.features):
+        assert ours.drift_score == pytest.approx(theirs.drift_score, abs=1e-12)
+        assert ours.drift_detected == theirs.drift_detected
+    written = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert written["result"]["current"]["quarantined_parts"] == 2
+    assert sorted(written["result"]["current"]["quarantined"]) == ["part-2.parquet", "part-3.parquet"]
+    with pytest.raises(DataError, match="cannot be read"):  # a file named on purpose must be readable
+        compute_drift(tmp_path / "reference.parquet", window / "part-2.parquet", tmp_path / "out2")
+
+
+def test_a_window_with_nothing_usable_is_insufficient_data_never_a_verdict(tmp_path: Path) -> None:
+    generate(2_000, seed=1).to_parquet(tmp_path / "reference.parquet", index=False)
+    window = tmp_path / "window"
+    window.mkdir()
+    (window / "part-0.parquet").write_bytes(b"PAR1 this is not parquet")
+    (window / "part-1.parquet").write_bytes(b"PAR1")
+
+    result = compute_drift(tmp_path / "reference.parquet", window, tmp_path / "out", report=True)
+
+    assert result.status == "insufficient_data" and result.dataset_drift is None and result.features == ()
+    assert result.current.rows == 0 and result.current.quarantined_parts == 2
+    assert result.reason == "0 valid current rows (minimum 500); 2 unusable part(s) quarantined"
+    written = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert written["records"] == [] and written["dataset_drift"] is None and written["result"]["reason"]
+    assert not (tmp_path / "out" / "report.html").exists()
+
+
+def test_rows_without_a_single_comparable_value_are_insufficient_data_not_an_error() -> None:
+    reference = generate(2_000, seed=1)
+    current = pd.DataFrame({name: [None] * 600 for name in schema.FEATURE_NAMES})  # enough rows, nothing in them
+    result = drift_scores(reference, current)
+    assert result.status == "insufficient_data" and result.dataset_drift is None
+    assert result.reason == "no column has values on both sides: nothing to compare"
+    assert set(result.skipped.values()) == {"no values in current"}
+    empty_reference = pd.DataFrame({name: [None] * 600 for name in schema.FEATURE_NAMES})
+    with pytest.raises(DriftInputError, match="nothing to compare"):  # the reference's problem: an error still
+        drift_scores(empty_reference, generate(600, seed=2), ANY_ROWS)

@@ -160,6 +160,110 @@ def test_the_job_gets_the_config_but_not_the_m_of_n_it_cannot_evaluate(tmp_path)
                           f"drift/{MODEL}/1/{STAMP}", {"min_current_rows": 200})]
 
 
+# ------------------------------------------------------------------ a window with a broken part
+
+CORRUPT_KEY = f"exports/{MODEL}/1/2026-01-02/00/part-20260102T0000Z.parquet"
+CORRUPT_COPY = f"quarantine/drift/{MODEL}/1/2026-01-02/00/part-20260102T0000Z.parquet"
+
+
+def add_corrupt_part(platform: LocalPlatform) -> bytes:
+    """A part cut short (a writer that died mid-upload, a disk that lost its tail): no footer."""
+    whole = parquet_bytes(generate(400, seed=99)[list(schema.FEATURE_NAMES)])
+    data = whole[: len(whole) // 2]
+    platform.store.put(CORRUPT_KEY, data)
+    return data
+
+
+def test_a_corrupt_part_is_quarantined_and_the_check_still_judges_the_rest(tmp_path) -> None:
+    with platform_with_window(tmp_path, job_rows=0) as platform:
+        data = add_corrupt_part(platform)
+        store = platform.store
+        m_of_n = {"sustain_m": 2, "sustain_n": 2}
+
+        check = run_drift_check(MODEL, store, reference_of(platform), now=NOW, report=False, config=m_of_n)
+
+        assert check.status == "drift" and check.dataset_drift is True and check.rows == 800
+        assert (check.quarantined_parts, check.quarantined_rows, check.invalid_rows) == (1, 0, 0)
+        assert check.quarantine == [CORRUPT_COPY] and store.get(CORRUPT_COPY)[0] == data  # kept for inspection
+        note = json.loads(store.get(f"{CORRUPT_COPY}.json")[0])
+        assert note["source"] == CORRUPT_KEY and "cannot be read" in note["reason"] and note["bytes"] == len(data)
+        assert store.get(CORRUPT_KEY)[0] == data  # the export's own record is left as it is
+        result = json.loads(store.get(check.result_key)[0])
+        assert [(q["part"], q["copy"]) for q in result["quarantine"]] == [(CORRUPT_KEY, CORRUPT_COPY)]
+        assert result["result"]["current"]["quarantined_parts"] == 1
+        assert check.sustained is False  # one drifted window of the two M-of-N needs
+
+        # the part is still in the next window: skipped again, the verdict history still advances
+        later = run_drift_check(MODEL, store, reference_of(platform), now=NOW + timedelta(hours=1), report=False,
+                                config=m_of_n)
+        assert later.status == "drift" and later.quarantined_parts == 1 and later.sustained is True
+        history = json.loads(store.get(f"drift/{MODEL}/history.json")[0])
+        assert [h["dataset_drift"] for h in history] == [True, True]
+        assert store.list("quarantine/") == [CORRUPT_COPY, f"{CORRUPT_COPY}.json"]  # one copy, not one per run
+
+
+def test_a_part_without_a_footer_is_not_staged_for_the_drift_job(tmp_path) -> None:
+    submitted = []
+
+    def submit(name, model, version, staged, output, config):
+        submitted.append(staged)
+        return {"name": name, "status": "NotStarted"}
+
+    with platform_with_window(tmp_path, job_rows=100) as platform:
+        add_corrupt_part(platform)
+        check = run_drift_check(MODEL, platform.store, reference_of(platform), now=NOW, report=False, job_rows=100,
+                                submit_drift_job=submit)
+        staged = platform.store.list(f"drift-jobs/{MODEL}/1/{STAMP}/current/")
+    assert check.status == "submitted" and check.rows == 800  # the readable parts' footers
+    assert check.quarantined_parts == 1 and check.quarantine == [CORRUPT_COPY]
+    assert [key.rsplit("/", 1)[-1] for key in staged] == ["part-00001.parquet", "part-00002.parquet"]
+    assert submitted == [f"drift-jobs/{MODEL}/1/{STAMP}"]
+
+
+def test_nothing_readable_in_the_window_is_insufficient_data_not_a_failure(tmp_path) -> None:
+    with platform_with_window(tmp_path, job_rows=0) as platform:
+        for key in platform.store.list(f"exports/{MODEL}/"):
+            platform.store.put(key, b"PAR1 not a parquet file")
+        check = run_drift_check(MODEL, platform.store, reference_of(platform), now=NOW, report=False)
+        assert check.status == "insufficient_data" and check.dataset_drift is None and check.records == []
+        assert check.quarantined_parts == 2 and "2 unusable part(s) quarantined" in check.reason
+        assert platform.store.get(f"drift/{MODEL}/history.json") is None  # no window without a verdict
+
+
+def test_an_unreadable_history_does_not_wedge_the_check(tmp_path) -> None:
+    with platform_with_window(tmp_path, job_rows=0) as platform:
+        store = platform.store
+        broken = b'[{"at": "2026-01-01T03:00:00+00:00", "version": "1", "dataset_dr'
+        store.put(f"drift/{MODEL}/history.json", broken)
+
+        check = run_drift_check(MODEL, store, reference_of(platform), now=NOW, report=False)
+
+        assert check.status == "drift"
+        assert store.get(f"quarantine/drift/{MODEL}/history-{STAMP}.json")[0] == broken
+        assert [h["dataset_drift"] for h in json.loads(store.get(f"drift/{MODEL}/history.json")[0])] == [True]
+
+
+def test_unreadable_drift_job_notes_and_results_are_set_aside(tmp_path) -> None:
+    from functions.adapters.local.store import DirectoryStore
+    from functions.core.monitoring import collect_drift_jobs
+
+    store = DirectoryStore(tmp_path / "store")
+    store.put(f"drift/{MODEL}/pending/a.json", b"{not json")
+    store.put(f"drift/{MODEL}/pending/b.json", json.dumps({
+        "job": "job-b", "version": "1", "result_key": f"drift/{MODEL}/1/b/result.json", "report_key": "",
+        "rows": 5}).encode())
+    store.put(f"drift/{MODEL}/1/b/result.json", b'{"status": "ok", "rec')
+
+    (check,) = collect_drift_jobs(store, MODEL, NOW)
+
+    assert check.status == "insufficient_data" and check.job == "job-b" and "cannot be read" in check.reason
+    assert store.list(f"drift/{MODEL}/pending/") == []  # neither is read (and failed on) again
+    assert store.get(f"quarantine/drift/{MODEL}/pending/a.json")[0] == b"{not json"
+    assert check.quarantine == [f"quarantine/drift/{MODEL}/1/results/{STAMP}-b.json"]
+    assert store.get(check.quarantine[0])[0] == b'{"status": "ok", "rec'
+    assert collect_drift_jobs(store, MODEL, NOW) == []
+
+
 # ---------------------------------------------------------------------------------------- azure
 
 JOB = f"drift-{MODEL}-1-{STAMP.lower()}"

@@ -51,13 +51,14 @@ from functions.core.export import (
     export_model,
     export_schema,
     part_key,
+    quarantine_key,
     read_watermark,
     watermark_key,
 )
 from functions.ports import PlatformError, Store
 from ml.schema import CATEGORICAL, FEATURES, NUMERIC
 from tests.fake_inference_logs import InferenceLogEvaluator, input_line
-from tests.fake_log_analytics import BYTE_LIMIT, CONSOLE_TABLE, ROW_LIMIT, FakeLogAnalytics, tokenize
+from tests.fake_log_analytics import BYTE_LIMIT, CONSOLE_TABLE, ROW_LIMIT, FakeLogAnalytics, Result, tokenize
 from tests.fakes import MemoryStore
 
 pytest_plugins = ["tests.azurite"]  # the session-wide `azurite` fixture
@@ -946,11 +947,13 @@ def test_the_source_contract_is_enforced(tmp_path):
     report = export_model(MODEL, ok, DirectoryStore(tmp_path / "ok"), now=NOW, since=T0, max_slices=1)
     assert (report.rows, report.malformed) == (2, 2)
 
+    # What is wrong with the source itself (not with a record) still stops the slice: a value that
+    # cannot be written is quarantined instead (tests/test_export_quarantine.py), but a column whose
+    # type has no cast at all is the source's bug, and so is a batch out of order or out of the window.
     for batches, message in (([[_flat(late, "b", 2)], [_flat(early, "a", 1)]], "out of time order"),
                              ([[_flat(T0 + timedelta(hours=1), "c", 3)]], "outside"),
-                             ([[{**_flat(early, "d", 4), "age": "old"}]], "export schema"),
                              ([pa.table({**{c: pa.array([v]) for c, v in _flat(early, "e", 5).items() if c != "deployment"},
-                                         "age": pa.array(["old"])})], "'age' is not double"),
+                                         "age": pa.array([[41]])})], "'age' is not double"),
                              ([{"not": "a table"}], "not a table")):
         store = DirectoryStore(tmp_path / uuid.uuid4().hex)
         with pytest.raises(ExportError, match=message):
@@ -965,3 +968,156 @@ def test_local_source_skips_logs_last_written_before_the_window(tmp_path):
     local = LocalInferenceLogs(home)
     assert local.count(MODEL, T0 + timedelta(hours=1), T0 + timedelta(hours=3)) == 0
     assert local.count(MODEL, T0, T0 + timedelta(hours=3)) == 1
+
+
+# --- records that cannot be written: quarantined, counted, the watermark moves -------------------------
+
+def surrogate_record(i: int) -> dict[str, Any]:
+    """A record as the old score.py accepted it: JSON "\\ud800" in a categorical is a lone surrogate
+    in Python, which no UTF-8 encoder (nor Arrow) takes."""
+    return {**record(i), "sex": "\ud800"}
+
+
+def read_quarantine(store: Store, key: str) -> list[dict[str, Any]]:
+    data, _ = store.get(key)
+    text = data.decode("utf-8")  # strict: the object must be valid UTF-8
+    assert data.isascii() and text.endswith("\n")  # every non-ASCII character is a \\u escape
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def test_a_lone_surrogate_in_a_console_log_is_quarantined_and_the_export_moves_on(store, tmp_path):
+    home = tmp_path / "home"
+    at = T0 + timedelta(minutes=20)
+    # input_line writes the line as the old score.py did: json.dumps(..., separators=(",", ":")) of a
+    # record whose data string holds the escaped \ud800 (ensure_ascii, the json default)
+    lines = [input_line(MODEL, "3", "before", [record(1)], at=at - timedelta(minutes=5)),
+             input_line(MODEL, "3", "poisoned", [record(2), surrogate_record(3)], at=at),
+             input_line(MODEL, "4", "after", [record(4)], at=at + timedelta(minutes=5)),
+             input_line(MODEL, "3", "next-hour", [record(5)], at=T0 + timedelta(hours=1, minutes=1))]
+    assert "\\\\ud800" in lines[1]
+    write_log(home, "credit", "blue", lines)
+    local = LocalInferenceLogs(home)
+    key = quarantine_key(MODEL, T0)
+
+    # first run: the slice's objects are written, then advancing the watermark fails (a crash)
+    store.put(watermark_key(MODEL), b'{"model": "credit-card-default", "high_water": "2026-05-09T07:00:00+00:00"}',
+              if_absent=True)
+    with pytest.raises(ExportError, match="watermark could not be advanced"):
+        export_model(MODEL, local, FailingStore(store, fail_on=watermark_key(MODEL), times=None), now=NOW,
+                     max_slices=1)
+    first = store.get(key)[0]
+    parts = {k: store.get(k)[0] for k in parquet_keys(store)}
+    assert read_watermark(store, MODEL)[0].high_water == T0
+
+    # the rerun takes the same objects as its own and counts the record once
+    report = export_model(MODEL, local, store, now=NOW, max_slices=1)
+
+    assert report.error == "" and report.high_water == T0 + timedelta(hours=1)
+    [done] = report.slices
+    assert (done.rows, done.malformed, done.quarantined, done.quarantine) == (3, 0, 1, key)
+    assert key in done.reused and store.get(key)[0] == first  # identical bytes
+    assert all(store.get(k)[0] == data for k, data in parts.items())
+    got = read_rows(store, parquet_keys(store))
+    assert sorted((r["request_id"], r["record_index"]) for r in got) == [("after", 0), ("before", 0), ("poisoned", 0)]
+    [kept] = read_quarantine(store, key)
+    assert kept["kind"] == "record" and kept["reason"].startswith("sex: UnicodeEncodeError")
+    assert kept["record"]["sex"] == "\ud800"  # json.loads gives the very string back
+    assert (kept["record"]["request_id"], kept["record"]["record_index"]) == ("poisoned", 1)
+    assert kept["record"]["age"] == float(surrogate_record(3)["age"])
+    as_dict = report.to_dict()
+    assert (as_dict["quarantined"], as_dict["malformed"], as_dict["quarantine"]) == (1, 0, [key])
+    mark, _ = read_watermark(store, MODEL)
+    assert (mark.high_water, mark.rows, mark.quarantined, mark.malformed) == (T0 + timedelta(hours=1), 3, 1, 0)
+    assert mark.recent[-1]["quarantined"] == 1 and mark.recent[-1]["quarantine"] == key
+
+    # the next slice exports normally, and nothing is counted twice
+    nxt = export_model(MODEL, local, store, now=NOW, max_slices=1)
+    assert (nxt.rows, nxt.quarantined, nxt.error) == (1, 0, "") and nxt.slices[0].quarantine == ""
+    mark, _ = read_watermark(store, MODEL)
+    assert (mark.high_water, mark.rows, mark.quarantined) == (T0 + timedelta(hours=2), 4, 1)
+    assert [e["quarantined"] for e in mark.recent] == [1, 0]
+    assert store.list("quarantine/") == [key]
+
+
+class RewriteFetches:
+    """Evaluator wrapper: the fetch answer's rows of request `request_id` get `cells`, then the fake
+    encodes the answer as the service does (non-finite reals as "NaN"/"Infinity"/"-Infinity")."""
+
+    def __init__(self, inner: Any, request_id: str, cells: dict[str, Any]) -> None:
+        self.inner, self.request_id, self.cells = inner, request_id, cells
+
+    def __call__(self, query: str, timespan: Any) -> Any:
+        result = self.inner(query, timespan)
+        if "mv-expand" not in query:
+            return result
+        names = [name for name, _ in result.columns]
+        rows = []
+        for text in result.encoded_rows:
+            row = dict(zip(names, json.loads(text)))
+            if row["request_id"] == self.request_id:
+                row.update(self.cells)
+            rows.append([row[n] for n in names])
+        return Result(result.columns, rows=rows)
+
+
+def test_non_finite_reals_from_log_analytics_are_null_as_from_the_local_source(fake, source, tmp_path):
+    """todouble("NaN") is a real NaN in Kusto, and the service writes a non-finite real as a string
+    (the fake's encoder does as the service: see fake_log_analytics._make_encoder). The evaluator
+    turns them into null itself (its departure), so the wrapper puts back what the service sends."""
+    at = T0 + timedelta(minutes=7)
+    odd = {**record(1), "age": "NaN", "credit_limit": "Infinity", "bill_amount_1": "-Infinity"}
+    rows = [console(at, "plain", [record(2)]), console(at + timedelta(seconds=1), "nonfinite", [odd])]
+    fake.add_rows(CONSOLE_TABLE, rows)
+    fake.evaluator = RewriteFetches(fake.evaluator, "nonfinite",
+                                    {"age": float("nan"), "credit_limit": float("inf"), "bill_amount_1": float("-inf")})
+    local_home_from(rows, tmp_path / "home")
+    from_azure, from_local = DirectoryStore(tmp_path / "a"), DirectoryStore(tmp_path / "l")
+
+    azure = export_model(MODEL, source, from_azure, now=NOW, since=T0, max_slices=1)
+    local = export_model(MODEL, LocalInferenceLogs(tmp_path / "home"), from_local, now=NOW, since=T0, max_slices=1)
+
+    assert (azure.rows, local.rows) == (2, 2)
+    [row] = [r for r in read_rows(from_azure, parquet_keys(from_azure)) if r["request_id"] == "nonfinite"]
+    assert (row["age"], row["credit_limit"], row["bill_amount_1"]) == (None, None, None)  # not NaN / inf
+    assert parquet_keys(from_azure) == parquet_keys(from_local) != []
+    for key in parquet_keys(from_local):
+        assert from_azure.get(key)[0] == from_local.get(key)[0]
+    assert azure.quarantined == local.quarantined == 0  # a non-finite number is a missing value, not a bad record
+
+
+def test_text_in_a_real_column_of_an_answer_is_quarantined_not_nulled(fake, source, store):
+    """An answer the service should never give (todouble() makes text null): a real column holding
+    "twelve". Its records cannot be written as they are; they are kept, counted, and the slice and
+    the watermark move on — a rerun finds identical objects."""
+    at = T0 + timedelta(minutes=30)
+    fake.add_rows(CONSOLE_TABLE, [console(at, "fine", [record(1), record(2)]),
+                                  console(at + timedelta(seconds=1), "broken", [record(3), record(4)], version="4"),
+                                  console(T0 + timedelta(hours=1, minutes=2), "later", [record(5)])])
+    fake.evaluator = RewriteFetches(fake.evaluator, "broken", {"age": "twelve"})
+    key = quarantine_key(MODEL, T0)
+
+    report = export_model(MODEL, source, store, now=NOW, since=T0, max_slices=1)
+
+    [done] = report.slices
+    assert sorted(r["request_id"] for r in read_rows(store, parquet_keys(store))) == ["fine", "fine"]  # not guessed
+    assert (done.rows, done.quarantined, done.quarantine, report.error) == (2, 2, key, "")
+    assert read_watermark(store, MODEL)[0].high_water == T0 + timedelta(hours=1)
+    kept = read_quarantine(store, key)
+    assert [(k["record"]["request_id"], k["record"]["record_index"], k["record"]["age"]) for k in kept] == [
+        ("broken", 0, "twelve"), ("broken", 1, "twelve")]
+    assert all(k["kind"] == "record" and k["reason"].startswith("age: ArrowInvalid") for k in kept)
+    first = store.get(key)[0]
+
+    # a rerun of the same slice (another instance, a timer retry) writes identical bytes, counts nothing
+    again = export_slice_again(source, store)
+    assert again.quarantined == 2 and key in again.reused and store.get(key)[0] == first
+    assert read_watermark(store, MODEL)[0].quarantined == 2
+
+    nxt = export_model(MODEL, source, store, now=NOW, max_slices=1)
+    assert (nxt.rows, nxt.quarantined) == (1, 0)
+
+
+def export_slice_again(source: Any, store: Store) -> Any:
+    from functions.core.export import export_slice
+
+    return export_slice(MODEL, source, store, T0, T0 + timedelta(hours=1))

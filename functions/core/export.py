@@ -24,7 +24,18 @@ How "exactly once, no gaps" holds:
   Store etag. An instance that loses the swap re-reads the watermark and carries on from there;
   it never writes a second copy of rows, because names are per slice and contents identical.
 - A source failure (e.g. Log Analytics keeps answering partial results) raises ExportError and
-  the watermark stays where it was: the next run retries the same slice.
+  the watermark stays where it was: the next run retries the same slice. So does a store that is
+  down: an outage is never a reason to give up on a slice's rows.
+- A record can never stop the export. A batch that cannot be typed as the export schema (a
+  string that cannot be UTF-8, such as a lone surrogate from a JSON "\\ud800" escape; a value of
+  the wrong type; a table column whose values cannot be cast) is narrowed to the records that
+  cannot be written — per record, on that failure path only — and those go to the slice's
+  quarantine object instead of its parts, `quarantine/export/<model>/<YYYY-MM-DD>/<HH>/part-<slice
+  start>.jsonl`: one JSON line per record (its reason and its raw values, escaped so the file is
+  ASCII and so always valid UTF-8), sorted, written create-only like the parts — a rerun writes
+  the same bytes. They are counted as `quarantined`, apart from `malformed` (lines that could not
+  even be parsed, whose samples the same object keeps when the source has them), and the
+  watermark moves past the slice. What decides is `conform_batch`, for every source.
 
 Memory is bounded by the source's batch size plus one row group per (version, format) being
 written: a slice is streamed into temporary files, never held whole.
@@ -33,6 +44,7 @@ written: a slice is streamed into temporary files, never held whole.
 from __future__ import annotations
 
 import json
+import math
 import re
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -50,6 +62,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 WATERMARK_PREFIX = "watermarks/export/"
 EXPORT_PREFIX = "exports/"
+QUARANTINE_PREFIX = "quarantine/export/"
+MAX_REASON_CHARS = 500  # a reason names the column and Arrow's complaint; the raw values are beside it
 META_COLUMNS = ("TimeGenerated", "request_id", "model_version", "deployment", "record_index")
 COLUMNS = META_COLUMNS + FEATURE_NAMES
 SORT_KEYS = ("TimeGenerated", "request_id", "record_index", "deployment") + FEATURE_NAMES
@@ -118,8 +132,8 @@ def export_schema() -> pa.Schema:
 
 def records_to_table(records: Sequence[Mapping[str, Any]]) -> pa.Table:
     """Rows as dicts (TimeGenerated a datetime or ISO 8601 text) → a table of the export schema.
-    Strict: a value of the wrong type raises ValueError (sources count such records as
-    malformed before they get here)."""
+    Strict: a value that does not fit raises ValueError (`conform_batch` narrows such a batch to
+    the records that cannot be written)."""
     import pyarrow as pa
 
     schema = export_schema()
@@ -131,40 +145,181 @@ def records_to_table(records: Sequence[Mapping[str, Any]]) -> pa.Table:
     columns["TimeGenerated"] = times
     try:
         arrays = [pa.array(columns[f.name], type=f.type) for f in schema]
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as exc:
+    except _LIST_ERRORS as exc:
         raise ValueError(f"records do not fit the export schema: {exc}") from exc
     return normalize(pa.Table.from_arrays(arrays, schema=schema))
 
 
+@dataclass(frozen=True)
+class Rejected:
+    """A record the export kept out of its parts: `kind` "record" (it could not be written:
+    counted as quarantined) or "malformed" (counted as malformed, as before), why, and its raw
+    values as the source gave them."""
+
+    record: Any
+    reason: str
+    kind: str = "record"
+
+
 def conform(item: Any) -> pa.Table:
-    """A source's batch (Table, RecordBatch or list of dicts) as a table of the export schema."""
+    """A source's batch as a table of the export schema. Strict: raises ValueError when a record
+    cannot be written (the export itself uses `conform_batch`)."""
+    table, rejected = conform_batch(item)
+    if rejected:
+        raise ValueError(f"{len(rejected)} record(s) do not fit the export schema, first: {rejected[0].reason}")
+    return table
+
+
+def conform_batch(item: Any) -> tuple[pa.Table, list[Rejected]]:
+    """A source's batch (Table, RecordBatch or list of dicts) → (a table of the export schema, the
+    records that cannot be written). The one place that decides what "cannot be written" means.
+
+    The usual batch converts whole, as fast as ever; only a batch Arrow refuses is looked at per
+    record (by halving: a few conversions per bad record, not one per row). Record-level: a string
+    that cannot be UTF-8, a value of the wrong type or out of range, a TimeGenerated that is
+    missing or not a time, an item of a list that is not a dict. Not record-level (PlatformError,
+    the slice is retried and the watermark stays): not a table at all, a missing column, a column
+    of a type that has no cast to the schema's (list → double) — the source is broken, not a record."""
     import pyarrow as pa
 
     if isinstance(item, list):
-        return records_to_table(item)
+        try:
+            return records_to_table(item), []
+        except _LIST_ERRORS + (AttributeError,):  # AttributeError: an item that is not a dict
+            return _narrow_records(item)
     if isinstance(item, pa.RecordBatch):
         item = pa.Table.from_batches([item])
     if not isinstance(item, pa.Table):
         raise PlatformError(f"inference log source yielded {type(item).__name__}, not a table")
+    return _conform_table(item)
+
+
+# What Arrow raises for a value it refuses (ArrowInvalid is a ValueError, ArrowTypeError a
+# TypeError). From a list of Python values every refusal is the value's, so "no such conversion"
+# (ArrowNotImplementedError, a NotImplementedError) counts too; from a typed table column it is
+# the column's type that has no cast, which no record is to blame for.
+_CONVERSION_ERRORS: tuple[type[BaseException], ...] = (ValueError, TypeError, OverflowError)
+_LIST_ERRORS: tuple[type[BaseException], ...] = _CONVERSION_ERRORS + (NotImplementedError,)
+
+
+def _refused(build: Any, values: Any, size: int, errors: tuple[type[BaseException], ...]) -> list[tuple[int, str]]:
+    """Indices in [0, size) of the values `build(values, lo, hi)` refuses (raising one of
+    `errors`), and why: the range is halved until each refusal is one value (O(bad × log n)
+    builds, not one per row)."""
+    out: list[tuple[int, str]] = []
+    stack = [(0, size)]
+    while stack:
+        lo, hi = stack.pop()
+        if hi <= lo:
+            continue
+        try:
+            build(values, lo, hi)
+            continue
+        except errors as exc:
+            if hi - lo == 1:
+                out.append((lo, _reason(exc)))
+                continue
+        mid = (lo + hi) // 2
+        stack += [(mid, hi), (lo, mid)]
+    return sorted(out)
+
+
+def _reason(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= MAX_REASON_CHARS else text[:MAX_REASON_CHARS] + "…"
+
+
+def _narrow_records(records: Sequence[Any]) -> tuple[pa.Table, list[Rejected]]:
+    """The failure path of a list batch: per column, the records whose value Arrow refuses."""
+    import pyarrow as pa
+
     schema = export_schema()
-    arrays = []
+    rejected: list[Rejected] = []
+    good: list[Mapping[str, Any]] = []
+    times: list[datetime] = []
+    for record in records:
+        if not isinstance(record, Mapping):
+            rejected.append(Rejected(record, f"not a record but {type(record).__name__}"))
+            continue
+        value = record.get("TimeGenerated")
+        try:
+            times.append(_utc(value if isinstance(value, datetime) else _parse_time(value)))
+        except (ValueError, TypeError, OverflowError) as exc:
+            rejected.append(Rejected(record, f"TimeGenerated: {_reason(exc)}"))
+            continue
+        good.append(record)
+    bad: dict[int, str] = {}
     for f in schema:
-        if f.name in item.column_names:
-            column = item.column(f.name)
-            try:
-                arrays.append(column if column.type == f.type else column.cast(f.type))
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
-                raise PlatformError(f"inference log source batch: column {f.name!r} is not {f.type}: {exc}") from exc
-        elif f.name == "deployment":
-            arrays.append(pa.nulls(len(item), f.type))
-        else:
+        if f.name == "TimeGenerated":
+            continue
+        column = [r.get(f.name) for r in good]
+        for i, why in _refused(lambda v, lo, hi, t=f.type: pa.array(v[lo:hi], type=t), column, len(column),
+                               _LIST_ERRORS):
+            bad.setdefault(i, f"{f.name}: {why}")
+    rejected += [Rejected(good[i], why) for i, why in sorted(bad.items())]
+    kept = [r for i, r in enumerate(good) if i not in bad]
+    kept_times = [t for i, t in enumerate(times) if i not in bad]
+    columns: dict[str, list[Any]] = {name: [r.get(name) for r in kept] for name in COLUMNS}
+    columns["TimeGenerated"] = kept_times
+    try:
+        arrays = [pa.array(columns[f.name], type=f.type) for f in schema]
+    except _LIST_ERRORS as exc:  # every value converts alone but not together: not a record's fault
+        raise PlatformError(f"inference log source batch cannot be typed (no single record is to blame): {exc}"
+                            ) from exc
+    return normalize(pa.Table.from_arrays(arrays, schema=schema)), rejected
+
+
+def _conform_table(item: pa.Table) -> tuple[pa.Table, list[Rejected]]:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    schema = export_schema()
+    arrays: list[Any] = []
+    bad: dict[int, str] = {}
+    for f in schema:
+        if f.name not in item.column_names:
+            if f.name == "deployment":
+                arrays.append(pa.nulls(len(item), f.type))
+                continue
             raise PlatformError(f"inference log source batch lacks column {f.name!r}")
-    return normalize(pa.Table.from_arrays(arrays, schema=schema))
+        column = item.column(f.name)
+        if column.type == f.type:
+            arrays.append(column)
+            continue
+        try:
+            arrays.append(column.cast(f.type))
+            continue
+        except (pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+            raise PlatformError(f"inference log source batch: column {f.name!r} is not {f.type}: {exc}") from exc
+        except pa.ArrowInvalid as exc:  # some values do not cast (text that is no number, bytes that are no UTF-8)
+            refused = _refused(lambda c, lo, hi, t=f.type: c.slice(lo, hi - lo).cast(t), column, len(column),
+                               (pa.ArrowInvalid,))
+            if not refused:
+                raise PlatformError(f"inference log source batch: column {f.name!r} is not {f.type}: {exc}") from exc
+            for i, why in refused:
+                bad.setdefault(i, f"{f.name}: {why}")
+            arrays.append(None)
+    times = arrays[schema.get_field_index("TimeGenerated")]
+    if times is not None and times.null_count:  # a row no slice can hold
+        for i in pc.indices_nonzero(pc.is_null(times)).to_pylist():
+            bad.setdefault(i, "TimeGenerated: missing")
+    if not bad:
+        return normalize(pa.Table.from_arrays(arrays, schema=schema)), []
+    indices = sorted(bad)
+    raw = item.take(pa.array(indices, pa.int64())).to_pylist()
+    rejected = [Rejected(record, bad[i]) for i, record in zip(indices, raw)]
+    keep = pc.invert(pc.is_in(pa.array(range(len(item)), pa.int64()), value_set=pa.array(indices, pa.int64())))
+    table, more = _conform_table(item.filter(keep))  # the rest converts now (else: PlatformError, above)
+    return table, rejected + more
 
 
 def normalize(table: pa.Table) -> pa.Table:
     """Empty strings → null in categoricals and deployment: Log Analytics cannot tell a null
-    string from "" (Kusto strings are never null), so both sources say null for both."""
+    string from "" (Kusto strings are never null), so both sources say null for both. NaN and
+    ±infinity → null in the numerics: the local source has always made them null, and Log
+    Analytics sends a non-finite real as the text "NaN"/"Infinity"/"-Infinity", which its CSV
+    fast path reads as a float and its json path as null — without this the bytes of a slice
+    would depend on which reader an answer happened to take."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -174,6 +329,15 @@ def normalize(table: pa.Table) -> pa.Table:
         column = table.column(i)
         if column.null_count < len(column) and pc.any(pc.equal(column, "")).as_py():
             table = table.set_column(i, table.schema.field(i), pc.if_else(pc.equal(column, ""), null, column))
+    for name in NUMERIC:
+        i = table.schema.get_field_index(name)
+        column = table.column(i)
+        if column.null_count == len(column):
+            continue
+        total = pc.sum(column).as_py()  # one vectorised pass; NaN or ±inf anywhere makes it non-finite
+        if total is not None and not math.isfinite(total):
+            finite = pc.if_else(pc.is_finite(column), column, pa.scalar(None, column.type))
+            table = table.set_column(i, table.schema.field(i), finite)
     if table.column("TimeGenerated").null_count:
         raise PlatformError("inference log source returned rows without TimeGenerated")
     return table
@@ -200,6 +364,12 @@ def part_key(model: str, version: str, slice_start: datetime, fmt: str = "parque
     t = _utc(slice_start)
     # with seconds, always: sub-minute slices get distinct names, and names sort in time order
     return f"{EXPORT_PREFIX}{check_model_name(model)}/{version}/{t:%Y-%m-%d}/{t:%H}/part-{t:%Y%m%dT%H%M%S}Z.{fmt}"
+
+
+def quarantine_key(model: str, slice_start: datetime) -> str:
+    """The slice's quarantine object: per model, not per version (a version may be what is wrong)."""
+    t = _utc(slice_start)
+    return f"{QUARANTINE_PREFIX}{check_model_name(model)}/{t:%Y-%m-%d}/{t:%H}/part-{t:%Y%m%dT%H%M%S}Z.jsonl"
 
 
 def _utc(value: datetime) -> datetime:
@@ -235,10 +405,12 @@ class SliceReport:
     end: datetime
     rows: int = 0
     malformed: int = 0
+    quarantined: int = 0  # records that could not be written, kept in the quarantine object
     files: list[str] = field(default_factory=list)
     reused: list[str] = field(default_factory=list)  # already there with identical bytes (a rerun)
     versions: dict[str, int] = field(default_factory=dict)
     by_other_instance: bool = False  # another instance advanced past this slice first
+    quarantine: str = ""  # the quarantine object's key, when the slice has one
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -254,6 +426,7 @@ class ExportReport:
     horizon: datetime | None = None  # now − lag: nothing at or after it was exported
     slices: list[SliceReport] = field(default_factory=list)
     error: str = ""
+    transient: bool = False  # with an error: retrying later may succeed
 
     @property
     def rows(self) -> int:
@@ -262,6 +435,14 @@ class ExportReport:
     @property
     def malformed(self) -> int:
         return sum(s.malformed for s in self.slices if not s.by_other_instance)
+
+    @property
+    def quarantined(self) -> int:
+        return sum(s.quarantined for s in self.slices if not s.by_other_instance)
+
+    @property
+    def quarantine(self) -> list[str]:
+        return [s.quarantine for s in self.slices if not s.by_other_instance and s.quarantine]
 
     @property
     def files(self) -> list[str]:
@@ -275,9 +456,12 @@ class ExportReport:
             "horizon": _iso(self.horizon) if self.horizon else None,
             "rows": self.rows,
             "malformed": self.malformed,
+            "quarantined": self.quarantined,
             "files": self.files,
+            "quarantine": self.quarantine,
             "slices": [s.to_dict() for s in self.slices],
             "error": self.error,
+            "transient": self.transient,
         }
 
 
@@ -298,13 +482,14 @@ class Watermark:
     slices: int = 0
     rows: int = 0
     malformed: int = 0
+    quarantined: int = 0
     recent: list[dict[str, Any]] = field(default_factory=list)
 
     def to_bytes(self) -> bytes:
         body = {
             "model": self.model, "high_water": _iso(self.high_water), "created": self.created,
             "updated": self.updated, "slices": self.slices, "rows": self.rows, "malformed": self.malformed,
-            "recent": self.recent,
+            "quarantined": self.quarantined, "recent": self.recent,
         }
         return json.dumps(body, indent=1, sort_keys=True).encode()
 
@@ -315,15 +500,17 @@ class Watermark:
             return cls(model=body.get("model", model), high_water=_parse_time(body["high_water"]),
                        created=body.get("created", ""), updated=body.get("updated", ""),
                        slices=int(body.get("slices", 0)), rows=int(body.get("rows", 0)),
-                       malformed=int(body.get("malformed", 0)), recent=list(body.get("recent", [])))
+                       malformed=int(body.get("malformed", 0)), quarantined=int(body.get("quarantined", 0)),
+                       recent=list(body.get("recent", [])))  # (watermarks written before quarantine: 0)
         except (ValueError, KeyError, TypeError) as exc:
             raise PlatformError(f"unreadable export watermark of {model}: {exc}") from exc
 
     def advanced(self, done: SliceReport, now: datetime) -> Watermark:
         entry = {"start": _iso(done.start), "end": _iso(done.end), "rows": done.rows, "malformed": done.malformed,
-                 "files": list(done.files)}
+                 "quarantined": done.quarantined, "files": list(done.files), "quarantine": done.quarantine}
         return Watermark(model=self.model, high_water=done.end, created=self.created, updated=_iso(now),
                          slices=self.slices + 1, rows=self.rows + done.rows, malformed=self.malformed + done.malformed,
+                         quarantined=self.quarantined + done.quarantined,
                          recent=(self.recent + [entry])[-RECENT_SLICES:])
 
 
@@ -420,6 +607,7 @@ def export_slice(model: str, source: InferenceLogSource, store: Store, start: da
 
     report = SliceReport(start=start, end=end)
     start_us, end_us = _micros(start), _micros(end)
+    quarantine = _Quarantine()
     with tempfile.TemporaryDirectory(prefix="export-", dir=tmp_dir) as tmp:
         sink = _SliceSink(Path(tmp), formats, row_group_size)
         last_time: int | None = None
@@ -440,11 +628,17 @@ def export_slice(model: str, source: InferenceLogSource, store: Store, start: da
                     for item in batches:
                         if isinstance(item, Malformed):
                             report.malformed += item.count
+                            quarantine.add(Rejected(sample, item.reason or "unreadable", "malformed")
+                                           for sample in tuple(getattr(item, "samples", ()))[:item.count])
                             continue
                         try:
-                            table = conform(item)
+                            table, rejected = conform_batch(item)
                         except ValueError as exc:
                             raise PlatformError(f"inference log source of {model}: {exc}") from exc
+                        if rejected:  # records that cannot be written: kept aside, never the slice's end
+                            report.quarantined += sum(1 for r in rejected if r.kind == "record")
+                            quarantine.add(rejected)
+                            del rejected
                         if not len(table):
                             continue
                         lo, hi = pc.min_max(table.column("TimeGenerated")).values()
@@ -466,6 +660,7 @@ def export_slice(model: str, source: InferenceLogSource, store: Store, start: da
         finally:
             sink.close()
         report.malformed += sink.malformed
+        quarantine.add(sink.rejected)
         report.rows = sink.rows
         report.versions = dict(sink.versions)
         for version in sorted(sink.writers):
@@ -476,8 +671,72 @@ def export_slice(model: str, source: InferenceLogSource, store: Store, start: da
                 (report.files if _put_once(store, key, data) else report.reused).append(key)
                 del data
     report.files = sorted(report.files + report.reused)
+    if quarantine:
+        # Written like the parts (create-only, the same bytes on a rerun) and before the watermark
+        # moves: a store that fails here fails the slice, which is retried whole — an outage never
+        # sends rows to quarantine, and quarantined records are never lost to one.
+        report.quarantine = quarantine_key(model, start)
+        if not _put_once(store, report.quarantine, quarantine.to_bytes()):
+            report.reused.append(report.quarantine)
     report.reused.sort()
     return report
+
+
+class _Quarantine:
+    """The records of one slice kept out of its parts: the lines of its quarantine object.
+
+    One JSON object per line, {"kind", "reason", "record"}: kind "record" (could not be written,
+    counted as quarantined) or "malformed" (counted as malformed: unreadable lines a source kept
+    samples of, rows whose version cannot be a key), and the raw values. json.dumps with
+    ensure_ascii=True writes every non-ASCII character as a \\uXXXX escape — a lone surrogate
+    included, which no UTF-8 encoder would take — so the object is ASCII, always valid UTF-8, and
+    json.loads gives the very string back. Lines are sorted (time, request id, record index, then
+    the text): the bytes do not depend on how the source batched the slice."""
+
+    def __init__(self) -> None:
+        self._lines: list[tuple[tuple[str, str, str], bytes]] = []
+
+    def __bool__(self) -> bool:
+        return bool(self._lines)
+
+    def add(self, rejected: Iterable[Rejected]) -> None:
+        for item in rejected:
+            record = _jsonable(item.record)
+            line = json.dumps({"kind": item.kind, "reason": item.reason, "record": record}, ensure_ascii=True,
+                              sort_keys=True, separators=(",", ":"), allow_nan=False).encode("ascii")
+            fields = record if isinstance(record, dict) else {}
+            key = tuple(str(fields.get(name, "")) for name in ("TimeGenerated", "request_id", "record_index"))
+            self._lines.append((key, line))  # type: ignore[arg-type]
+
+    def to_bytes(self) -> bytes:
+        return b"".join(line + b"\n" for _, line in sorted(self._lines))
+
+
+def _jsonable(value: Any, depth: int = 0) -> Any:
+    """Raw values as JSON values that say what they were: non-finite floats as "NaN"/"Infinity"/
+    "-Infinity" (JSON has no such numbers), times as ISO text, bytes as text (undecodable bytes
+    as \\x escapes), anything else as its repr."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if depth > 32:
+        return repr(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        raw = bytes(value)
+        try:
+            return raw.decode("utf-8", "surrogatepass")  # the adapters' encoding of a lone surrogate
+        except UnicodeDecodeError:
+            return raw.decode("utf-8", "backslashreplace")
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_jsonable(v, depth + 1) for v in value]
+    return repr(value)
 
 
 class _SliceSink:
@@ -493,10 +752,14 @@ class _SliceSink:
         self.versions: dict[str, int] = {}
         self.rows = 0
         self.malformed = 0
+        self.rejected: list[Rejected] = []
 
     def add(self, table: pa.Table) -> None:
         table, bad = _split_bad_versions(_sort(table))
-        self.malformed += bad
+        if bad is not None:
+            self.malformed += len(bad)
+            self.rejected += [Rejected(row, f"model_version {row.get('model_version')!r} cannot be part of a key",
+                                       "malformed") for row in bad.to_pylist()]
         for version, part in _by_version(table):
             if version not in self.writers:
                 self.writers[version] = [
@@ -528,9 +791,10 @@ def _scalar_micros(value: Any) -> int:
     return value.value  # a timestamp[us] scalar: int64 microseconds since the epoch
 
 
-def _split_bad_versions(table: pa.Table) -> tuple[pa.Table, int]:
+def _split_bad_versions(table: pa.Table) -> tuple[pa.Table, pa.Table | None]:
     """Rows whose model_version could not be part of a key (from a foreign or broken writer) are
-    counted as malformed instead of exported."""
+    counted as malformed instead of exported (and kept in the quarantine object): (kept, set aside
+    or None)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -538,11 +802,10 @@ def _split_bad_versions(table: pa.Table) -> tuple[pa.Table, int]:
     unique = pc.unique(versions).to_pylist()
     bad = [v for v in unique if not valid_version(v)]
     if not bad:
-        return table, 0
+        return table, None
     keep = pc.invert(pc.is_in(versions, value_set=pa.array(bad, pa.string()), skip_nulls=False))
     keep = pc.fill_null(keep, False)
-    kept = table.filter(keep)
-    return kept, len(table) - len(kept)
+    return table.filter(keep), table.filter(pc.invert(keep))
 
 
 def _by_version(table: pa.Table) -> Iterator[tuple[str, pa.Table]]:
@@ -598,7 +861,8 @@ def export_model(model: str, source: InferenceLogSource, store: Store, *, now: d
         # when the temporary link is removed), and the read is one small request
         current = read_watermark(store, model)
         if current is None:
-            raise ExportError(f"export watermark of {model} vanished", report, transient=True)
+            report.error, report.transient = f"export watermark of {model} vanished", True
+            raise ExportError(report.error, report, transient=True)
     mark, etag = current
     report.start = report.high_water = mark.high_water
 
@@ -614,11 +878,16 @@ def export_model(model: str, source: InferenceLogSource, store: Store, *, now: d
                                   tmp_dir=tmp_dir)
         except OSError as exc:  # the temporary files (disk full ...): worth a retry
             report.error = f"export of {model}: local temporary files: {exc}"
+            report.transient = True
             raise ExportError(report.error, report, transient=True) from exc
         except PlatformError as exc:
             report.error = str(exc)
+            report.transient = exc.transient
             raise ExportError(f"export of {model} [{_iso(start)}, {_iso(end)}) failed: {exc}", report,
                               transient=exc.transient) from exc
+        except Exception as exc:  # noqa: BLE001 - a bug or a library's surprise: this model's error, not the timer's
+            report.error = f"export of {model} [{_iso(start)}, {_iso(end)}): unexpected {type(exc).__name__}: {exc}"
+            raise ExportError(report.error, report, transient=False) from exc
         advanced = mark.advanced(sliced, now)
         try:
             etag = store.put(key, advanced.to_bytes(), etag=etag)
@@ -627,6 +896,7 @@ def export_model(model: str, source: InferenceLogSource, store: Store, *, now: d
             current = read_watermark(store, model)
             if current is None or conflicts > MAX_CONFLICTS:
                 report.error = f"export watermark of {model} keeps changing under this run"
+                report.transient = True
                 raise ExportError(report.error, report, transient=True) from None
             mark, etag = current
             if mark.high_water >= end:  # another instance exported this slice (same objects)
@@ -636,6 +906,7 @@ def export_model(model: str, source: InferenceLogSource, store: Store, *, now: d
             continue
         except PlatformError as exc:
             report.error = str(exc)
+            report.transient = exc.transient
             raise ExportError(f"export of {model}: slice [{_iso(start)}, {_iso(end)}) written but the "
                               f"watermark could not be advanced: {exc}", report, transient=exc.transient) from exc
         mark = advanced
@@ -647,14 +918,21 @@ def export_model(model: str, source: InferenceLogSource, store: Store, *, now: d
 
 def export_models(models: Iterable[str], source: InferenceLogSource, store: Store, **kwargs: Any
                   ) -> dict[str, ExportReport]:
-    """`export_model` for each model; one model's failure does not stop the others (its report
-    carries the error)."""
+    """`export_model` for each model; one model's failure — whatever it is — does not stop the
+    others: its report carries the error (and whether it is transient), and the caller (the
+    timer) decides what a failed model means for the run only after every model had its turn."""
     reports: dict[str, ExportReport] = {}
     for model in models:
         try:
             reports[model] = export_model(model, source, store, **kwargs)
         except ExportError as exc:
+            exc.report.transient = exc.transient
             reports[model] = exc.report
         except InvalidModelName as exc:
             reports[model] = ExportReport(model=model, error=str(exc))
+        except PlatformError as exc:  # e.g. the watermark could not be read: the store is down
+            reports[model] = ExportReport(model=model, error=f"export of {model}: {exc}", transient=exc.transient)
+        except Exception as exc:  # noqa: BLE001 - never let one model's surprise stop the rest
+            reports[model] = ExportReport(model=model,
+                                          error=f"export of {model}: unexpected {type(exc).__name__}: {exc}")
     return reports

@@ -13,6 +13,16 @@ store (drift-jobs/<model>/<version>/<time>/reference.parquet and current/part-*.
 the drift job (ml/jobs/drift.yml, the same ml.steps.drift code) under a deterministic name, and
 answers status "submitted"; the job writes result.json/report.html to drift/<model>/<version>/<time>/.
 
+A part or a record can never stop the check: an exported part in the window that cannot be read
+(a truncated or corrupt Parquet file) or used (columns missing) is skipped, counted
+(quarantined_parts, quarantined_rows; wrong-schema rows dropped are invalid_rows) and copied to
+quarantine/drift/<model>/<version>/<YYYY-MM-DD>/<HH>/part-….parquet (plus a .json note: the source
+key and why) for inspection; the verdict is on the rest, or insufficient_data with the reason
+when too little remains — never a verdict from nothing. The part stays where it is (the export's
+exactly-once record), so every window that holds it skips it again, without failing. An
+unreadable history.json is copied to quarantine/drift/<model>/history-<time>.json and M-of-N
+starts again; a drift job's unreadable pending note or result.json is quarantined the same way.
+
 The local alert rule evaluates those records the way the README's Azure Monitor log alert rule
 does (dataset_drift == true) and posts a common-alert-schema payload to the webhook handler.
 """
@@ -34,10 +44,11 @@ from typing import Any, Callable
 
 from functions.core.records import RolloutStore
 from functions.logs import log_event
-from functions.ports import Store
+from functions.ports import Conflict, Store
 
 logger = logging.getLogger("modelops.drift")
 ALERT_RULE = "modelops-dataset-drift"
+QUARANTINE_PREFIX = "quarantine/drift/"
 
 
 @dataclass
@@ -53,6 +64,10 @@ class DriftCheck:
     report_key: str = ""
     reason: str = ""
     job: str = ""  # the drift job computing this window (status "submitted")
+    quarantined_parts: int = 0  # exported parts of the window that could not be read or used: skipped
+    quarantined_rows: int = 0  # rows those parts held, as far as their footers still tell
+    invalid_rows: int = 0  # wrong-schema rows dropped from the parts that were read
+    quarantine: list[str] = field(default_factory=list)  # the copies under quarantine/drift/
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items()}
@@ -116,37 +131,54 @@ def run_drift_check(model: str, store: Store, reference_file: Callable[[str, str
                                                              f"in the last {window}")
     drift_config = DriftConfig.from_dict(config or {})
     history_key = f"drift/{model}/history.json"
-    found = store.get(history_key)
-    history: list[dict[str, Any]] = json.loads(found[0]) if found else []
     stamp = now.strftime("%Y%m%dT%H%M%SZ")
+    history = _read_history(store, model, stamp)
     tmp = Path(tempfile.mkdtemp(prefix="modelops-drift-"))
     try:
         current = tmp / "current"
         current.mkdir()
+        parts: dict[str, str] = {}  # local file name → export key
         for i, key in enumerate(keys):
-            (current / f"part-{i:05d}.parquet").write_bytes(store.get(key)[0])
-        rows = _footer_rows(current) if job_rows > 0 else None
+            found = store.get(key)
+            if found is None:
+                continue  # removed since it was listed
+            name = f"part-{i:05d}.parquet"
+            (current / name).write_bytes(found[0])
+            parts[name] = key
+        if not parts:
+            return DriftCheck(model, "no_data", version, reason=f"the exported parts of version {version} in the "
+                                                                 f"last {window} vanished while being read")
+        # A part without a readable footer can be told now, before it is counted or staged for a job
+        # (in process, compute_drift skips it and says why).
+        unreadable = _unreadable_footers(current) if job_rows > 0 else {}
+        rows = _footer_rows(current, skip=unreadable) if job_rows > 0 else None
         if rows is not None and rows > job_rows:
             if submit_drift_job is not None:
+                copies = _quarantine_parts(store, model, version, parts, unreadable, current, stamp)
                 return _submit(model, version, stamp, rows, job_rows, store, current,
-                               reference_file(model, version, tmp), submit_drift_job, config or {}, report)
+                               reference_file(model, version, tmp), submit_drift_job, config or {}, report,
+                               skip=set(unreadable), copies=copies)
             log_event(logger, "drift_job_unavailable", logging.WARNING, model=model, version=version, rows=rows,
                       job_rows=job_rows, reason="no drift job submitter: computing in the function")
         reference = reference_file(model, version, tmp)
         with contextlib.redirect_stdout(io.StringIO()):  # the AzureML job prints its records; we log them
             result = compute_drift(reference, current, tmp / "out", config=drift_config, model_name=model,
-                                   report=report, history=[h["dataset_drift"] for h in history
+                                   report=report, history=[h.get("dataset_drift") for h in history
                                                            if h.get("version") == version])
+        quarantined = dict(result.current.quarantined)  # what compute_drift skipped (footer or not)
+        copies = _quarantine_parts(store, model, version, parts, quarantined, current, stamp)
         prefix = f"drift/{model}/{version}/{stamp}"
-        result_json = (tmp / "out" / "result.json").read_bytes()
-        store.put(f"{prefix}/result.json", result_json)
+        payload = json.loads((tmp / "out" / "result.json").read_bytes())
+        # the skipped parts by their store keys (compute_drift only saw temporary file names)
+        payload["quarantine"] = [{"part": parts.get(name, name), "copy": copies.get(name, ""), "reason": why}
+                                 for name, why in sorted(quarantined.items())]
+        store.put(f"{prefix}/result.json", (json.dumps(payload, indent=2) + "\n").encode())
         report_key = ""
         if report and (tmp / "out" / "report.html").exists():
             report_key = f"{prefix}/report.html"
             store.put(report_key, (tmp / "out" / "report.html").read_bytes())
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    payload = json.loads(result_json)
     records = payload.get("records") or []
     for record in records:  # the scenario's KQL reads these from traces
         logger.info(json.dumps(record, separators=(",", ":")))
@@ -154,8 +186,11 @@ def run_drift_check(model: str, store: Store, reference_file: Callable[[str, str
     status = ("drift" if dataset_drift else "no_drift") if result.has_verdict else result.status
     check = DriftCheck(model, status, version, dataset_drift, payload.get("sustained"), result.current.rows,
                        records, f"{prefix}/result.json", report_key,
-                       reason="" if result.has_verdict else f"{result.current.rows} valid current rows "
-                                                             f"(minimum {result.min_current_rows})")
+                       reason="" if result.has_verdict else (result.reason or f"{result.current.rows} valid current "
+                                                             f"rows (minimum {result.min_current_rows})"),
+                       quarantined_parts=result.current.quarantined_parts,
+                       quarantined_rows=result.current.quarantined_rows, invalid_rows=result.current.invalid_rows,
+                       quarantine=sorted(copies.values()))
     if dataset_drift is not None:
         history.append({"at": now.isoformat(), "version": version, "dataset_drift": bool(dataset_drift)})
         store.put(history_key, json.dumps(history[-100:]).encode())
@@ -163,24 +198,98 @@ def run_drift_check(model: str, store: Store, reference_file: Callable[[str, str
     return check
 
 
-def _footer_rows(folder: Path) -> int | None:
-    """Rows of the Parquet parts in `folder`, from their footers (None: a part has no readable footer,
-    and the in-process path reports on it as before)."""
+def _read_history(store: Store, model: str, stamp: str) -> list[dict[str, Any]]:
+    """The verdict history (oldest first). One that cannot be read is copied to quarantine and
+    M-of-N starts again: a broken history must not fail every later check. The next verdict
+    writes a fresh one."""
+    key = f"drift/{model}/history.json"
+    found = store.get(key)
+    if found is None:
+        return []
+    try:
+        history = json.loads(found[0])
+        if not isinstance(history, list):
+            raise ValueError(f"a JSON {type(history).__name__}, not a list")
+    except ValueError as exc:  # (UnicodeDecodeError and JSONDecodeError are ValueErrors)
+        copy = f"{QUARANTINE_PREFIX}{model}/history-{stamp}.json"
+        _put_new(store, copy, found[0])
+        log_event(logger, "drift_history_quarantined", logging.WARNING, model=model, key=key, copy=copy,
+                  reason=str(exc)[:300])
+        return []
+    return [h for h in history if isinstance(h, dict)]
+
+
+def _put_new(store: Store, key: str, data: bytes) -> None:
+    """Create-only: a copy made by an earlier run (or another instance) stays as it is."""
+    try:
+        store.put(key, data, if_absent=True)
+    except Conflict:
+        pass
+
+
+def _quarantine_parts(store: Store, model: str, version: str, parts: dict[str, str], unusable: dict[str, str],
+                      folder: Path, stamp: str) -> dict[str, str]:
+    """Copy each unusable part (local name → reason) under quarantine/drift/, with a note of where
+    it came from and why; returns local name → the copy's key. The part itself stays in exports/:
+    it is the export's exactly-once record and is skipped, not removed."""
+    copies: dict[str, str] = {}
+    for name, why in sorted(unusable.items()):
+        key = parts.get(name)
+        path = folder / name
+        if key is None or not path.exists():
+            continue
+        data = path.read_bytes()
+        export_prefix = f"exports/{model}/{version}/"
+        tail = key[len(export_prefix):] if key.startswith(export_prefix) else key.replace("/", "_")
+        copy = f"{QUARANTINE_PREFIX}{model}/{version}/{tail}"
+        _put_new(store, copy, data)
+        _put_new(store, f"{copy}.json", json.dumps({
+            "source": key, "reason": why, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+            "first_seen": stamp}, indent=1).encode())
+        copies[name] = copy
+        log_event(logger, "drift_part_quarantined", logging.WARNING, model=model, version=version, part=key,
+                  copy=copy, reason=why)
+    return copies
+
+
+def _unreadable_footers(folder: Path) -> dict[str, str]:
+    """Parts in `folder` whose Parquet footer cannot be read: name → why."""
+    import pyarrow.parquet as pq
+
+    out = {}
+    for part in sorted(folder.glob("*.parquet")):
+        try:
+            pq.read_metadata(part)
+        except Exception as exc:  # noqa: BLE001 - whatever it is, this part cannot be opened
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            out[part.name] = f"{part.name}: no readable Parquet footer: {first}"[:500]
+    return out
+
+
+def _footer_rows(folder: Path, skip: Any = ()) -> int | None:
+    """Rows of the Parquet parts in `folder` (but `skip`), from their footers (None: a footer could
+    not be read after all, and the in-process path reports on it)."""
     import pyarrow.parquet as pq
 
     try:
-        return sum(pq.read_metadata(part).num_rows for part in sorted(folder.glob("*.parquet")))
+        return sum(pq.read_metadata(part).num_rows for part in sorted(folder.glob("*.parquet"))
+                   if part.name not in skip)
     except Exception:  # noqa: BLE001 - counting is an optimisation, never a new failure
         return None
 
 
 def _submit(model: str, version: str, stamp: str, rows: int, job_rows: int, store: Store, current: Path,
-            reference: Path, submit_drift_job: SubmitDriftJob, config: dict[str, Any], report: bool) -> DriftCheck:
-    """Stage the window where the job reads it, submit, and answer at once (the job never is waited for)."""
+            reference: Path, submit_drift_job: SubmitDriftJob, config: dict[str, Any], report: bool,
+            skip: Any = (), copies: dict[str, str] | None = None) -> DriftCheck:
+    """Stage the window where the job reads it (but the parts in `skip`, which cannot be opened:
+    already quarantined), submit, and answer at once (the job never is waited for). A part whose
+    footer reads but whose pages do not is skipped by the job itself (its result.json names it)."""
     staged = f"drift-jobs/{model}/{version}/{stamp}"
     output = f"drift/{model}/{version}/{stamp}"
     store.put(f"{staged}/reference.parquet", Path(reference).read_bytes())
     for part in sorted(current.glob("*.parquet")):
+        if part.name in skip:
+            continue
         store.put(f"{staged}/current/{part.name}", part.read_bytes())
     name = drift_job_name(model, version, stamp)
     # The job sees one window, not the verdict history: M-of-N stays with the in-process path.
@@ -194,7 +303,8 @@ def _submit(model: str, version: str, stamp: str, rows: int, job_rows: int, stor
                        report_key=f"{output}/report.html" if report else "",
                        reason=f"{rows} current rows > {job_rows} (MODELOPS_DRIFT_JOB_ROWS): drift job {name} "
                               f"({job.get('status', 'submitted')}) computes this window",
-                       job=str(job.get("name") or name))
+                       job=str(job.get("name") or name), quarantined_parts=len(skip),
+                       quarantine=sorted((copies or {}).values()))
     log_event(logger, "drift_check", **{k: v for k, v in check.to_dict().items() if k != "records"})
     return check
 
@@ -204,30 +314,59 @@ def collect_drift_jobs(store: Store, model: str, now: datetime | None = None) ->
     logged here (so the Application Insights alert rule sees them, as for an in-process check) and
     their verdict joins the history. Unfinished jobs stay pending."""
     now = now or datetime.now(timezone.utc)
+    stamp = now.strftime("%Y%m%dT%H%M%SZ")
     done = []
     for key in store.list(f"drift/{model}/pending/"):
         found = store.get(key)
         if found is None:
             continue
-        pending = json.loads(found[0])
-        result = store.get(pending["result_key"])
+        try:
+            pending = json.loads(found[0])
+            result_key, version = str(pending["result_key"]), str(pending["version"])
+            pending.setdefault("report_key", "")
+            pending.setdefault("job", "")
+        except (ValueError, KeyError, TypeError) as exc:
+            # a note no run can act on would be read, and fail, by every later run: set it aside
+            copy = f"{QUARANTINE_PREFIX}{model}/pending/{key.rsplit('/', 1)[-1]}"
+            _put_new(store, copy, found[0])
+            store.delete(key)
+            log_event(logger, "drift_job_note_quarantined", logging.WARNING, model=model, key=key, copy=copy,
+                      reason=str(exc)[:300])
+            continue
+        result = store.get(result_key)
         if result is None:
             continue  # still running (or failed: its job status says why)
-        payload = json.loads(result[0])
+        try:
+            payload = json.loads(result[0])
+            if not isinstance(payload, dict):
+                raise ValueError(f"a JSON {type(payload).__name__}, not an object")
+        except ValueError as exc:
+            copy = f"{QUARANTINE_PREFIX}{model}/{version}/results/{stamp}-{key.rsplit('/', 1)[-1]}"
+            _put_new(store, copy, result[0])
+            store.delete(key)
+            check = DriftCheck(model, "insufficient_data", version, result_key=result_key, job=str(pending["job"]),
+                               reason=f"the drift job's result.json cannot be read ({str(exc)[:200]}): "
+                                      f"copied to {copy}, no verdict for this window", quarantine=[copy])
+            log_event(logger, "drift_job_collected", logging.WARNING,
+                      **{k: v for k, v in check.to_dict().items() if k != "records"})
+            done.append(check)
+            continue
         records = payload.get("records") or []
         for record in records:
             logger.info(json.dumps(record, separators=(",", ":")))
         dataset_drift = payload.get("dataset_drift") if payload.get("status") == "ok" else None
         status = ("drift" if dataset_drift else "no_drift") if dataset_drift is not None else payload.get("status", "")
         report_key = pending["report_key"] if pending["report_key"] and store.get(pending["report_key"]) else ""
-        check = DriftCheck(model, status, pending["version"], dataset_drift, payload.get("sustained"),
-                           int(pending.get("rows", 0)), records, pending["result_key"], report_key,
-                           job=pending["job"])
+        current = (payload.get("result") or {}).get("current") or {}
+        check = DriftCheck(model, status, version, dataset_drift, payload.get("sustained"),
+                           int(pending.get("rows", 0)), records, result_key, report_key,
+                           job=pending["job"], quarantined_parts=int(current.get("quarantined_parts", 0)),
+                           quarantined_rows=int(current.get("quarantined_rows", 0)),
+                           invalid_rows=int(current.get("invalid_rows", 0)))
         if dataset_drift is not None:
             history_key = f"drift/{model}/history.json"
-            history_found = store.get(history_key)
-            history = json.loads(history_found[0]) if history_found else []
-            history.append({"at": now.isoformat(), "version": pending["version"], "dataset_drift": bool(dataset_drift),
+            history = _read_history(store, model, stamp)
+            history.append({"at": now.isoformat(), "version": version, "dataset_drift": bool(dataset_drift),
                             "job": pending["job"]})
             store.put(history_key, json.dumps(history[-100:]).encode())
         store.delete(key)

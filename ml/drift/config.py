@@ -217,12 +217,20 @@ class FeatureDrift:
 
 @dataclass(frozen=True)
 class InputSummary:
-    """What was read from one side: rows kept, rows dropped for a wrong schema and why."""
+    """What was read from one side: rows kept, rows dropped for a wrong schema and why, and the
+    files of a folder that could not be used at all (quarantined: skipped so that one bad part
+    cannot decide the window; file → reason, and the rows their footers say they held)."""
 
     rows: int
     invalid_rows: int = 0
     invalid_by_column: Mapping[str, int] = field(default_factory=dict)
     has_target: bool = False
+    quarantined: Mapping[str, str] = field(default_factory=dict)
+    quarantined_rows: int = 0  # rows in the quarantined files, where their footer could still tell
+
+    @property
+    def quarantined_parts(self) -> int:
+        return len(self.quarantined)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -230,6 +238,9 @@ class InputSummary:
             "invalid_rows": self.invalid_rows,
             "invalid_by_column": dict(self.invalid_by_column),
             "has_target": self.has_target,
+            "quarantined_parts": self.quarantined_parts,
+            "quarantined_rows": self.quarantined_rows,
+            "quarantined": dict(self.quarantined),
         }
 
 
@@ -243,6 +254,7 @@ class DriftResult:
     features: tuple[FeatureDrift, ...] = ()
     # Columns without a single value on one side: no verdict (Evidently raises instead).
     skipped: Mapping[str, str] = field(default_factory=dict)
+    reason: str = ""  # why there is no verdict (status insufficient_data)
 
     @property
     def has_verdict(self) -> bool:
@@ -288,6 +300,7 @@ class DriftResult:
             "current": self.current.to_dict(),
             "features": [asdict(f) for f in self.features],
             "skipped": dict(self.skipped),
+            "reason": self.reason,
         }
 
 

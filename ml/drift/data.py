@@ -49,12 +49,25 @@ class TypedFrame:
     invalid_rows: int = 0
     invalid_by_column: dict[str, int] = field(default_factory=dict)
     source: str = "data"
+    quarantined: dict[str, str] = field(default_factory=dict)  # file (relative to the folder) → why unusable
+    quarantined_rows: int = 0
 
     def __contains__(self, column: str) -> bool:
         return column in self.numeric or column in self.categorical
 
     def summary(self) -> InputSummary:
-        return InputSummary(self.n_rows, self.invalid_rows, dict(self.invalid_by_column), schema.TARGET in self)
+        return InputSummary(self.n_rows, self.invalid_rows, dict(self.invalid_by_column), schema.TARGET in self,
+                            dict(self.quarantined), self.quarantined_rows)
+
+    @staticmethod
+    def empty(source: str) -> "TypedFrame":
+        """No rows, every feature column present (and empty): what is left when nothing could be used."""
+        out = TypedFrame(n_rows=0, source=source)
+        for name in schema.CATEGORICAL:
+            out.categorical[name] = Categorical(np.empty(0, dtype=np.int32), [])
+        for name in schema.NUMERIC:
+            out.numeric[name] = np.empty(0, dtype=np.float64)
+        return out
 
     def to_pandas(self, columns: Sequence[str], rows: np.ndarray | None = None) -> "pd.DataFrame":
         """Plain pandas columns (object strings, float64, int64 target) as Evidently expects them."""
@@ -117,11 +130,47 @@ def table_files(path: str | Path) -> list[Path]:
     return files(path, TABLE_SUFFIXES, "CSV, Parquet or JSON-lines")
 
 
-def load(path: str | Path, source: str | None = None) -> TypedFrame:
-    """Read a file or a folder of files (concatenated) into schema-typed columns."""
+def load(path: str | Path, source: str | None = None, *, skip_unusable: bool = False) -> TypedFrame:
+    """Read a file or a folder of files (concatenated) into schema-typed columns.
+
+    `skip_unusable` (for a window of exported parts): a file that cannot be read (a truncated or
+    corrupt Parquet file) or used (columns missing, values of a type no column can take) is left
+    out and named in `quarantined` with the reason — one bad part must not make every check of
+    the window fail — and the rest is read as usual. Nothing usable at all: an empty frame (the
+    check then says insufficient_data, never a verdict). Without it, the first such file raises,
+    as for a reference sample or a file named on purpose."""
     source = source or str(path)
-    frames = [coerce(read_frame(p), source=str(p)) for p in table_files(path)]
-    return TypedFrame.concat(frames, source)
+    root = Path(path)
+    frames: list[TypedFrame] = []
+    quarantined: dict[str, str] = {}
+    quarantined_rows = 0
+    for p in table_files(path):
+        try:
+            frames.append(coerce(read_frame(p), source=str(p)))
+        except MemoryError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - whatever makes this file unusable, it is this file's
+            if not skip_unusable:
+                raise
+            name = str(p.relative_to(root)) if root.is_dir() else p.name
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            quarantined[name] = first.replace(str(p), name)[:500]  # no temporary folder in the record
+            quarantined_rows += _footer_rows(p)
+    out = TypedFrame.concat(frames, source) if frames else TypedFrame.empty(source)
+    out.quarantined, out.quarantined_rows = quarantined, quarantined_rows
+    return out
+
+
+def _footer_rows(path: Path) -> int:
+    """Rows a Parquet file's footer says it holds (0 when there is no readable footer)."""
+    if path.suffix.lower() not in PARQUET_SUFFIXES:
+        return 0
+    try:
+        import pyarrow.parquet as pq
+
+        return int(pq.read_metadata(path).num_rows)
+    except Exception:  # noqa: BLE001 - a count for the record, not a new failure
+        return 0
 
 
 def read_frame(path: str | Path) -> "pd.DataFrame":

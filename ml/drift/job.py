@@ -35,6 +35,11 @@ def compute_drift(
     result (per-feature details, rows read and rows dropped for a wrong schema) and, when the config
     sets sustain_m/sustain_n, whether drift is sustained over ``history`` (previous windows'
     dataset_drift, oldest first) plus this window. The records are also printed, one JSON per line.
+
+    A ``current`` folder is a window of parts: a part that cannot be read or used is skipped and
+    reported (result.current.quarantined: part → reason, quarantined_rows), and the verdict is on
+    the rest — or insufficient_data, with the reason, when too little remains. A single
+    ``current`` file, and the reference, must be readable.
     """
     started = time.perf_counter()
     if config is None:
@@ -42,7 +47,7 @@ def compute_drift(
     elif not isinstance(config, DriftConfig):
         config = DriftConfig.from_dict(config)
     ref = load(reference, source=str(reference))
-    cur = load(current, source=str(current))
+    cur = load(current, source=str(current), skip_unusable=Path(current).is_dir())
     loaded = time.perf_counter()
     result = drift_scores(ref, cur, config)
     scored = time.perf_counter()
@@ -82,7 +87,8 @@ def compute_drift(
             print(json.dumps(record, separators=(",", ":")), flush=True)
     else:
         print(
-            json.dumps({"model_name": model_name, "status": result.status, "current_rows": result.current.rows}),
+            json.dumps({"model_name": model_name, "status": result.status, "current_rows": result.current.rows,
+                        "reason": result.reason, "quarantined_parts": result.current.quarantined_parts}),
             flush=True,
         )
     return result

@@ -52,7 +52,7 @@ def drift_scores(reference: Frame, current: Frame, config: DriftConfig | None = 
     columns = drift_columns(ref, cur, config)
     methods = {c: config.method_for(c) for c in columns}  # config errors before any work
     if cur.n_rows < config.min_current_rows:
-        return DriftResult(status="insufficient_data", **base)
+        return DriftResult(status="insufficient_data", reason=_too_few(cur, config), **base)
 
     features: list[FeatureDrift] = []
     skipped: dict[str, str] = {}
@@ -75,8 +75,23 @@ def drift_scores(reference: Frame, current: Frame, config: DriftConfig | None = 
             score = categorical_drift(r_codes, c_codes, levels, methods[column], threshold)
         features.append(_feature(column, score, sizes))
     if not features:
-        raise DriftInputError("no column has values on both sides: nothing to compare")
+        if all("reference" in why for why in skipped.values()):  # the reference is unusable: a real error
+            raise DriftInputError("no column has values on both sides: nothing to compare")
+        # The current window has rows but no values to compare (every usable column empty there):
+        # no data is no verdict — never a "no drift" from nothing, and never an error that fails
+        # every check of this window.
+        return DriftResult(status="insufficient_data", skipped=skipped,
+                           reason="no column has values on both sides: nothing to compare", **base)
     return DriftResult(status="ok", features=tuple(features), skipped=skipped, **base)
+
+
+def _too_few(current: TypedFrame, config: DriftConfig) -> str:
+    reason = f"{current.n_rows} valid current rows (minimum {config.min_current_rows})"
+    if current.invalid_rows:
+        reason += f"; {current.invalid_rows} wrong-schema rows dropped"
+    if current.quarantined:
+        reason += f"; {len(current.quarantined)} unusable part(s) quarantined"
+    return reason
 
 
 def _feature(column: str, score: Score, sizes: tuple[int, int]) -> FeatureDrift:

@@ -235,10 +235,18 @@ def _empty_table(columns: list[tuple[str, str]]) -> pa.Table:
 
 
 def _parse_with_json(body: bytes | bytearray) -> Answer:
+    """The slow, careful reader. It never raises because of a cell's value: what cannot be typed
+    as its column's type stays untyped for the exporter to judge per record (core.export
+    .conform_batch quarantines exactly those records) — a real column holding text that is no
+    number stays text; a string that UTF-8 cannot hold (a lone surrogate, from a "\\ud800"
+    escape or from bytes that were not UTF-8) makes its column binary, each such cell encoded
+    with "surrogatepass" so the quarantine shows the very string."""
     import pyarrow as pa
 
     try:
-        answer = json.loads(body)
+        # surrogateescape: bytes that are not UTF-8 become lone surrogates in their own cells
+        # (which the exporter quarantines) instead of failing the whole answer
+        answer = json.loads(bytes(body).decode("utf-8", "surrogateescape"))
         tables = answer["tables"]
         if len(tables) != 1:
             raise PlatformError(f"expected one result table, got {len(tables)}")
@@ -254,7 +262,14 @@ def _parse_with_json(body: bytes | bytearray) -> Answer:
         cells = [row[j] if j < len(row) else None for row in rows]
         arrow_type = _csv_type(kind)
         if pa.types.is_floating(arrow_type):
-            cells = [_to_float(c) for c in cells]
+            numbers = [_real(c) for c in cells]
+            if not any(n is _NOT_A_REAL for n in numbers):
+                arrays[name] = pa.array(numbers, arrow_type)
+                continue
+            # a real column holding text that is no number: an answer the service should never
+            # give (todouble() makes such values null); kept as text for the exporter to judge
+            cells = [c if c is None or isinstance(c, str) else json.dumps(c) for c in cells]
+            arrow_type = pa.string()
         elif pa.types.is_integer(arrow_type):
             cells = [c if isinstance(c, int) and not isinstance(c, bool) else None for c in cells]
         elif pa.types.is_boolean(arrow_type):
@@ -262,14 +277,58 @@ def _parse_with_json(body: bytes | bytearray) -> Answer:
         else:
             cells = [c if c is None or isinstance(c, str) else json.dumps(c) for c in cells]
         if pa.types.is_timestamp(arrow_type):
-            arrays[name] = pa.array(cells, pa.string()).cast(arrow_type)
+            try:
+                arrays[name] = pa.array(cells, pa.string()).cast(arrow_type)
+            except (ValueError, TypeError) as exc:  # a datetime column the service always fills: the answer is broken
+                raise PlatformError(f"Log Analytics answer: column {name} holds a value that is not a datetime "
+                                    f"({type(exc).__name__}: {str(exc)[:200]})") from exc
         else:
-            arrays[name] = pa.array(cells, arrow_type)
+            arrays[name] = _text_array(cells) if pa.types.is_string(arrow_type) else pa.array(cells, arrow_type)
     return Answer(columns, pa.table(arrays) if arrays else None, None)
 
 
+_NOT_A_REAL = object()
+_NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def _real(value: Any) -> Any:
+    """A real cell: a JSON number, null, or — as the service writes non-finite reals — the text
+    "NaN", "Infinity" or "-Infinity" (azure-kusto-data's dataframe_from_result_table maps exactly
+    these back in real columns); text that reads as a number is taken too. Anything else:
+    _NOT_A_REAL. (Non-finite values become null in core.export.normalize, for every reader.)"""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return _NOT_A_REAL
+    if isinstance(value, (int, float)):
+        try:
+            return float(value)
+        except OverflowError:
+            return _NOT_A_REAL
+    if isinstance(value, str):
+        if value in _NON_FINITE:
+            return _NON_FINITE[value]
+        try:
+            return float(value)
+        except ValueError:
+            return _NOT_A_REAL
+    return _NOT_A_REAL
+
+
+def _text_array(cells: list[Any]) -> pa.Array:
+    import pyarrow as pa
+
+    try:
+        return pa.array(cells, pa.string())
+    except UnicodeEncodeError:  # a lone surrogate: binary, which the exporter's cast to string refuses per cell
+        return pa.array([c.encode("utf-8", "surrogatepass") if isinstance(c, str) else c for c in cells], pa.binary())
+
+
 def typed_table(table: pa.Table) -> pa.Table:
-    """The fetch query's answer → a table of the export schema."""
+    """The fetch query's answer → a table of the export schema. A column whose values do not all
+    cast (text that is no number in a real column, a binary column of strings UTF-8 cannot hold)
+    is left as it is: the exporter's conform_batch then sets aside exactly the records it cannot
+    write, and nothing here raises because of a value."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -281,31 +340,32 @@ def typed_table(table: pa.Table) -> pa.Table:
     for f in schema:
         column = table.column(f.name)
         if f.name == "TimeGenerated":
-            if not pa.types.is_timestamp(column.type):  # 7 fractional digits: parse as ns, keep µs
-                column = column.cast(pa.timestamp("ns", tz="UTC"))
-            arrays.append(column.cast(f.type, safe=False))
+            try:
+                if not pa.types.is_timestamp(column.type):  # 7 fractional digits: parse as ns, keep µs
+                    column = column.cast(pa.timestamp("ns", tz="UTC"))
+                arrays.append(column.cast(f.type, safe=False))
+            except pa.ArrowException as exc:  # the service always fills it: the answer is broken, not a record
+                raise PlatformError(f"Log Analytics answer: TimeGenerated is not a datetime ({exc})") from exc
         elif column.type == f.type:
             arrays.append(column)
         elif pa.types.is_string(column.type) and pa.types.is_floating(f.type):  # numbers sent as text
             blank = pc.equal(column, "")
             column = pc.if_else(blank, pa.scalar(None, pa.string()), column) if pc.any(blank).as_py() else column
-            try:
-                arrays.append(column.cast(f.type))
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                arrays.append(pa.array([_to_float(v) for v in column.to_pylist()], f.type))
+            arrays.append(_cast_or_keep(column, f.type))
         else:
-            arrays.append(column.cast(f.type))
+            arrays.append(_cast_or_keep(column, f.type))
+    if any(a.type != f.type for a, f in zip(arrays, schema)):  # conform_batch casts, narrows and normalizes
+        return pa.Table.from_arrays(arrays, names=schema.names)
     return normalize(pa.Table.from_arrays(arrays, schema=schema))
 
 
-def _to_float(value: Any) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
+def _cast_or_keep(column: Any, arrow_type: pa.DataType) -> Any:
+    import pyarrow as pa
+
     try:
-        number = float(value)
-    except (TypeError, ValueError, OverflowError):
-        return None
-    return number if math.isfinite(number) else None
+        return column.cast(arrow_type)
+    except pa.ArrowException:
+        return column
 
 
 # --- the source ---------------------------------------------------------------------------------

@@ -14,9 +14,16 @@ What is not an InputData line of this model (server logs, OutputData, other mode
 What looks like one but cannot be read (broken JSON, no time, data not a list, a record that is
 not an object) is counted as malformed, never raised: a line is charged to the slice of its own
 "time" when that can still be found in it, else to the slice of the line before it in the same
-file (logs are appended in time order), so each line is counted once. A last line without its
-newline is being written and is left for the next run. Values of the wrong type become null
-(as the Log Analytics query's todouble() / tostring() make them).
+file (logs are appended in time order), so each line is counted once; up to `MAX_SAMPLES` of them
+ride along on the Malformed marker (their text, for the slice's quarantine object). A last line
+without its newline is being written and is left for the next run. Values of the wrong type
+become null (as the Log Analytics query's todouble() / tostring() make them).
+
+A record whose values Arrow cannot hold — a string with a lone surrogate, which JSON's "\\ud800"
+escape makes and UTF-8 cannot encode, in a categorical, the request id, the version or a folder
+name — never raises here: the window's rows are then handed over as a list of dicts, and the
+exporter (core.export.conform_batch, the one place that decides what cannot be written)
+quarantines exactly those records and exports the rest.
 
 Logs are streamed line by line, and a log last written before a window starts is skipped (its
 lines are all older: score.py stamps a request before it writes its lines). The rows of one
@@ -37,6 +44,8 @@ from functions.core.export import Malformed, check_model_name, export_schema, no
 from ml.schema import CATEGORICAL, NUMERIC
 
 _TIME = re.compile(rb'"time"\s*:\s*"([^"\\]{10,40})"')
+MAX_SAMPLES = 100  # unreadable lines kept per window for the quarantine object (each counted regardless)
+MAX_SAMPLE_CHARS = 4096  # of each line's text: enough to see what broke, bounded for a runaway line
 
 
 class LocalInferenceLogs:
@@ -51,29 +60,39 @@ class LocalInferenceLogs:
         return [(path.parent.name, path) for path in found]
 
     def count(self, model: str, start: datetime, end: datetime) -> int:
-        columns, _ = self._scan(model, start, end)
+        columns, _, _ = self._scan(model, start, end)
         return len(columns["TimeGenerated"])
 
     def fetch(self, model: str, start: datetime, end: datetime) -> Iterator[Any]:
         import pyarrow as pa
 
-        columns, malformed = self._scan(model, start, end)
+        columns, malformed, samples = self._scan(model, start, end)
         if malformed:
-            yield Malformed(malformed, "unreadable InputData lines or records in local console logs")
-        if columns["TimeGenerated"]:
-            schema = export_schema()
+            yield Malformed(malformed, "unreadable InputData lines or records in local console logs", tuple(samples))
+        if not columns["TimeGenerated"]:
+            return
+        schema = export_schema()
+        try:
             arrays = [pa.array(columns[f.name], type=f.type) for f in schema]
-            yield normalize(pa.Table.from_arrays(arrays, schema=schema))
+        except (ValueError, TypeError, OverflowError, NotImplementedError):
+            # Some record holds a value Arrow refuses (UnicodeEncodeError is a ValueError): the
+            # rows as they are, for the exporter to tell the records it cannot write from the rest.
+            names = list(columns)
+            yield [dict(zip(names, row)) for row in zip(*columns.values())]
+            return
+        yield normalize(pa.Table.from_arrays(arrays, schema=schema))
 
     # -- scanning ---------------------------------------------------------------------------------
 
-    def _scan(self, model: str, start: datetime, end: datetime) -> tuple[dict[str, list[Any]], int]:
+    def _scan(self, model: str, start: datetime, end: datetime) -> tuple[dict[str, list[Any]], int, list[Any]]:
+        """(the window's columns, unreadable lines/records counted, samples of them)."""
         check_model_name(model)
         start, end = _utc(start), _utc(end)
         prefix = f"online/{model}/"
         needle = prefix.encode()
         columns: dict[str, list[Any]] = {f.name: [] for f in export_schema()}
         malformed = 0
+        samples: list[Any] = []
         for deployment, path in self.logs():
             try:
                 if path.stat().st_mtime < start.timestamp() - 1:
@@ -96,6 +115,8 @@ class LocalInferenceLogs:
                         when = parsed.time or previous
                         if when is not None and start <= when < end:
                             malformed += parsed.count
+                            if len(samples) < MAX_SAMPLES:
+                                samples.append(_sample(raw, deployment))
                         if parsed.time is not None:
                             previous = parsed.time
                         continue
@@ -104,6 +125,8 @@ class LocalInferenceLogs:
                     if not start <= when < end:
                         continue
                     malformed += bad
+                    if bad and len(samples) < MAX_SAMPLES:  # a data list with items that are not objects
+                        samples.append(_sample(raw, deployment))
                     for index, record in records:
                         columns["TimeGenerated"].append(when)
                         columns["request_id"].append(request_id)
@@ -115,7 +138,15 @@ class LocalInferenceLogs:
                             columns[name].append(value if isinstance(value, str) else None)
                         for name in NUMERIC:
                             columns[name].append(_number(record.get(name)))
-        return columns, malformed
+        return columns, malformed, samples
+
+
+def _sample(raw: bytes, deployment: str) -> dict[str, Any]:
+    """An unreadable line as the quarantine object keeps it: its text (bytes that are not UTF-8
+    as \\x escapes), cut at MAX_SAMPLE_CHARS, and where it was."""
+    text = raw.rstrip(b"\r\n").decode("utf-8", "backslashreplace")
+    cut = len(text) > MAX_SAMPLE_CHARS
+    return {"deployment": deployment, "line": text[:MAX_SAMPLE_CHARS], "truncated": cut}
 
 
 class _Broken:
