@@ -32,11 +32,19 @@ class Feature:
     name: str
     kind: FeatureKind
     domain: tuple[str, ...] = ()  # known levels of a categorical; unseen levels are tolerated
+    # Valid range of a numeric (inclusive; None: unbounded). Training data outside it is refused.
+    minimum: float | None = None
+    maximum: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "type": self.kind}
         if self.kind == "categorical":
             out["domain"] = list(self.domain)
+        # Optional keys: score.py reads name/type/domain and ignores the rest.
+        if self.minimum is not None:
+            out["minimum"] = self.minimum
+        if self.maximum is not None:
+            out["maximum"] = self.maximum
         return out
 
 
@@ -47,11 +55,13 @@ CATEGORICAL_FEATURES: tuple[Feature, ...] = (
     *(Feature(f"repayment_status_{i}", "categorical", REPAYMENT_STATUS) for i in range(1, 7)),
 )
 NUMERIC_FEATURES: tuple[Feature, ...] = (
-    Feature("credit_limit", "numeric"),
-    Feature("age", "numeric"),
+    Feature("credit_limit", "numeric", minimum=0),
+    Feature("age", "numeric", minimum=0, maximum=150),
+    # Bills are unbounded: UCI bill amounts are negative when a client overpaid (a credit balance).
     *(Feature(f"bill_amount_{i}", "numeric") for i in range(1, 7)),
-    *(Feature(f"payment_amount_{i}", "numeric") for i in range(1, 7)),
+    *(Feature(f"payment_amount_{i}", "numeric", minimum=0) for i in range(1, 7)),
 )
+NUMERIC_BY_NAME: dict[str, Feature] = {f.name: f for f in NUMERIC_FEATURES}
 FEATURES: tuple[Feature, ...] = CATEGORICAL_FEATURES + NUMERIC_FEATURES
 
 CATEGORICAL = tuple(f.name for f in CATEGORICAL_FEATURES)

@@ -48,10 +48,15 @@ def build_pipeline(seed: int = 42) -> "Pipeline":
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder
 
-    numeric = Pipeline([("impute", SimpleImputer(strategy="median"))])
+    # keep_empty_features: a sparse column can be all-missing in one cross-validation fold. Without it
+    # the median imputer drops the column there (and warns from every worker process) and the
+    # constant imputer warns that its behaviour changes in sklearn 1.8. For a column with a value in
+    # the rows being fitted it changes nothing; a column with no value in the whole training set is
+    # refused before training (dataset.require_values).
+    numeric = Pipeline([("impute", SimpleImputer(strategy="median", keep_empty_features=True))])
     categorical = Pipeline(
         [
-            ("impute", SimpleImputer(strategy="constant", fill_value="missing")),
+            ("impute", SimpleImputer(strategy="constant", fill_value="missing", keep_empty_features=True)),
             ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
         ]
     )
@@ -120,6 +125,7 @@ def train_from_file(
     from ml import artifact, dataset
 
     features, target = dataset.load_labelled(data)
+    dataset.require_values(features, str(data))
     if target.value_counts().min() < 2 * TrainConfig.cv_folds:
         raise dataset.DataError(
             f"{data}: too few rows of the minority class ({int(target.value_counts().min())}) "
