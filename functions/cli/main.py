@@ -14,6 +14,8 @@ from typing import Any, NoReturn, Optional
 
 import typer
 
+from functions.cli.output import CliError, emit_json, fail, one_line
+
 app = typer.Typer(
     name="modelops",
     help="Event-driven MLOps control plane for Azure Machine Learning: local platform and tools.",
@@ -21,24 +23,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-
-
-class CliError(Exception):
-    def __init__(self, message: str, code: int = 2) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def fail(message: str, code: int = 2) -> None:
-    raise CliError(message, code)
-
-
-def emit_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
-
-
-def one_line(text: str) -> str:
-    return " ".join(line.strip() for line in str(text).splitlines() if line.strip())
 
 
 def _existing_ancestor(path: Path) -> Path:
@@ -270,87 +254,6 @@ def score(
     emit_json({"status": answer.status, "body": answer.json})
 
 
-events_app = typer.Typer(help="Deliver Event Grid payloads to the ModelRegistered handler (local platform).",
-                         no_args_is_help=True)
-app.add_typer(events_app, name="events")
-
-
-def _local_platform(**kwargs: Any):
-    from functions.bootstrap import LocalPlatform
-    from functions.core.config import ConfigError
-    from functions.settings import Settings, SettingsError
-
-    try:
-        return LocalPlatform(Settings.from_env(), **kwargs)
-    except (ConfigError, SettingsError) as exc:
-        fail(str(exc))
-
-
-@events_app.command("send")
-def events_send(
-    file: Path = typer.Argument(..., help="Event Grid payload (an array of events or one event) as JSON"),
-    dry_run: bool = typer.Option(False, "--dry-run", help="decide and print; start nothing, record nothing"),
-    as_json: bool = typer.Option(False, "--json"),
-    timeout: float = typer.Option(1800.0, "--timeout", help="seconds to wait for started rollouts"),
-) -> None:
-    """Send an Event Grid payload file to the handler; without --dry-run, run the rollouts it starts."""
-    try:
-        payload = file.read_bytes()
-    except OSError as exc:
-        fail(f"cannot read {file}: {exc.strerror}")
-    platform = _local_platform()
-    with platform:
-        if not dry_run:
-            platform.revive()
-        accepted = platform.deliver(payload, dry_run=dry_run)
-        decisions = [{k: v for k, v in a.decision.to_dict().items() if k != "event_id" or v} for a in accepted]
-        outcomes = [] if dry_run else platform.wait_all(timeout)
-    if as_json:
-        if dry_run:
-            emit_json(decisions[0] if len(decisions) == 1 else decisions)
-        else:
-            emit_json({"decisions": decisions, "rollouts": outcomes})
-        return
-    for d in decisions:
-        typer.echo(f"{d['action']:<9} {d.get('model') or '-'}:{d.get('version') or '-'}  {d['reason']}")
-    for outcome in outcomes:
-        typer.echo(f"rollout {outcome.get('model')}:{outcome.get('version')} → {outcome.get('state')}: "
-                   f"{outcome.get('reason', '')}")
-
-
-alerts_app = typer.Typer(help="Deliver Azure Monitor alert payloads to the webhook handler (local platform).",
-                         no_args_is_help=True)
-app.add_typer(alerts_app, name="alerts")
-
-
-@alerts_app.command("send")
-def alerts_send(
-    file: Path = typer.Argument(..., help="common alert schema payload (JSON)"),
-    dry_run: bool = typer.Option(False, "--dry-run", help="decide and answer; launch nothing, record nothing"),
-    as_json: bool = typer.Option(False, "--json"),
-    wait: bool = typer.Option(False, "--wait", help="wait for the launched job and the rollout it starts"),
-) -> None:
-    """POST a payload to the alert webhook handler; prints {"status": <http status>, "body": <json>}."""
-    try:
-        body = file.read_bytes()
-    except OSError as exc:
-        fail(f"cannot read {file}: {exc.strerror}")
-    platform = _local_platform()
-    with platform:
-        answer = platform.send_alert(body, dry_run=dry_run)
-        result: dict[str, Any] = {"status": answer.status, "body": answer.body}
-        if wait and not dry_run and answer.status == 202:
-            platform.revive()
-            result["job"] = platform.jobs.wait(answer.body["job"])
-            result["rollouts"] = platform.wait_all()
-    if as_json:
-        emit_json(result)
-    else:
-        body_ = result["body"]
-        typer.echo(f"{result['status']} {body_.get('action', 'error')}: {body_.get('reason') or body_.get('error')}"
-                   + (f" (job {body_['job']})" if body_.get("job") else ""))
-
-
 @app.command()
 def drift(
     reference: Path = typer.Option(..., "--reference", help="reference data: CSV or Parquet (e.g. reference.parquet)"),
@@ -412,100 +315,6 @@ def drift(
         typer.echo(f"report: {report}")
 
 
-timers_app = typer.Typer(help="Run the Function App's timers on the local platform.", no_args_is_help=True)
-app.add_typer(timers_app, name="timers")
-
-
-@timers_app.command("run")
-def timers_run(
-    name: str = typer.Argument(..., help="export | drift"),
-    as_json: bool = typer.Option(False, "--json"),
-) -> None:
-    """Run a timer now: `export` (inference logs → Parquet) or `drift` (drift check + local alert rule)."""
-    if name not in ("export", "drift"):
-        fail(f"unknown timer {name!r}: choose export or drift")
-    platform = _local_platform()
-    with platform:
-        if name == "export":
-            result: Any = platform.export_logs()
-        else:
-            platform.revive()
-            result = platform.check_drift()
-            for item in result:
-                alert = item.get("alert")
-                if alert and alert["status"] == 202:
-                    platform.jobs.wait(alert["body"]["job"])
-                    item["rollouts"] = platform.wait_all()
-    if as_json:
-        emit_json(result)
-    else:
-        typer.echo(json.dumps(result, indent=2, default=str))
-
-
-@app.command()
-def register(
-    model_dir: Path = typer.Option(..., "--model-dir", help="a trained artifact folder (modelops train --out)"),
-    name: str = typer.Option("credit-card-default", "--name"),
-    wait: bool = typer.Option(True, "--wait/--no-wait", help="run the rollout the registration triggers"),
-    as_json: bool = typer.Option(False, "--json"),
-) -> None:
-    """Register a model version in the local workspace; its ModelRegistered event starts a rollout."""
-    platform = _local_platform()
-    with platform:
-        platform.revive()
-        ref, payload = platform.workspace.register(model_dir, name)
-        outcomes = platform.wait_all() if wait else []
-    if as_json:
-        emit_json({"model": ref.name, "version": ref.version, "event": payload[0], "rollouts": outcomes})
-        return
-    typer.echo(f"registered {ref.name}:{ref.version} ({ref.uri})")
-    for outcome in outcomes:
-        typer.echo(f"rollout → {outcome.get('state')}: {outcome.get('reason', '')}")
-
-
-@app.command()
-def status(
-    as_json: bool = typer.Option(False, "--json"),
-    model: Optional[str] = typer.Option(None, "--model"),
-    audit: bool = typer.Option(False, "--audit", help="include each rollout's audit trail"),
-) -> None:
-    """Rollouts and their states (running, succeeded, rejected, rolled_back, skipped, failed)."""
-    from functions.adapters.local.store import DirectoryStore
-    from functions.core.records import RolloutStore
-    from functions.core.status import rollouts_view
-    from functions.settings import Settings
-
-    settings = Settings.from_env()
-    view = rollouts_view(RolloutStore(DirectoryStore(settings.home / "store")), model, with_audit=audit)
-    if as_json:
-        emit_json(view)
-        return
-    if not view["rollouts"]:
-        typer.echo("no rollouts yet")
-    for r in view["rollouts"]:
-        typer.echo(f"{r['model']}:{r['version']:<5} {r['state']:<11} {r.get('started') or '':<32} {r.get('reason') or ''}")
-        for step in r.get("audit", []):
-            typer.echo(f"    {step['seq']:>3} {step['at']}  {step['step']}")
-    for name, current in view["production"].items():
-        typer.echo(f"production: {name}:{current['version']} ({current['deployment']})")
-
-
-@app.command()
-def demo(
-    workdir: Optional[Path] = typer.Option(None, "--workdir", help="where the demo keeps its files"),
-    rows: int = typer.Option(10_000, "--rows", min=2_000),
-    as_json: bool = typer.Option(False, "--json", help="also print the summary as JSON"),
-) -> None:
-    """Run the main job on the embedded local platform and print what it did."""
-    from functions.demo import run_demo
-    from functions.settings import Settings
-
-    settings = Settings.from_env()
-    summary = run_demo(settings, workdir or settings.home / "demo", rows=rows, echo=typer.echo)
-    if as_json:
-        emit_json(summary)
-
-
 def _error(message: str, code: int) -> NoReturn:
     typer.echo(f"error: {one_line(message)}", err=True)
     sys.exit(code)
@@ -548,8 +357,12 @@ def main() -> None:
         _error(f"{path}{exc.format_message()}", 2)
     except click_exception as exc:
         _error(exc.format_message(), exc.exit_code)
-    except typer.Abort:
+    except typer.Abort as exc:
+        if isinstance(exc.__cause__, KeyboardInterrupt):  # click turns Ctrl-C into Abort
+            _error("interrupted", 130)
         _error("aborted", 1)
+    except KeyboardInterrupt:  # Ctrl-C: the platform has already ended what this process ran
+        _error("interrupted", 130)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except CliError as exc:
@@ -566,6 +379,10 @@ def main() -> None:
     # commands' return values (None) otherwise.
     sys.exit(result if isinstance(result, int) else 0)
 
+
+from functions.cli import platform_commands  # noqa: E402 - the commands that run the embedded platform
+
+platform_commands.attach(app)
 
 if __name__ == "__main__":
     main()

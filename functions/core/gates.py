@@ -196,21 +196,31 @@ def percentile(values: list[float], q: float) -> float:
 
 def read_evaluation_csv(data: bytes, limit: int) -> tuple[list[dict[str, Any]], list[int]]:
     """Labelled rows as scoring records (typed per the schema) + labels."""
-    reader = csv.DictReader(io.StringIO(data.decode("utf-8")))
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise GateError(f"evaluation data is not UTF-8 text: {exc}") from None
+    reader = csv.DictReader(io.StringIO(text))
     missing = [c for c in schema.COLUMNS if c not in (reader.fieldnames or [])]
     if missing:
         raise GateError(f"evaluation data lacks column(s) {', '.join(missing)}")
     rows, labels = [], []
-    for line in reader:
+    for number, line in enumerate(reader, start=1):
         if len(rows) >= limit:
             break
         record: dict[str, Any] = {}
-        for name in schema.CATEGORICAL:
-            record[name] = line[name] if line[name] != "" else None
-        for name in schema.NUMERIC:
-            record[name] = float(line[name]) if line[name] != "" else None
+        try:
+            for name in schema.CATEGORICAL:
+                record[name] = line[name] if line[name] != "" else None
+            for name in schema.NUMERIC:
+                record[name] = float(line[name]) if line[name] not in ("", None) else None
+                if record[name] is not None and not math.isfinite(record[name]):
+                    raise ValueError(f"{name} is not a finite number")
+            label = schema.parse_target(line[schema.TARGET])
+        except (ValueError, TypeError) as exc:  # a row of the wrong shape or a value of the wrong type
+            raise GateError(f"evaluation data row {number}: {exc}") from None
         rows.append(record)
-        labels.append(schema.parse_target(line[schema.TARGET]))
+        labels.append(label)
     if not rows:
         raise GateError("evaluation data has no rows")
     return rows, labels

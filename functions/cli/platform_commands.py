@@ -1,0 +1,330 @@
+"""The `modelops` commands that run the embedded local platform: register, events, alerts, timers,
+rollouts, status, demo.
+
+Each takes ownership of MODELOPS_HOME for as long as it runs (a second process on the same home is
+refused with the owner named), ends whatever a previous owner left unfinished, and ends its own
+unfinished rollouts when it stops (Ctrl-C, SIGTERM): see functions/bootstrap.py `LocalPlatform`.
+They exist only on the local platform: with MODELOPS_PLATFORM=azure they refuse instead of
+silently running locally. Exit codes: functions/cli/output.py.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from functions.cli.output import BAD_INPUT, FAILURE, OK, ROLLOUT_UNSUCCESSFUL, emit_json, fail
+
+UNSUCCESSFUL = ("rejected", "rolled_back", "failed", "abandoned")
+
+events_app = typer.Typer(help="Deliver Event Grid payloads to the ModelRegistered handler (local platform).",
+                         no_args_is_help=True)
+alerts_app = typer.Typer(help="Deliver Azure Monitor alert payloads to the webhook handler (local platform).",
+                         no_args_is_help=True)
+timers_app = typer.Typer(help="Run the Function App's timers on the local platform.", no_args_is_help=True)
+rollouts_app = typer.Typer(help="Act on rollouts (local platform).", no_args_is_help=True)
+
+
+def attach(app: typer.Typer) -> None:
+    app.add_typer(events_app, name="events")
+    app.add_typer(alerts_app, name="alerts")
+    app.add_typer(timers_app, name="timers")
+    app.add_typer(rollouts_app, name="rollouts")
+    app.command()(register)
+    app.command()(status)
+    app.command()(demo)
+
+
+def local_settings(command: str) -> Any:
+    from functions.settings import Settings, SettingsError
+
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        fail(str(exc))
+    if settings.platform != "local":
+        fail(f"modelops {command} runs the embedded local platform, but MODELOPS_PLATFORM={settings.platform}: "
+             "unset it to use the local platform (in Azure the Function App does this)")
+    return settings
+
+
+def open_platform(command: str, **kwargs: Any) -> Any:
+    """The local platform, owned by this process (HomeBusy → exit 1 naming the owner)."""
+    from functions.adapters.local.ownership import HomeBusy
+    from functions.bootstrap import LocalPlatform
+    from functions.core.config import ConfigError
+
+    settings = local_settings(command)
+    try:
+        return LocalPlatform(settings, **kwargs).open()
+    except ConfigError as exc:
+        fail(str(exc))
+    except HomeBusy as exc:
+        fail(str(exc), FAILURE)
+
+
+def outcome_code(outcomes: list[dict[str, Any]]) -> int:
+    return ROLLOUT_UNSUCCESSFUL if any(o.get("state") in UNSUCCESSFUL for o in outcomes) else OK
+
+
+def read_input(file: Path) -> bytes:
+    try:
+        return file.read_bytes()
+    except IsADirectoryError:
+        fail(f"{file} is a folder, not a file")
+    except OSError as exc:
+        fail(f"cannot read {file}: {exc.strerror}")
+
+
+def _recovered_lines(platform: Any) -> list[str]:
+    return [f"ended {e.model}:{e.version} left by a stopped process → {e.state}: {e.reason}" for e in platform.recovered]
+
+
+# --- events ----------------------------------------------------------------------------------
+
+@events_app.command("send")
+def events_send(
+    file: Path = typer.Argument(..., help="Event Grid payload (an array of events or one event) as JSON"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="decide and print; start nothing, record nothing"),
+    as_json: bool = typer.Option(False, "--json"),
+    timeout: float = typer.Option(1800.0, "--timeout", help="seconds to wait for started rollouts"),
+) -> None:
+    """Send an Event Grid payload file to the handler; without --dry-run, run the rollouts it starts.
+    Exit 2 if an event is invalid, 3 if a rollout did not succeed."""
+    payload = read_input(file)
+    with open_platform("events send") as platform:
+        accepted = platform.deliver(payload, dry_run=dry_run)
+        decisions = [{k: v for k, v in a.decision.to_dict().items() if k != "event_id" or v} for a in accepted]
+        outcomes = [] if dry_run else platform.wait_all(timeout)
+        recovered = _recovered_lines(platform)
+    if as_json:
+        emit_json((decisions[0] if len(decisions) == 1 else decisions) if dry_run
+                  else {"decisions": decisions, "rollouts": outcomes})
+    else:
+        for line in recovered:
+            typer.echo(line)
+        for d in decisions:
+            typer.echo(f"{d['action']:<9} {d.get('model') or '-'}:{d.get('version') or '-'}  {d['reason']}")
+        for outcome in outcomes:
+            typer.echo(f"rollout {outcome.get('model')}:{outcome.get('version')} → {outcome.get('state')}: "
+                       f"{outcome.get('reason', '')}")
+    if any(d["action"] == "invalid" for d in decisions):
+        raise typer.Exit(BAD_INPUT)
+    raise typer.Exit(outcome_code(outcomes))
+
+
+# --- alerts ----------------------------------------------------------------------------------
+
+@alerts_app.command("send")
+def alerts_send(
+    file: Path = typer.Argument(..., help="common alert schema payload (JSON)"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="decide and answer; launch nothing, record nothing"),
+    as_json: bool = typer.Option(False, "--json"),
+    wait: bool = typer.Option(False, "--wait", help="wait for the launched job and the rollout it starts"),
+) -> None:
+    """POST a payload to the alert webhook handler; prints {"status": <http status>, "body": <json>}.
+    Exit 2 for a 4xx answer, 1 for a 5xx, 3 if the rollout it led to did not succeed."""
+    body = read_input(file)
+    with open_platform("alerts send") as platform:
+        answer = platform.send_alert(body, dry_run=dry_run)
+        result: dict[str, Any] = {"status": answer.status, "body": answer.body}
+        if wait and not dry_run and answer.status == 202:
+            result["job"] = platform.jobs.wait(answer.body["job"])
+            result["rollouts"] = platform.wait_all()
+    if as_json:
+        emit_json(result)
+    else:
+        body_ = result["body"]
+        typer.echo(f"{result['status']} {body_.get('action', 'error')}: {body_.get('reason') or body_.get('error')}"
+                   + (f" (job {body_['job']})" if body_.get("job") else ""))
+    if 400 <= answer.status < 500:
+        raise typer.Exit(BAD_INPUT)
+    if answer.status >= 500:
+        raise typer.Exit(FAILURE)
+    raise typer.Exit(outcome_code(result.get("rollouts", [])))
+
+
+# --- timers ----------------------------------------------------------------------------------
+
+@timers_app.command("run")
+def timers_run(
+    name: str = typer.Argument(..., help="export | drift"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Run a timer now: `export` (inference logs → Parquet) or `drift` (drift check + local alert rule)."""
+    if name not in ("export", "drift"):
+        fail(f"unknown timer {name!r}: choose export or drift")
+    with open_platform(f"timers run {name}") as platform:
+        outcomes: list[dict[str, Any]] = []
+        if name == "export":
+            result: Any = platform.export_logs()
+        else:
+            result = platform.check_drift()
+            for item in result:
+                alert = item.get("alert")
+                if alert and alert["status"] == 202:
+                    platform.jobs.wait(alert["body"]["job"])
+                    item["rollouts"] = platform.wait_all()
+                    outcomes += item["rollouts"]
+    if as_json:
+        emit_json(result)
+    else:
+        typer.echo(json.dumps(result, indent=2, default=str))
+    raise typer.Exit(outcome_code(outcomes))
+
+
+# --- register --------------------------------------------------------------------------------
+
+def register(
+    model_dir: Path = typer.Option(..., "--model-dir", help="a trained artifact folder (modelops train --out)"),
+    name: str = typer.Option("credit-card-default", "--name", help="the model's name (AzureML's naming rules)"),
+    evaluation_data: Optional[Path] = typer.Option(
+        None, "--evaluation-data",
+        help="labelled CSV (the features + target) for the quality gate; stored where the model's "
+             "evaluation_data setting points (needed once per model, kept for later versions)"),
+    wait: bool = typer.Option(True, "--wait/--no-wait",
+                              help="run the rollout the registration triggers (without waiting, this process "
+                                   "ends it when it exits: run it later with `modelops rollouts retry`)"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Register a model version in the local workspace; its ModelRegistered event starts a rollout.
+    Exit 0 when the rollout succeeded, 3 when it was rejected, rolled back or did not finish."""
+    from functions.cli.main import check_model_dir
+    from functions.names import InvalidName, check_model_name
+
+    try:
+        check_model_name(name)
+    except InvalidName as exc:
+        fail(f"--name: {exc}")
+    artifact = check_model_dir(model_dir)
+    evaluation = _read_evaluation(evaluation_data) if evaluation_data is not None else None
+    platform = open_platform("register")
+    with platform:
+        cfg = platform.managed.get(name)
+        if cfg is not None:
+            if evaluation is not None:
+                platform.store.put(cfg.evaluation_data, evaluation)
+            elif platform.store.get(cfg.evaluation_data) is None:
+                fail(f"no labelled evaluation data for {name} (the quality gate needs it at {cfg.evaluation_data} in "
+                     f"{platform.home / 'store'}): give it once with --evaluation-data FILE")
+        ref, payload = platform.workspace.register(artifact, name)
+        if not wait:
+            platform.stop_reason = "exited without waiting for it (register --no-wait)"
+        outcomes = platform.wait_all() if wait else []
+        recovered = _recovered_lines(platform)
+    if not wait:  # ended by close(): report what the record now says
+        outcomes = [r for r in platform.rollouts.list(name) if r.get("version") == ref.version]
+    if as_json:
+        emit_json({"model": ref.name, "version": ref.version, "event": payload[0], "rollouts": outcomes,
+                   "recovered": recovered})
+    else:
+        for line in recovered:
+            typer.echo(line)
+        typer.echo(f"registered {ref.name}:{ref.version} ({ref.uri})")
+        for outcome in outcomes:
+            typer.echo(f"rollout → {outcome.get('state')}: {outcome.get('reason', '')}")
+            if not wait and outcome.get("state") == "abandoned":
+                typer.echo(f"run it with: modelops rollouts retry {ref.name} {ref.version}")
+        if cfg is None:
+            typer.echo(f"{name} is not a managed model (MODELOPS_MODELS): no rollout")
+    raise typer.Exit(outcome_code(outcomes) if wait else OK)
+
+
+def _read_evaluation(path: Path) -> bytes:
+    """The file's bytes once they parse as labelled evaluation data (exit 2 naming the problem)."""
+    from functions.core.gates import GateError, read_evaluation_csv
+
+    data = read_input(path)
+    try:
+        rows, labels = read_evaluation_csv(data, 1_000_000)
+    except GateError as exc:
+        fail(f"--evaluation-data {path}: {exc}")
+    if len(set(labels)) < 2:
+        fail(f"--evaluation-data {path}: the target has only one class; the quality gate needs both")
+    return data
+
+
+# --- rollouts --------------------------------------------------------------------------------
+
+@rollouts_app.command("retry")
+def rollouts_retry(
+    model: str = typer.Argument(..., help="model name"),
+    version: str = typer.Argument(..., help="the version whose rollout ended without success"),
+    comment: str = typer.Option("", "--comment", help="why (recorded in the audit trail)"),
+    as_json: bool = typer.Option(False, "--json"),
+    timeout: float = typer.Option(1800.0, "--timeout", help="seconds to wait for the new run"),
+) -> None:
+    """Start a new, audited run of a version whose rollout was rejected, rolled back, failed or
+    abandoned (a redelivered event never does: it stays a duplicate). Exit 3 if the run does not succeed."""
+    import getpass
+    import socket
+
+    with open_platform("rollouts retry") as platform:
+        answer = platform.retry(model, version, by=f"{getpass.getuser()}@{socket.gethostname()} (cli)",
+                                comment=comment)
+        if answer.status != 202:
+            fail(answer.decision.reason)
+        outcome = platform.orchestrator.wait(answer.decision.run_key, timeout)
+        result = outcome.output or {"id": answer.decision.run_key, "state": "failed", "reason": outcome.error}
+    if as_json:
+        emit_json({"rollout_id": answer.decision.run_key, "rollout": result})
+    else:
+        typer.echo(f"retry {model}:{version} ({answer.decision.run_key}) → {result.get('state')}: "
+                   f"{result.get('reason', '')}")
+    raise typer.Exit(outcome_code([result]))
+
+
+# --- status ----------------------------------------------------------------------------------
+
+def status(
+    as_json: bool = typer.Option(False, "--json"),
+    model: Optional[str] = typer.Option(None, "--model"),
+    audit: bool = typer.Option(False, "--audit", help="include each rollout's audit trail"),
+) -> None:
+    """Rollouts and their states (running, succeeded, rejected, rolled_back, skipped, failed, abandoned)
+    and which process owns the home. Reads only: it never takes the home over."""
+    from functions.adapters.local.ownership import is_alive, read_owner
+    from functions.adapters.local.store import DirectoryStore
+    from functions.core.records import RolloutStore
+    from functions.core.status import rollouts_view
+
+    settings = local_settings("status")
+    view = rollouts_view(RolloutStore(DirectoryStore(settings.home / "store")), model, with_audit=audit)
+    owner = read_owner(settings.home)
+    alive = owner is not None and is_alive(owner)
+    view["owner"] = ({**owner.to_dict(), "alive": alive} if owner is not None else None)
+    if as_json:
+        emit_json(view)
+        return
+    if owner is not None:
+        typer.echo(f"home owned by process {owner.pid} ({owner.command}) since {owner.since}"
+                   + ("" if alive else " — that process is gone; the next modelops command ends what it left"))
+    if not view["rollouts"]:
+        typer.echo("no rollouts yet")
+    for r in view["rollouts"]:
+        orphan = r["state"] == "running" and not alive
+        typer.echo(f"{r['model']}:{r['version']:<5} {r['state']:<11} {r.get('started') or '':<32} "
+                   f"{r.get('reason') or ''}" + ("  (its process is gone)" if orphan else ""))
+        for step in r.get("audit", []):
+            typer.echo(f"    {step['seq']:>3} {step['at']}  {step['step']}")
+    for name, current in view["production"].items():
+        typer.echo(f"production: {name}:{current['version']} ({current['deployment']})")
+
+
+# --- demo ------------------------------------------------------------------------------------
+
+def demo(
+    workdir: Optional[Path] = typer.Option(None, "--workdir", help="where the demo keeps its files"),
+    rows: int = typer.Option(10_000, "--rows", min=2_000),
+    as_json: bool = typer.Option(False, "--json", help="also print the summary as JSON"),
+) -> None:
+    """Run the main job on the embedded local platform and print what it did."""
+    from functions.demo import run_demo
+
+    settings = local_settings("demo")
+    summary = run_demo(settings, workdir or settings.home / "demo", rows=rows, echo=typer.echo)
+    if as_json:
+        emit_json(summary)
