@@ -1,12 +1,14 @@
 """kill -9 of `modelops register` at each rollout phase: the next `modelops` process ends every
 rollout consistently — previous traffic map restored, canary removed, `abandoned` with why — the
-traffic maps stay valid, and nothing the killed process started is left listening.
+traffic maps stay valid, and nothing the killed process started is left listening. Then the
+other ways a process stops mid-rollout: SIGTERM and Ctrl-C (it ends its own rollout) and a full
+disk (it cannot record anything; the next process ends the rollout once there is space).
 
-Real components only: CLI subprocesses, real inference-server processes, the directory store,
-live traffic from this process through whatever front door the home's owner currently runs.
-One home for the whole module, as a chain: each `register` is killed at the next phase, and the
-next `register` is the process that must end the rollout the previous one left (then it is killed
-in turn); a last `timers run export` ends the last one.
+Real components only: CLI subprocesses, real inference-server processes, the directory store on a
+real (tmpfs) filesystem that can be made full, live traffic from this process through whatever
+front door the home's owner currently runs. One home for the whole module, as a chain: each
+`register` stops at the next phase, and the next `register` is the process that must end the
+rollout the previous one left; a last `timers run export` ends the last one.
 """
 
 from __future__ import annotations
@@ -42,9 +44,12 @@ CONFIG = {MODEL: {
     "gates": {"latency_requests": 5, "latency_p95_ms": 10000.0, "evaluation_rows": 300, "min_roc_auc": 0.6,
               "champion_tolerance": 0.05},
 }}
-# (audit step, percent) after which the register process is killed: staging, gates, promotion, each canary step
-PHASES = [("staging_deployment_created", None), ("gates", None), ("promoted", None), ("traffic", 10),
-          ("traffic", 50), ("traffic", 100)]
+# (how it stops, (audit step, percent) it stops after): kill -9 at staging, gates, promotion and each
+# canary step; then SIGTERM, Ctrl-C and a full disk in the canary
+LINKS = [("kill", ("staging_deployment_created", None)), ("kill", ("gates", None)), ("kill", ("promoted", None)),
+         ("kill", ("traffic", 10)), ("kill", ("traffic", 50)), ("kill", ("traffic", 100)),
+         ("term", ("traffic", 10)), ("int", ("traffic", 50)), ("disk", ("traffic", 10))]
+TMPFS_SIZE = "3g"
 
 
 class Home:
@@ -138,29 +143,52 @@ def assert_valid_maps(home: Home) -> None:
 @pytest.fixture(scope="module")
 def home(tmp_path_factory, artifact_dir) -> Home:
     require_serving_env()
-    h = Home(tmp_path_factory.mktemp("crash-home"))
-    h.rollouts.store.put(f"datasets/{MODEL}/evaluation.csv", generate(600, seed=1234).to_csv(index=False).encode())
-    first = h.cli("register", "--model-dir", str(artifact_dir), "--json")
-    assert first.returncode == 0, first.stderr
-    assert json.loads(first.stdout)["rollouts"][0]["state"] == "succeeded"
-    return h
+    root = tmp_path_factory.mktemp("crash-home")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={TMPFS_SIZE}", "tmpfs", str(root)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:  # a failure, not a skip: the full-disk claim needs a filesystem that fills
+        pytest.fail(f"cannot mount a tmpfs for the full-disk case (run the suite as root): {mounted.stderr.strip()}")
+    try:
+        h = Home(root)
+        h.rollouts.store.put(f"datasets/{MODEL}/evaluation.csv",
+                             generate(600, seed=1234).to_csv(index=False).encode())
+        first = h.cli("register", "--model-dir", str(artifact_dir), "--json")
+        assert first.returncode == 0, first.stderr
+        assert json.loads(first.stdout)["rollouts"][0]["state"] == "succeeded"
+        yield h
+    finally:
+        for process in servers_of(Home(root)):
+            process.kill()
+        subprocess.run(["umount", "-l", str(root)], capture_output=True)
 
 
-def test_kill_9_at_every_phase_is_ended_by_the_next_process(home, artifact_dir):
+def fill_disk(root: Path) -> None:
+    """Shrink the tmpfs to what it holds now (+ a few pages): every further write gets ENOSPC."""
+    stats = os.statvfs(root)
+    used = (stats.f_blocks - stats.f_bfree) * stats.f_frsize
+    remount(root, f"{used + 64 * 1024}")
+
+
+def remount(root: Path, size: str) -> None:
+    subprocess.run(["mount", "-o", f"remount,size={size}", str(root)], check=True, capture_output=True)
+
+
+def test_a_rollout_stopped_at_any_phase_in_any_way_is_ended_consistently(home, artifact_dir):
     champion = deployment_name(MODEL, "1")
     rows = generate(200, seed=5, labelled=False).to_dict(orient="records")
-    with LoadGenerator(home.target, rows, rate=20, threads=4, max_seconds=900):
+    with LoadGenerator(home.target, rows, rate=20, threads=4, max_seconds=1200):
         previous: int | None = None
-        for n, phase in enumerate(PHASES):
+        for n, (how, phase) in enumerate(LINKS):
             version = n + 2
             process = home.start("register", "--model-dir", str(artifact_dir), "--json")
             if previous is not None:
-                # this process took the home over: the rollout the killed one left is ended first
+                # this process took the home over: the rollout the previous one left is ended first
                 ended = wait_for(lambda: (r := home.rollouts.get(MODEL, rid(previous))) and r["state"] != "running"
                                  and r, 120, f"v{previous}'s rollout to be ended", process)
-                assert_ended(home, previous, ended)
+                assert_ended(home, previous, ended, "died")
+                previous = None
             wait_for(lambda: reached(home, version, phase), 180, f"v{version} to reach {phase}", process)
-            if phase == ("traffic", 10):
+            if (how, phase) == ("kill", ("traffic", 10)):
                 # a second process on the same home while the owner is alive: refused, the rollout untouched
                 other = home.cli("timers", "run", "export", "--json", timeout=120)
                 assert other.returncode == 1, other
@@ -168,20 +196,40 @@ def test_kill_9_at_every_phase_is_ended_by_the_next_process(home, artifact_dir):
                 assert home.rollouts.get(MODEL, rid(version))["state"] == "running"
             pids = server_pids(home)
             front_doors = [s["port"] for ws in ("staging", "production") for s in home.states(ws).values()]
-            process.send_signal(signal.SIGKILL)
-            process.wait(30)
+            if how == "kill":
+                process.send_signal(signal.SIGKILL)
+                process.wait(30)
+                previous = version  # nobody ended it: the next process must
+                assert home.rollouts.get(MODEL, rid(version))["state"] == "running"
+            elif how in ("term", "int"):
+                process.send_signal(signal.SIGTERM if how == "term" else signal.SIGINT)
+                code = process.wait(120)
+                output = process.stdout.read()
+                assert code == (143 if how == "term" else 130), output[-2000:]
+                # it ended its own rollout before it exited
+                signal_name = "SIGTERM" if how == "term" else "SIGINT"
+                record = home.rollouts.get(MODEL, rid(version))
+                assert record["state"] == "abandoned", output[-3000:]
+                assert_ended(home, version, record, signal_name)
+            else:  # a full disk mid-canary: the process can record nothing, and must not hang or lie
+                fill_disk(home.root)
+                try:
+                    code = process.wait(180)
+                finally:
+                    remount(home.root, TMPFS_SIZE)  # space again, for the next owner
+                assert code != 0, process.stdout.read()[-2000:]
+                previous = version if home.rollouts.get(MODEL, rid(version))["state"] == "running" else None
             process.stdout.close()
-            # nothing the killed process started stays up (its servers notice their owner is gone)
+            # nothing the stopped process started stays up (a killed one's servers notice their owner is gone)
             wait_for(lambda: not any(psutil.pid_exists(p) and _is_server(p) for p in pids), 20,
-                     f"v{version}'s servers to stop after the kill")
+                     f"v{version}'s servers to stop after {how}")
             for port in [p for p in pids.values() if p] + front_doors:
-                assert not listening(port), f"port {port} still listening after kill -9 at {phase}"
-            assert home.rollouts.get(MODEL, rid(version))["state"] == "running"  # nobody ended it yet
-            previous = version
+                assert not listening(port), f"port {port} still listening after {how} at {phase}"
 
         last = home.cli("timers", "run", "export", "--json", timeout=300)
         assert last.returncode == 0, last.stderr
-        assert_ended(home, previous, home.rollouts.get(MODEL, rid(previous)))
+        full_disk = 1 + len(LINKS)
+        assert_ended(home, full_disk, home.rollouts.get(MODEL, rid(full_disk)), "")
 
     # the champion serves alone, every recorded map valid, and no server of this home is left
     production = home.states("production")[CONFIG_PROD]
@@ -190,12 +238,12 @@ def test_kill_9_at_every_phase_is_ended_by_the_next_process(home, artifact_dir):
     assert servers_of(home) == []
     assert home.rollouts.running_ids() == []
     states = {r["version"]: r["state"] for r in home.rollouts.list(MODEL)}
-    assert states == {"1": "succeeded", **{str(v): "abandoned" for v in range(2, 2 + len(PHASES))}}
+    assert states == {"1": "succeeded", **{str(v): "abandoned" for v in range(2, 2 + len(LINKS))}}
 
 
-def assert_ended(home: Home, version: int, record: dict) -> None:
+def assert_ended(home: Home, version: int, record: dict, why: str) -> None:
     assert record["state"] == "abandoned", record
-    assert "died" in record["reason"], record["reason"]
+    assert why in record["reason"], record["reason"]
     trail = home.rollouts.trail(MODEL, rid(version))
     assert trail[-1]["step"] == "abandoned" and trail[-1]["actor"].startswith("modelops")
     canary = deployment_name(MODEL, str(version))

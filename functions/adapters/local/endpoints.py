@@ -512,7 +512,7 @@ class LocalEndpoints:
         name every remaining deployment and sum to 100 (or 0), as `set_traffic` demands."""
         path = endpoint_dir(self.home, name) / STATE_FILE
         with self._lock:
-            if name in self._endpoints:
+            if name in self._endpoints and not self._closed:
                 raise PlatformError(f"endpoint {name} is being served by this process: use set_traffic")
             state = json.loads(path.read_text())
             if state.get("running") and _pid_alive(state.get("owner_pid")) and state.get("owner_pid") != os.getpid():

@@ -327,6 +327,13 @@ class _Server(ThreadingHTTPServer):
         self._connections_lock = threading.Lock()
         super().__init__(*args, **kwargs)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return  # a client that went away mid-answer (a load generator stopping): nothing to report
+        super().handle_error(request, client_address)
+
     def process_request(self, request: Any, client_address: Any) -> None:
         with self._connections_lock:
             self._connections.add(request)
