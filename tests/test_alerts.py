@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -62,37 +61,12 @@ def test_a_duplicate_alert_gets_the_same_answer_and_no_second_job():
     assert len(jobs.submissions) == 1
 
 
-def test_twenty_concurrent_duplicates_launch_one_job():
-    store, jobs = MemoryStore(), FakeJobs()
-    answers = []
-    lock = threading.Lock()
-
-    def deliver():
-        answer, _, _ = send(fired("storm"), store, jobs)
-        with lock:
-            answers.append(answer)
-
-    threads = [threading.Thread(target=deliver) for _ in range(20)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len(jobs.submissions) == 1
-    assert {a.status for a in answers} == {202}
-    assert {a.body["job"] for a in answers} == {jobs.submissions[0]}
-
-
-def test_twenty_concurrent_different_alerts_for_one_model_launch_one_job():
-    store, jobs = MemoryStore(), FakeJobs()
-    answers = []
-    threads = [threading.Thread(target=lambda i=i: answers.append(send(fired(f"a-{i}"), store, jobs)[0]))
-               for i in range(20)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len(jobs.submissions) == 1
-    assert sorted(a.body["action"] for a in answers).count("retrain") == 1
+# Concurrency (20 duplicates of one alert, 20 different alerts for one model → one job) is tested
+# in tests/test_races.py as a staged race on every Store implementation:
+# test_concurrent_duplicates_of_one_alert_launch_one_job and
+# test_concurrent_different_alerts_for_one_model_launch_one_job. Threads started here without a
+# barrier ran one after another on the MemoryStore and stayed green with the launch record's
+# conditional write removed.
 
 
 def test_a_second_alert_inside_the_cooldown_is_skipped_and_after_it_launches():

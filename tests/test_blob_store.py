@@ -251,6 +251,33 @@ def test_concurrent_read_modify_write_loses_no_update(store):
     assert len(conflicts) == sum(results)  # every retry was a lost race, seen as a Conflict
 
 
+def test_an_etag_read_while_a_create_finishes_stays_valid_while_the_object_is_unchanged(store):
+    """A reader racing a create-only write gets an etag a compare-and-swap then accepts (the
+    object did not change). DirectoryStore once derived etags from ctime, which moves when the
+    create's temporary link is removed: 42 of 3,000 such readers got an etag the unchanged object
+    no longer had, and their swaps failed."""
+    trials = {"BlobStore": 200, "DirectoryStore": 500}.get(_kind(store), 100)
+    stale = []
+    for i in range(trials):
+        key, seen, stop = f"raced/{i}.json", [], threading.Event()
+
+        def reader() -> None:
+            while not stop.is_set():
+                found = store.get(key)
+                if found:
+                    seen.append(found[1])
+                    return
+
+        thread = threading.Thread(target=reader)
+        thread.start()
+        store.put(key, b'{"v": 1}', if_absent=True)
+        stop.set()
+        thread.join()
+        if seen and seen[0] != store.get(key)[1]:
+            stale.append(i)
+    assert stale == []
+
+
 # --- BlobStore only: failures of the service ------------------------------------------------------
 
 FAST_FAIL = {"retry_total": 0, "connection_timeout": 2, "read_timeout": 5}

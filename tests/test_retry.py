@@ -16,6 +16,7 @@ from functions.core.config import load_managed_models
 from functions.core.decisions import RetryFacts, decide_retry
 from functions.core.handoff import accept_events, accept_retry
 from functions.core.records import RolloutStore
+from tests.races import RaceStore, run_together
 from tests.test_triggers import FakeDurableClient, grid_event, runtime, user_code  # noqa: F401 (fixture)
 from tests.test_workflow import GOOD, MODEL, Harness, _score_contract  # noqa: F401 (autouse fixture)
 
@@ -93,25 +94,18 @@ def test_a_rolled_back_version_retried_rolls_out_and_its_event_stays_a_duplicate
 
 
 def test_two_concurrent_retries_start_one_run():
-    import threading
-
+    """Eight operators retry at once: every one has decided to start run `-retry1` before any claim
+    is written (RaceStore), so only the create-only claim makes exactly one of them win."""
     h = Harness({"1": GOOD, "2": GOOD})
     h.roll("1")
     h.health.figures["credit-card-default-v2"] = (200, 80, 20.0)
     h.roll("2")
-    barrier = threading.Barrier(8)
-    answers = []
-
-    def retry():
-        barrier.wait()
-        answers.append(accept_retry(MODEL, "2", h.managed, h.rollouts, by="ops").status)
-
-    threads = [threading.Thread(target=retry) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sorted(answers).count(202) == 1 and answers.count(409) == 7
+    race = RaceStore(h.store, f"rollouts/{MODEL}/", contenders=8, timeout=30.0)
+    answers = run_together(8, lambda i: accept_retry(MODEL, "2", h.managed, RolloutStore(race), by=f"ops-{i}"),
+                           race)
+    assert sorted(a.status for a in answers) == [202] + [409] * 7
+    assert (race.waited, race.won, race.lost) == (8, 1, 7)
+    assert len({a.decision.run_key for a in answers}) == 1  # all contended for the same run
 
 
 # --- over HTTP (Azure) --------------------------------------------------------------------------

@@ -21,7 +21,9 @@ from functions.bootstrap import LocalPlatform, seed_evaluation_data
 from functions.core.config import deployment_name
 from functions.settings import Settings
 from ml.datagen import generate
+from functions.core.records import RolloutStore
 from tests.conftest import SERVING_PYTHON, require_serving_env
+from tests.races import RaceStore, run_together
 
 pytestmark = pytest.mark.integration
 MODEL = "credit-card-default"
@@ -207,21 +209,17 @@ def test_fifty_concurrent_deliveries_of_one_event_start_one_rollout_and_an_older
         platform, artifacts):
     older, older_payload = platform.workspace.register(artifacts["v2"], MODEL, emit=False)
     ref, payload = platform.workspace.register(artifacts["v2"], MODEL, emit=False)
-    results: list = []
-    lock = threading.Lock()
-
-    def deliver():
-        accepted = platform.deliver(json.dumps(payload))
-        with lock:
-            results.extend(a.decision.action for a in accepted)
-
-    threads = [threading.Thread(target=deliver) for _ in range(50)]
+    # every delivery decides before any claim is written (RaceStore): only the create-only claim picks one
+    race = RaceStore(platform.store, f"rollouts/{MODEL}/", contenders=50, timeout=60.0)
+    platform.rollouts = RolloutStore(race)
     with LoadGenerator(production_target(platform), load_rows(), rate=30, threads=8):  # the canary needs traffic
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        try:
+            delivered = run_together(50, lambda i: platform.deliver(json.dumps(payload)), race)
+        finally:
+            platform.rollouts = RolloutStore(platform.store)
+        results = [a.decision.action for accepted in delivered for a in accepted]
         assert results.count("rollout") == 1 and results.count("duplicate") == 49
+        assert (race.waited, race.won, race.lost) == (50, 1, 49)
         # the older version's event arrives late, while the newer one rolls out
         late = platform.deliver(json.dumps(older_payload))[0].decision
         assert late.action == "skip" and f"newer version ({ref.version}) is already rolling out" in late.reason

@@ -17,6 +17,7 @@ from functions.core.records import RolloutStore
 from functions.ports import PlatformError
 from functions.settings import Settings
 from tests.fakes import FakeEndpoints, FakeRegistry, FakeTrafficLog, MemoryStore
+from tests.races import RaceStore, run_together
 
 TOPIC = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.MachineLearningServices/workspaces/staging"
 
@@ -90,23 +91,15 @@ def test_a_new_version_starts_one_orchestration_with_a_deterministic_id(runtime)
 
 
 def test_fifty_concurrent_deliveries_start_one_rollout(runtime):
+    """Through the real trigger: every delivery has read "no rollout yet" and decided to claim it
+    before any claim is written (RaceStore), so only the create-only claim stops 49 of them."""
     client = FakeDurableClient()
-    errors = []
-
-    def deliver():
-        try:
-            call_trigger(grid_event(7), client)
-        except Exception as exc:  # pragma: no cover - the assertion below reports it
-            errors.append(exc)
-
-    threads = [threading.Thread(target=deliver) for _ in range(50)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    race = RaceStore(runtime.platform.store, "rollouts/credit-card-default/", contenders=50, timeout=30.0)
+    runtime.platform.store = race
+    run_together(50, lambda i: call_trigger(grid_event(7), client), race)
     assert len(client.started) == 1
-    rollouts = RolloutStore(runtime.platform.store)
+    assert (race.waited, race.won, race.lost) == (50, 1, 49)
+    rollouts = RolloutStore(race.inner)
     actions = [d["action"] for d in rollouts.decisions(200)]
     assert actions.count("duplicate") == 49  # each recorded with its reason
     assert [r["state"] for r in rollouts.list("credit-card-default")] == ["running"]  # the one rollout

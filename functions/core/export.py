@@ -857,8 +857,8 @@ def export_model(model: str, source: InferenceLogSource, store: Store, *, now: d
             store.put(key, created.to_bytes(), if_absent=True)
         except Conflict:  # another instance created it first: theirs is the start
             pass
-        # read back rather than trust the create's etag: DirectoryStore's is stale (its ctime moves
-        # when the temporary link is removed), and the read is one small request
+        # read back: after a lost create the etag to swap against is the winner's, and a
+        # read is one small request
         current = read_watermark(store, model)
         if current is None:
             report.error, report.transient = f"export watermark of {model} vanished", True

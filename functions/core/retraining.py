@@ -1,8 +1,16 @@
 """Alert → retraining, with the state that makes it safe under at-least-once delivery.
 
     alerts/<sha of alertId>.json      the first answer to an alert: duplicates get the same answer
-    retraining/<model>/launch.json    the last launch (time, job, alert); written with an etag
-                                      compare-and-swap, so concurrent alerts cannot both launch
+    retraining/<model>/launch.json    the last launch (time, job, alert, submitted); written with
+                                      an etag compare-and-swap, so concurrent alerts cannot both
+                                      launch
+
+A launch is recorded (`submitted: false`) before the job is submitted, and marked submitted after.
+While it is in flight, any other alert for the model — a concurrent duplicate included — is
+answered 503 and NOT recorded: if the submission then fails and the launch is released, the
+action group's retries decide again and launch; a duplicate can never pin a 202 for a job that
+was never submitted. A launch left unsubmitted longer than LAUNCH_TIMEOUT (its process died) no
+longer counts.
 
 Transient platform failures answer 503 (the action group retries 408/429/503/504); bad input gets
 its 4xx from core/alerts.py; nothing here answers 500 for input.
@@ -23,6 +31,7 @@ from functions.logs import log_event
 from functions.ports import Conflict, Jobs, PlatformError, Store
 
 logger = logging.getLogger("modelops.alerts")
+LAUNCH_TIMEOUT = timedelta(minutes=5)  # an unsubmitted launch older than this was abandoned by its process
 
 
 @dataclass(frozen=True)
@@ -83,7 +92,13 @@ def _decide_and_launch(alert: Alert, model: str, store: Store, jobs: Jobs, polic
     for _ in range(20):  # compare-and-swap loop on the model's launch record
         found = store.get(_launch_key(model))
         last = json.loads(found[0]) if found else None
-        if last and last.get("alert_id") == alert.alert_id:  # a concurrent duplicate won the race
+        if last and not last.get("submitted", True):
+            if now() - datetime.fromisoformat(last["at"]) < LAUNCH_TIMEOUT:
+                # a launch is in flight (perhaps of this very alert): not decided yet, so not recorded
+                return Answer(503, {"error": f"a retraining of {model} is being launched (job {last.get('job')}); "
+                                             "retry shortly", "alert_id": alert.alert_id})
+            last = last.get("previous") or None  # abandoned before its submission: it never happened
+        if last and last.get("alert_id") == alert.alert_id:  # a duplicate of the alert that launched
             decision = AlertDecision("retrain", last.get("reason", "alert fired"), model, alert.alert_id,
                                      last.get("job"))
             return _record(store, alert, decision, dry_run)
@@ -92,12 +107,13 @@ def _decide_and_launch(alert: Alert, model: str, store: Store, jobs: Jobs, polic
         if decision.action != "retrain" or dry_run:
             return _record(store, alert, decision, dry_run)
         launch = {"at": now().isoformat(), "job": decision.job, "alert_id": alert.alert_id, "rule": alert.rule,
-                  "reason": decision.reason, "previous": {k: v for k, v in (last or {}).items() if k != "previous"}}
+                  "reason": decision.reason, "submitted": False,
+                  "previous": {k: v for k, v in (last or {}).items() if k != "previous"} or None}
         try:
             if found:
-                store.put(_launch_key(model), json.dumps(launch).encode(), etag=found[1])
+                etag = store.put(_launch_key(model), json.dumps(launch).encode(), etag=found[1])
             else:
-                store.put(_launch_key(model), json.dumps(launch).encode(), if_absent=True)
+                etag = store.put(_launch_key(model), json.dumps(launch).encode(), if_absent=True)
         except Conflict:
             continue  # someone else launched (or is launching): look again
         try:
@@ -108,18 +124,36 @@ def _decide_and_launch(alert: Alert, model: str, store: Store, jobs: Jobs, polic
         except Exception:
             _release(store, model, launch, last)
             raise
+        _mark_submitted(store, model, launch, etag)
         log_event(logger, "retraining_launched", model=model, job=job.get("name"), alert_id=alert.alert_id)
         return _record(store, alert, decision, dry_run)
     raise PlatformError(f"too much contention deciding alert {alert.alert_id}", transient=True)
 
 
+def _mark_submitted(store: Store, model: str, launch: dict, etag: str) -> None:
+    """The job exists: the launch counts from now on (for the cooldown and for duplicates)."""
+    done = {**launch, "submitted": True}
+    for _ in range(5):
+        try:
+            store.put(_launch_key(model), json.dumps(done).encode(), etag=etag)
+            return
+        except Conflict:  # rewritten meanwhile (only an expired-launch takeover could): keep theirs
+            found = store.get(_launch_key(model))
+            if found is None or json.loads(found[0]).get("alert_id") != launch["alert_id"]:
+                return
+            etag = found[1]
+
+
 def _release(store: Store, model: str, launch: dict, last: dict | None) -> None:
-    """Undo our launch record so a retry can launch (only if it is still ours)."""
+    """Undo our launch record so a retry can launch — only if it is still ours (compare-and-swap:
+    never delete a record someone else wrote in between)."""
     found = store.get(_launch_key(model))
     if found and json.loads(found[0]).get("alert_id") == launch["alert_id"]:
         try:
             if last is None:
-                store.delete(_launch_key(model))
+                # no earlier launch to restore: an expired, unsubmitted marker says "nothing launched"
+                expired = {**launch, "at": (datetime.fromisoformat(launch["at"]) - LAUNCH_TIMEOUT).isoformat()}
+                store.put(_launch_key(model), json.dumps(expired).encode(), etag=found[1])
             else:
                 store.put(_launch_key(model), json.dumps(last).encode(), etag=found[1])
         except Conflict:

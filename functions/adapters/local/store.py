@@ -2,7 +2,7 @@
 
 Create-only uses link(2) (fails if the name exists, atomically, across processes); etag writes
 hold an flock on the store while comparing and replacing. Etags are content hashes plus the
-file's change time, so an ABA rewrite with other content is still seen as a change.
+file's inode and modification time (each write is a new file), so a rewrite is always seen.
 
 Keys are blob-style names (`check_key`, the same rule as the blob adapter). One thing a folder
 cannot do that blob storage can: hold both "a/b" and "a/b/c" — writing the second is a
@@ -31,7 +31,12 @@ class DirectoryStore:
 
     @staticmethod
     def _etag(data: bytes, path: Path) -> str:
-        return hashlib.sha256(data).hexdigest()[:16] + f"-{path.stat().st_ctime_ns:x}"
+        # inode + mtime, not ctime: every write lands as a new file (rename or link), so the inode
+        # tells rewrites apart (an ABA rewrite with other content changes the hash too), while a
+        # create-only write's removal of its temporary name changes the ctime but not these — with
+        # ctime, a reader racing that removal got an etag the unchanged object no longer had
+        stat = path.stat()
+        return hashlib.sha256(data).hexdigest()[:16] + f"-{stat.st_ino:x}-{stat.st_mtime_ns:x}"
 
     def get(self, key: str) -> tuple[bytes, str] | None:
         path = self._path(key)
@@ -58,8 +63,6 @@ class DirectoryStore:
                     os.link(tmp, path)
                 except FileExistsError:
                     raise Conflict(f"{key} already exists") from None
-                # drop the temporary name first: unlinking it changes the file's ctime (the link
-                # count changes), and the etag must be the one a later get() sees
                 Path(tmp).unlink()
                 tmp = None
                 return self._etag(data, path)
