@@ -414,3 +414,17 @@ def alive(process) -> bool:
         return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+# -- 10. commands of the local platform refuse MODELOPS_PLATFORM=azure ----------------------------------
+
+@pytest.mark.parametrize("args", [("register", "--model-dir", "."), ("events", "send", "x.json"),
+                                  ("alerts", "send", "x.json"), ("timers", "run", "export"),
+                                  ("rollouts", "retry", "m", "1"), ("status",), ("demo",)])
+def test_local_platform_commands_refuse_the_azure_platform_instead_of_running_locally(home, args, tmp_path):
+    (tmp_path / "x.json").write_text("[]")
+    env = {**cli_env(home), "MODELOPS_PLATFORM": "azure"}
+    result = subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path,
+                            stdin=subprocess.DEVNULL)
+    assert_one_line_error(result, 2, f"modelops {args[0]}", "MODELOPS_PLATFORM=azure")
+    assert not home.exists()  # nothing local was created

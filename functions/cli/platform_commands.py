@@ -195,6 +195,7 @@ def register(
     from functions.cli.main import check_model_dir
     from functions.names import InvalidName, check_model_name
 
+    local_settings("register")  # before anything else: with MODELOPS_PLATFORM=azure nothing here applies
     try:
         check_model_name(name)
     except InvalidName as exc:
