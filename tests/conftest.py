@@ -38,6 +38,27 @@ def artifact_dir(tmp_path_factory, training_csv) -> Path:
 
 
 @pytest.fixture(scope="session")
+def bad_artifact(tmp_path_factory, artifact_dir) -> Path:
+    """The session artifact with a constant-prediction model: the quality gate rejects it."""
+    import shutil
+
+    import joblib
+    from sklearn.dummy import DummyClassifier
+
+    from ml import artifact
+    from ml.datagen import generate
+
+    folder = tmp_path_factory.mktemp("bad") / "model"
+    shutil.copytree(artifact_dir, folder)
+    pipeline = joblib.load(folder / artifact.MODEL_FILE)
+    pipeline.steps[-1] = ("model", DummyClassifier(strategy="prior"))
+    frame = generate(500, seed=2)
+    pipeline.fit(frame.drop(columns=["default_payment_next_month"]), frame["default_payment_next_month"])
+    joblib.dump(pipeline, folder / artifact.MODEL_FILE)
+    return folder
+
+
+@pytest.fixture(scope="session")
 def sample_request() -> dict:
     return json.loads((REPO_ROOT / "ml" / "sample.json").read_text())
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -52,24 +51,6 @@ def evaluation_csv(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("eval") / "evaluation.csv"
     generate(600, seed=1234).to_csv(path, index=False)
     return path
-
-
-@pytest.fixture(scope="module")
-def bad_artifact(tmp_path_factory, artifact_dir) -> Path:
-    """The session artifact with a constant-prediction model: the quality gate rejects it."""
-    import joblib
-    from sklearn.dummy import DummyClassifier
-
-    from ml import artifact
-
-    folder = tmp_path_factory.mktemp("bad") / "model"
-    shutil.copytree(artifact_dir, folder)
-    pipeline = joblib.load(folder / artifact.MODEL_FILE)
-    pipeline.steps[-1] = ("model", DummyClassifier(strategy="prior"))
-    frame = generate(300, seed=2)
-    pipeline.fit(frame.drop(columns=["default_payment_next_month"]), frame["default_payment_next_month"])
-    joblib.dump(pipeline, folder / artifact.MODEL_FILE)
-    return folder
 
 
 def test_on_a_fresh_home_register_asks_for_the_evaluation_data_and_registers_nothing(home, artifact_dir):

@@ -56,6 +56,8 @@ def row(i: int, minute: int = 1, **cells: Any) -> dict[str, Any]:
 
 
 class ListSource:
+    """A source yielding the given batches that belong to the asked window (each slice's own)."""
+
     def __init__(self, batches: list[Any]) -> None:
         self.batches = batches
 

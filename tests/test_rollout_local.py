@@ -8,7 +8,6 @@ v4 canary with injected errors rolled back → concurrency and ordering of deliv
 from __future__ import annotations
 
 import json
-import shutil
 import threading
 import time
 from pathlib import Path
@@ -49,12 +48,8 @@ def platform(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def artifacts(tmp_path_factory, artifact_dir):
+def artifacts(tmp_path_factory, artifact_dir, bad_artifact):
     """v1 = the session artifact; v2 = retrained on other data; bad = constant predictions."""
-    import joblib
-    from sklearn.dummy import DummyClassifier
-
-    from ml import artifact
     from ml.training import train_from_file
 
     root = tmp_path_factory.mktemp("artifacts")
@@ -62,14 +57,7 @@ def artifacts(tmp_path_factory, artifact_dir):
     generate(6_000, seed=21).to_csv(data, index=False)
     v2 = root / "v2"
     train_from_file(data, v2, search_iterations=1, seed=3)
-    bad = root / "bad"
-    shutil.copytree(artifact_dir, bad)
-    pipeline = joblib.load(bad / artifact.MODEL_FILE)
-    pipeline.steps[-1] = ("model", DummyClassifier(strategy="prior"))
-    frame = generate(500, seed=2)
-    pipeline.fit(frame.drop(columns=["default_payment_next_month"]), frame["default_payment_next_month"])
-    joblib.dump(pipeline, bad / artifact.MODEL_FILE)
-    return {"v1": artifact_dir, "v2": v2, "bad": bad}
+    return {"v1": artifact_dir, "v2": v2, "bad": bad_artifact}
 
 
 def register(platform: LocalPlatform, folder: Path) -> dict:

@@ -39,6 +39,7 @@ from typing import Any
 
 from functions.adapters.local.front_door import Fault, FrontDoor
 from functions.adapters.local.inference_server import InferenceServer
+from functions.adapters.local.ownership import runs
 from functions.adapters.local.traffic_log import TrafficLogWriter, traffic_log_path, utc_now_iso
 from functions.ports import DeploymentSpec, DeploymentState, EndpointState, PlatformError, ScoreResult
 from functions.settings import SCORE_SCRIPT
@@ -555,11 +556,7 @@ def write_state(path: Path, state: dict[str, Any]) -> None:
 
 
 def _is_our_server(pid: int) -> bool:
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-    return b"loopback_azmlinfsrv" in cmdline
+    return runs(pid, b"loopback_azmlinfsrv")
 
 
 def _stop_group(pid: int, grace: float) -> None:

@@ -249,11 +249,9 @@ class LocalJobs:
 
 
 def _is_job_process(pid: int) -> bool:
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-    return b"functions.cli.main" in cmdline or b"ml.steps.drift" in cmdline
+    from functions.adapters.local.ownership import runs
+
+    return runs(pid, b"functions.cli.main", b"ml.steps.drift")
 
 
 def _now() -> str:

@@ -92,6 +92,16 @@ def process_start_ticks(pid: int) -> int | None:
     return int(fields[19])
 
 
+def runs(pid: int, *needles: bytes) -> bool:
+    """Whether a live process's command line holds one of `needles` (how an orphan of ours is told
+    from an unrelated process that got its pid)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return any(needle in cmdline for needle in needles)
+
+
 def is_alive(owner: Owner) -> bool:
     if owner.pid <= 0:
         return False
