@@ -201,13 +201,20 @@ class LocalPlatform:
 
         from functions.core.monitoring import collect_drift_jobs
 
-        out = []
-        for model in self.managed.names:
+        def checks_of(model: str) -> list[Any]:
             # earlier windows computed by drift jobs first, then this window
             checks = collect_drift_jobs(self.store, model, now)
             checks.append(run_drift_check(model, self.store, reference, now=now, config=self.settings.drift_config(),
                                           window=window or _hours(self.settings.drift_window_hours), report=report,
                                           job_rows=self.settings.drift_job_rows, submit_drift_job=submit))
+            return checks
+
+        out = []
+        for model in self.managed.names:
+            checks = each_model(model, checks_of)
+            if isinstance(checks, dict):  # this model's check failed; the others still run
+                out.append(checks)
+                continue
             for check in checks:
                 item: dict[str, Any] = {"check": check.to_dict()}
                 payload = drift_alert_payload(check) if alert else None
@@ -258,6 +265,22 @@ class LocalPlatform:
         elif exc_type is not None and self.stop_reason == "stopped before it finished":
             self.stop_reason = f"failed ({exc_type.__name__}) before it finished"
         self.close()
+
+
+def each_model(model: str, checks_of: Callable[[str], list[Any]]) -> list[Any] | dict[str, Any]:
+    """One model's drift checks, or — when they fail — an error item for it: one model's broken
+    reference or store never stops the others' checks (the timer reports the failure)."""
+    import logging
+
+    from functions.logs import log_event
+
+    try:
+        return checks_of(model)
+    except Exception as exc:  # noqa: BLE001 - reported per model, never swallowed
+        error = f"{type(exc).__name__}: {str(exc)[:500]}"
+        log_event(logging.getLogger("modelops.drift"), "drift_check_failed", logging.ERROR, model=model, error=error)
+        return {"check": {"model": model, "status": "error", "reason": error, "version": None,
+                          "dataset_drift": None, "result_key": None, "report_key": None}, "error": error}
 
 
 def _hours(value: float) -> Any:
@@ -392,16 +415,18 @@ class Runtime:
             # In Azure the alert is Azure Monitor's log alert rule on the drift records (README):
             # finished drift jobs' records are logged by collect_drift_jobs for it.
             # Without MODELOPS_DRIFT_DATASTORE the job cannot reach the store: compute in the function.
-            collected = [{"check": c.to_dict()} for model in self.managed.names
-                         for c in collect_drift_jobs(self.platform.store, model)]
-            return collected + [{"check": run_drift_check(model, self.platform.store,
-                                              lambda m, v, tmp: download_reference(self.settings, m, v, tmp),
-                                              config=self.settings.drift_config(),
-                                              window=_hours(self.settings.drift_window_hours),
-                                              job_rows=self.settings.drift_job_rows,
-                                              submit_drift_job=submit if self.settings.drift_datastore else None
-                                              ).to_dict()}
-                    for model in self.managed.names]
+            def checks_of(model: str) -> list[Any]:
+                return [*collect_drift_jobs(self.platform.store, model), run_drift_check(
+                    model, self.platform.store, lambda m, v, tmp: download_reference(self.settings, m, v, tmp),
+                    config=self.settings.drift_config(), window=_hours(self.settings.drift_window_hours),
+                    job_rows=self.settings.drift_job_rows,
+                    submit_drift_job=submit if self.settings.drift_datastore else None)]
+
+            out: list[dict[str, Any]] = []
+            for model in self.managed.names:
+                checks = each_model(model, checks_of)
+                out += [checks] if isinstance(checks, dict) else [{"check": c.to_dict()} for c in checks]
+            return out
         self.platform  # noqa: B018
         return self._local.check_drift()
 

@@ -108,3 +108,22 @@ def test_a_monitor_signal_for_an_unmanaged_model_is_dropped(runtime):
     # the documented payload's runProperties name model AutoMLad912b2d65, which is not managed
     assert call_monitor(grid_event({"threshold_breached": "true"}, "run-10")) is None
     assert runtime.jobs.submissions == []
+
+
+def test_the_drift_timer_logs_every_model_then_reports_the_failed_one(runtime, monkeypatch, caplog):
+    import logging
+
+    from azure.functions.timer import TimerRequest
+
+    from functions.triggers.timers_monitoring import drift_check
+
+    ok = {"check": {"model": "a", "status": "no_drift", "version": "1", "dataset_drift": False,
+                    "result_key": "drift/a/1/t/result.json", "report_key": ""}}
+    broken = bootstrap.each_model("b", lambda model: (_ for _ in ()).throw(FileNotFoundError("reference gone")))
+    monkeypatch.setattr(runtime, "check_drift", lambda: [broken, ok])
+    caplog.set_level(logging.INFO, logger="modelops.timers")
+    with pytest.raises(RuntimeError, match="drift check failed for b"):
+        drift_check.build().get_user_function()(TimerRequest(past_due=False))
+    logged = [json.loads(r.getMessage()) for r in caplog.records if r.name == "modelops.timers"]
+    assert [(e["model"], e["status"]) for e in logged] == [("b", "error"), ("a", "no_drift")]
+    assert "FileNotFoundError: reference gone" in logged[0]["error"]

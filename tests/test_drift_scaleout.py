@@ -349,3 +349,25 @@ def test_azure_submit_drift_needs_a_datastore_and_a_lower_case_name(fake) -> Non
     (put,) = fake.writes()
     assert put.body["properties"]["command"].endswith("--model-name credit-card-default --no-report")
     assert put.body["properties"]["inputs"]["current"]["uri"].startswith("azureml://datastores/mlstore/paths/")
+
+
+def test_one_models_failing_drift_check_never_stops_the_others(tmp_path) -> None:
+    """A second managed model whose production reference is gone: its check is an error item, and
+    the first model is still judged."""
+    settings = Settings.from_env({"MODELOPS_HOME": str(tmp_path / "home"),
+                                  "MODELOPS_MODELS": json.dumps([MODEL, "broken-model"])})
+    with platform_with_window(tmp_path, job_rows=0) as base:
+        platform = LocalPlatform(settings)
+        platform.rollouts.set_production({"model": "broken-model", "version": "9", "id": "rollout-9"}, "d9",
+                                         {"d9": 100}, NOW.isoformat())
+        sliced = NOW.replace(hour=1)
+        platform.store.put(f"exports/broken-model/9/{sliced:%Y-%m-%d}/{sliced:%H}/part-{sliced:%Y%m%dT%H%M}Z.parquet",
+                           parquet_bytes(generate(400, seed=3)[list(schema.FEATURE_NAMES)]))
+        items = platform.check_drift(now=NOW, alert=False, report=False)
+        platform.close()
+    by_model = {item["check"]["model"]: item for item in items}
+    assert set(by_model) == {MODEL, "broken-model"}
+    assert by_model["broken-model"]["check"]["status"] == "error"
+    assert "broken-model:9 not found" in by_model["broken-model"]["error"]
+    assert by_model[MODEL]["check"]["status"] in ("drift", "no_drift") and "error" not in by_model[MODEL]
+    assert base.home == platform.home

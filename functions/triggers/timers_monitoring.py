@@ -26,7 +26,7 @@ def export_inference_logs(timer: func.TimerRequest) -> None:
     for model, report in reports.items():
         level = logging.ERROR if report.get("error") else logging.INFO
         log_event(logger, "export", level, model=model, rows=report["rows"], malformed=report["malformed"],
-                  files=len(report["files"]), high_water=report["high_water"], error=report.get("error", ""),
+                  quarantined=report.get("quarantined", 0), files=len(report["files"]), high_water=report["high_water"], error=report.get("error", ""),
                   past_due=timer.past_due)
     failed = [m for m, r in reports.items() if r.get("error")]
     if failed:
@@ -38,8 +38,14 @@ def export_inference_logs(timer: func.TimerRequest) -> None:
 def drift_check(timer: func.TimerRequest) -> None:
     from functions.bootstrap import runtime
 
+    failed = []
     for item in runtime().check_drift():
         check = item["check"]
-        log_event(logger, "drift", model=check["model"], status=check["status"], version=check["version"],
+        level = logging.ERROR if item.get("error") else logging.INFO
+        log_event(logger, "drift", level, model=check["model"], status=check["status"], version=check["version"],
                   dataset_drift=check["dataset_drift"], result=check["result_key"], report=check["report_key"],
-                  past_due=timer.past_due)
+                  error=item.get("error", ""), past_due=timer.past_due)
+        if item.get("error"):
+            failed.append(check["model"])
+    if failed:  # after every model ran: the host records the failed run, the next run retries
+        raise RuntimeError(f"drift check failed for {', '.join(failed)}")
