@@ -117,7 +117,7 @@ def child(args: argparse.Namespace) -> int:
     warm = time.perf_counter() - warm
 
     from functions.adapters.azure.inference_logs import LogAnalyticsInferenceLogs, inference_logs_client
-    from functions.core.export import export_model
+    from functions.services.export import export_model
 
     class Credential:
         def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from functions.core.activities import Platform
+from functions.services.activities import Platform
 from functions.settings import SAMPLE_REQUEST, AzureSettings, Settings
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from functions.core.config import ManagedModels, load_managed_models
+from functions.domain.config import ManagedModels, load_managed_models
 from functions.settings import SAMPLE_REQUEST, Settings
 
 ORCHESTRATOR = "rollout_orchestrator"
@@ -40,9 +40,9 @@ class LocalPlatform:
         from functions.adapters.local.store import DirectoryStore
         from functions.adapters.local.traffic_log import LocalTrafficLog
         from functions.adapters.local.workspace import LocalModelRegistry, LocalWorkspace
-        from functions.core.activities import Platform, dispatch
-        from functions.core.records import RolloutStore
-        from functions.core.workflow import rollout_orchestrator
+        from functions.services.activities import Platform, dispatch
+        from functions.services.records import RolloutStore
+        from functions.services.workflow import rollout_orchestrator
 
         self.settings = settings
         home = Path(settings.home)
@@ -105,7 +105,7 @@ class LocalPlatform:
 
     def deliver(self, payload: Any, *, dry_run: bool = False) -> list[Any]:
         """Event Grid delivery to the ModelRegistered handler (what the trigger does in Azure)."""
-        from functions.core.handoff import accept_events, start_accepted
+        from functions.services.handoff import accept_events, start_accepted
 
         accepted = accept_events(payload, self.managed, self.rollouts, self.settings.allowed_topics,
                                  dry_run=dry_run)
@@ -115,7 +115,7 @@ class LocalPlatform:
 
     def retry(self, model: str, version: str, *, by: str, comment: str = "") -> Any:
         """`modelops rollouts retry`: a new, audited run of a version whose rollout did not succeed."""
-        from functions.core.handoff import accept_retry
+        from functions.services.handoff import accept_retry
 
         answer = accept_retry(model, version, self.managed, self.rollouts, by=by, comment=comment,
                               in_workspace=self.workspace.get(model, version) is not None)
@@ -172,7 +172,7 @@ class LocalPlatform:
 
     def send_alert(self, body: bytes, *, dry_run: bool = False) -> Any:
         """An Azure Monitor action-group delivery to the webhook handler."""
-        from functions.core.retraining import handle_alert_body
+        from functions.services.retraining import handle_alert_body
 
         return handle_alert_body(body, self.store, self.jobs, self.alert_policy(), dry_run=dry_run,
                                  max_bytes=self.settings.alert_max_bytes)
@@ -187,7 +187,7 @@ class LocalPlatform:
     def check_drift(self, now: Any = None, *, alert: bool = True, report: bool = True,
                     window: Any = None) -> list[dict[str, Any]]:
         """The daily drift timer, then the local alert rule: drift → alert → webhook handler."""
-        from functions.core.monitoring import drift_alert_payload, drift_job_inputs, run_drift_check
+        from functions.services.monitoring import drift_alert_payload, drift_job_inputs, run_drift_check
 
         def submit(name: str, model: str, version: str, staged: str, output: str, config: dict) -> dict:
             return self.jobs.submit_drift(name, model, drift_job_inputs(staged, output, config, report),
@@ -199,7 +199,7 @@ class LocalPlatform:
                 raise FileNotFoundError(f"model {model}:{version} not found in the registry or workspace")
             return Path(ref.uri) / "reference.parquet"
 
-        from functions.core.monitoring import collect_drift_jobs
+        from functions.services.monitoring import collect_drift_jobs
 
         def checks_of(model: str) -> list[Any]:
             # earlier windows computed by drift jobs first, then this window
@@ -230,7 +230,7 @@ class LocalPlatform:
         full disk) leaves them to the next owner."""
         import logging
 
-        from functions.logs import log_event
+        from functions.shared.logs import log_event
 
         logger = logging.getLogger("modelops.recovery")
         interrupted: list[Any] = []
@@ -272,7 +272,7 @@ def each_model(model: str, checks_of: Callable[[str], list[Any]]) -> list[Any] |
     reference or store never stops the others' checks (the timer reports the failure)."""
     import logging
 
-    from functions.logs import log_event
+    from functions.shared.logs import log_event
 
     try:
         return checks_of(model)
@@ -293,7 +293,7 @@ def export_all(settings: Settings, managed: ManagedModels, source: Any, store: A
                **kwargs: Any) -> dict[str, Any]:
     from datetime import datetime, timedelta, timezone
 
-    from functions.core.export import export_models
+    from functions.services.export import export_models
 
     kwargs.setdefault("lag", timedelta(minutes=settings.export_lag_minutes))
     kwargs.setdefault("formats", settings.export_formats)
@@ -304,8 +304,8 @@ def export_all(settings: Settings, managed: ManagedModels, source: Any, store: A
 def alert_policy(settings: Settings, managed: ManagedModels) -> Any:
     from datetime import timedelta
 
-    from functions.core.config import ConfigError
-    from functions.core.retraining import AlertPolicy
+    from functions.domain.config import ConfigError
+    from functions.services.retraining import AlertPolicy
 
     rule_map: dict[str, str] = {}
     if settings.alert_rules_json:
@@ -370,7 +370,7 @@ class Runtime:
 
     @property
     def rollouts(self) -> Any:
-        from functions.core.records import RolloutStore
+        from functions.services.records import RolloutStore
 
         return RolloutStore(self.platform.store)
 
@@ -403,14 +403,14 @@ class Runtime:
     def check_drift(self) -> list[dict[str, Any]]:
         if self.settings.platform == "azure":
             from functions.azure_platform import download_reference
-            from functions.core.monitoring import drift_job_inputs, run_drift_check
+            from functions.services.monitoring import drift_job_inputs, run_drift_check
 
             def submit(name: str, model: str, version: str, staged: str, output: str, config: dict) -> dict:
                 inputs = {**drift_job_inputs(staged, output, config), "datastore": self.settings.drift_datastore}
                 return self.jobs.submit_drift(name, model, inputs, {"modelops.model_version": version,
                                                                     "modelops.trigger": "drift-timer"})
 
-            from functions.core.monitoring import collect_drift_jobs
+            from functions.services.monitoring import collect_drift_jobs
 
             # In Azure the alert is Azure Monitor's log alert rule on the drift records (README):
             # finished drift jobs' records are logged by collect_drift_jobs for it.

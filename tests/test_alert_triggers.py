@@ -10,7 +10,7 @@ import azure.functions as func
 import pytest
 
 from functions import bootstrap
-from functions.core.activities import Platform
+from functions.services.activities import Platform
 from functions.settings import Settings
 from tests.fakes import FakeEndpoints, FakeJobs, FakeRegistry, FakeTrafficLog, MemoryStore
 

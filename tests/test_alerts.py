@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from functions.core.alerts import AlertError, job_name, parse_alert
-from functions.core.retraining import AlertPolicy, handle_alert_body
+from functions.domain.alerts import AlertError, job_name, parse_alert
+from functions.services.retraining import AlertPolicy, handle_alert_body
 from functions.ports import PlatformError
 from tests.fakes import FakeJobs, MemoryStore
 

@@ -390,7 +390,7 @@ def test_ports_and_core_do_not_import_the_azure_adapter():
     import subprocess
     import sys
 
-    code = ("import sys, functions.ports, functions.core.records, functions.adapters.local.store;"
+    code = ("import sys, functions.ports, functions.services.records, functions.adapters.local.store;"
             "bad = [m for m in sys.modules if m.startswith(('azure.storage', 'azure.identity'))"
             " or m == 'functions.adapters.azure.blob_store']; print(bad); sys.exit(1 if bad else 0)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from functions.core import activities
-from functions.core.config import CanaryConfig, ConfigError, deployment_name, load_managed_models
-from functions.core.gates import judge_health
+from functions.services import activities
+from functions.domain.config import CanaryConfig, ConfigError, deployment_name, load_managed_models
+from functions.domain.gates import judge_health
 from functions.ports import PlatformError
 from tests.test_workflow import GOOD, MODEL, Harness, _score_contract  # noqa: F401 (autouse fixture)
 

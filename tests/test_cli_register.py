@@ -15,7 +15,7 @@ import pytest
 
 from functions.adapters.local.endpoints import read_states
 from functions.adapters.local.store import DirectoryStore
-from functions.core.records import RolloutStore
+from functions.services.records import RolloutStore
 from functions.settings import REPO_ROOT
 from ml.datagen import generate
 from tests.conftest import SERVING_PYTHON, require_serving_env

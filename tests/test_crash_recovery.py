@@ -28,9 +28,9 @@ from functions.adapters.local.endpoints import read_states
 from functions.adapters.local.loadgen import LoadGenerator
 from functions.adapters.local.store import DirectoryStore
 from functions.adapters.local.workspace import LOCAL_TOPIC
-from functions.core.config import deployment_name
-from functions.core.events import rollout_id
-from functions.core.records import RolloutStore
+from functions.domain.config import deployment_name
+from functions.domain.events import rollout_id
+from functions.services.records import RolloutStore
 from functions.settings import REPO_ROOT
 from ml.datagen import generate
 from tests.conftest import SERVING_PYTHON, require_serving_env

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from functions.demo import run_demo
+from functions.cli.demo import run_demo
 from functions.settings import Settings
 from tests.conftest import SERVING_PYTHON, require_serving_env
 

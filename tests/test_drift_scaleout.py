@@ -19,7 +19,7 @@ import pytest
 import requests.adapters
 
 from functions.bootstrap import LocalPlatform
-from functions.core.monitoring import drift_job_inputs, drift_job_name, run_drift_check
+from functions.services.monitoring import drift_job_inputs, drift_job_name, run_drift_check
 from functions.ports import Jobs, PlatformError
 from functions.settings import Settings, SettingsError
 from ml import schema
@@ -245,7 +245,7 @@ def test_an_unreadable_history_does_not_wedge_the_check(tmp_path) -> None:
 
 def test_unreadable_drift_job_notes_and_results_are_set_aside(tmp_path) -> None:
     from functions.adapters.local.store import DirectoryStore
-    from functions.core.monitoring import collect_drift_jobs
+    from functions.services.monitoring import collect_drift_jobs
 
     store = DirectoryStore(tmp_path / "store")
     store.put(f"drift/{MODEL}/pending/a.json", b"{not json")

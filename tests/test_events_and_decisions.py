@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from functions.core.config import ConfigError, deployment_name, load_managed_models
-from functions.core.decisions import Facts, decide
-from functions.core.events import (
+from functions.domain.config import ConfigError, deployment_name, load_managed_models
+from functions.domain.decisions import Facts, decide
+from functions.domain.events import (
     InvalidEvent,
     is_newer,
     iter_model_events,

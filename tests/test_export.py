@@ -1,4 +1,4 @@
-"""Inference-log export (functions/core/export.py) from both sources into real stores:
+"""Inference-log export (functions/services/export.py) from both sources into real stores:
 
 - Azure: LogAnalyticsInferenceLogs through the real azure-monitor-query LogsQueryClient
   (send_request: its pipeline, bearer policy, retries) against the fake Log Analytics query
@@ -42,7 +42,7 @@ from functions.adapters.azure.inference_logs import (
 )
 from functions.adapters.local.inference_logs import LocalInferenceLogs
 from functions.adapters.local.store import DirectoryStore
-from functions.core.export import (
+from functions.services.export import (
     COLUMNS,
     ExportError,
     InferenceLogSource,
@@ -877,7 +877,7 @@ def test_sub_minute_slices_get_names_with_seconds(fake, source, tmp_path):
 
 
 def test_export_models_keeps_going_past_a_failing_model(fake, source, tmp_path):
-    from functions.core.export import export_models
+    from functions.services.export import export_models
 
     store = DirectoryStore(tmp_path / "s")
     fake.add_rows(CONSOLE_TABLE, traffic(hours=1)[0])
@@ -1118,6 +1118,6 @@ def test_text_in_a_real_column_of_an_answer_is_quarantined_not_nulled(fake, sour
 
 
 def export_slice_again(source: Any, store: Store) -> Any:
-    from functions.core.export import export_slice
+    from functions.services.export import export_slice
 
     return export_slice(MODEL, source, store, T0, T0 + timedelta(hours=1))

@@ -1,4 +1,4 @@
-"""The export's quarantine (functions/core/export.py conform_batch / _Quarantine) without servers:
+"""The export's quarantine (functions/services/export.py conform_batch / _Quarantine) without servers:
 a record can never stop the export — it is set aside, counted and kept — while a broken source or
 a store outage still stops the slice and keeps the watermark where it is.
 
@@ -22,7 +22,7 @@ import pytest
 from functions.adapters.azure.inference_logs import FETCH_COLUMNS, parse_answer, typed_table
 from functions.adapters.local.inference_logs import LocalInferenceLogs
 from functions.adapters.local.store import DirectoryStore
-from functions.core.export import (
+from functions.services.export import (
     ExportError,
     Malformed,
     conform_batch,

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from functions.adapters.local.workspace import LocalModelRegistry, LocalWorkspace
-from functions.names import InvalidName, check_model_name
+from functions.shared.names import InvalidName, check_model_name
 from functions.ports import PlatformError
 
 

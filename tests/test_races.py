@@ -1,11 +1,11 @@
 """The three concurrency claims, tested as real races on every Store implementation.
 
-1. Rollout claim (functions/core/records.py `RolloutStore.claim`, create-only): of N concurrent
+1. Rollout claim (functions/services/records.py `RolloutStore.claim`, create-only): of N concurrent
    deliveries of one ModelRegistered event exactly one starts a rollout.
-2. Retraining launch record (functions/core/retraining.py, `retraining/<model>/launch.json`,
+2. Retraining launch record (functions/services/retraining.py, `retraining/<model>/launch.json`,
    create-only then etag compare-and-swap): N concurrent duplicates of one alert, or N different
    alerts for one model within the cooldown, launch one job.
-3. Export watermark (functions/core/export.py `export_model`, etag compare-and-swap): concurrent
+3. Export watermark (functions/services/export.py `export_model`, etag compare-and-swap): concurrent
    exporters of one model export every row exactly once.
 
 Threads alone do not make a race: under the GIL a read → decide → write path takes microseconds,
@@ -39,13 +39,13 @@ import pytest
 
 from functions.adapters.local.store import DirectoryStore
 from functions.adapters.local.workspace import model_registered_payload
-from functions.core.alerts import job_name
-from functions.core.config import load_managed_models
-from functions.core.decisions import Decision
-from functions.core.export import ExportReport, export_model, read_watermark
-from functions.core.handoff import accept_events, start_accepted
-from functions.core.records import RolloutStore
-from functions.core.retraining import AlertPolicy, Answer, handle_alert_body
+from functions.domain.alerts import job_name
+from functions.domain.config import load_managed_models
+from functions.domain.decisions import Decision
+from functions.services.export import ExportReport, export_model, read_watermark
+from functions.services.handoff import accept_events, start_accepted
+from functions.services.records import RolloutStore
+from functions.services.retraining import AlertPolicy, Answer, handle_alert_body
 from functions.ports import Conflict, PlatformError, Store
 from ml.schema import FEATURES
 from tests.fakes import FakeJobs, MemoryStore
@@ -248,7 +248,7 @@ def test_a_failed_submission_is_retried_even_when_a_duplicate_answered_meanwhile
 
 
 def test_a_launch_whose_process_died_before_submitting_does_not_block_retraining() -> None:
-    from functions.core.retraining import LAUNCH_TIMEOUT
+    from functions.services.retraining import LAUNCH_TIMEOUT
 
     store = MemoryStore()
     stuck = {"at": NOW.isoformat(), "job": "retrain-x", "alert_id": "gone", "rule": "r", "reason": "fired",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from functions.core.reconcile import phase_of, plan_ending
+from functions.domain.reconcile import phase_of, plan_ending
 from functions.ports import EndpointState
 
 MODEL = "credit-card-default"

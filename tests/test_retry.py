@@ -12,10 +12,10 @@ from datetime import datetime, timezone
 import azure.functions as func
 import pytest
 
-from functions.core.config import load_managed_models
-from functions.core.decisions import RetryFacts, decide_retry
-from functions.core.handoff import accept_events, accept_retry
-from functions.core.records import RolloutStore
+from functions.domain.config import load_managed_models
+from functions.domain.decisions import RetryFacts, decide_retry
+from functions.services.handoff import accept_events, accept_retry
+from functions.services.records import RolloutStore
 from tests.races import RaceStore, run_together
 from tests.test_triggers import FakeDurableClient, grid_event, runtime, user_code  # noqa: F401 (fixture)
 from tests.test_workflow import GOOD, MODEL, Harness, _score_contract  # noqa: F401 (autouse fixture)

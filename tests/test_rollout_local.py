@@ -17,10 +17,10 @@ import pytest
 from functions.adapters.local.loadgen import LoadGenerator
 from functions.adapters.local.workspace import model_registered_payload
 from functions.bootstrap import LocalPlatform, seed_evaluation_data
-from functions.core.config import deployment_name
+from functions.domain.config import deployment_name
 from functions.settings import Settings
 from ml.datagen import generate
-from functions.core.records import RolloutStore
+from functions.services.records import RolloutStore
 from tests.conftest import SERVING_PYTHON, require_serving_env
 from tests.races import RaceStore, run_together
 

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from functions.adapters.local.inference_server import InferenceServer
-from functions.core import gates
+from functions.domain import gates
 from ml import artifact, schema
 from ml.datagen import generate
 from tests.conftest import require_serving_env

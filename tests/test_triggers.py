@@ -12,8 +12,8 @@ import azure.functions as func
 import pytest
 
 from functions import bootstrap
-from functions.core.activities import Platform
-from functions.core.records import RolloutStore
+from functions.services.activities import Platform
+from functions.services.records import RolloutStore
 from functions.ports import PlatformError
 from functions.settings import Settings
 from tests.fakes import FakeEndpoints, FakeRegistry, FakeTrafficLog, MemoryStore

@@ -9,11 +9,11 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from functions.adapters.local.orchestrator import LocalOrchestrator
-from functions.core.activities import Platform, dispatch
-from functions.core.config import deployment_name, load_managed_models
-from functions.core.events import ModelRegistered
-from functions.core.records import RolloutStore
-from functions.core.workflow import rollout_orchestrator
+from functions.services.activities import Platform, dispatch
+from functions.domain.config import deployment_name, load_managed_models
+from functions.domain.events import ModelRegistered
+from functions.services.records import RolloutStore
+from functions.services.workflow import rollout_orchestrator
 from ml import schema
 from ml import score as scoring
 from ml.datagen import generate

@@ -225,7 +225,7 @@ def score(
     """Send a scoring request and print the status and JSON answer."""
     import requests
 
-    from functions.scoring_client import post_json
+    from functions.shared.scoring_client import post_json
 
     shown = check_url(url)
     try:

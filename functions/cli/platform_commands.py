@@ -55,7 +55,7 @@ def open_platform(command: str, **kwargs: Any) -> Any:
     """The local platform, owned by this process (HomeBusy → exit 1 naming the owner)."""
     from functions.adapters.local.ownership import HomeBusy
     from functions.bootstrap import LocalPlatform
-    from functions.core.config import ConfigError
+    from functions.domain.config import ConfigError
 
     settings = local_settings(command)
     try:
@@ -193,7 +193,7 @@ def register(
     """Register a model version in the local workspace; its ModelRegistered event starts a rollout.
     Exit 0 when the rollout succeeded, 3 when it was rejected, rolled back or did not finish."""
     from functions.cli.main import check_model_dir
-    from functions.names import InvalidName, check_model_name
+    from functions.shared.names import InvalidName, check_model_name
 
     local_settings("register")  # before anything else: with MODELOPS_PLATFORM=azure nothing here applies
     try:
@@ -236,7 +236,7 @@ def register(
 
 def _read_evaluation(path: Path) -> bytes:
     """The file's bytes once they parse as labelled evaluation data (exit 2 naming the problem)."""
-    from functions.core.gates import GateError, read_evaluation_csv
+    from functions.domain.gates import GateError, read_evaluation_csv
 
     data = read_input(path)
     try:
@@ -289,8 +289,8 @@ def status(
     and which process owns the home. Reads only: it never takes the home over."""
     from functions.adapters.local.ownership import is_alive, read_owner
     from functions.adapters.local.store import DirectoryStore
-    from functions.core.records import RolloutStore
-    from functions.core.status import rollouts_view
+    from functions.services.records import RolloutStore
+    from functions.services.status import rollouts_view
 
     settings = local_settings("status")
     view = rollouts_view(RolloutStore(DirectoryStore(settings.home / "store")), model, with_audit=audit)
@@ -323,7 +323,7 @@ def demo(
     as_json: bool = typer.Option(False, "--json", help="also print the summary as JSON"),
 ) -> None:
     """Run the main job on the embedded local platform and print what it did."""
-    from functions.demo import run_demo
+    from functions.cli.demo import run_demo
 
     settings = local_settings("demo")
     summary = run_demo(settings, workdir or settings.home / "demo", rows=rows, echo=typer.echo)

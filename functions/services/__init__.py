@@ -1,1 +1,3 @@
-"""Services: orchestrate ports to carry out one use case (no SDK imports; decisions live in core)."""
+"""Services: each carries out one use case by orchestrating ports (hand-off, the rollout workflow and
+its activities, retraining, export, monitoring, recovery, status). Decisions come from
+functions.domain; nothing here imports an SDK or an adapter."""

@@ -15,10 +15,10 @@ import logging
 from datetime import datetime, timezone
 from typing import Callable, Protocol
 
-from functions.core.config import ManagedModels
-from functions.core.reconcile import Ending, plan_ending
-from functions.core.records import RolloutStore
-from functions.logs import log_event
+from functions.domain.config import ManagedModels
+from functions.domain.reconcile import Ending, plan_ending
+from functions.services.records import RolloutStore
+from functions.shared.logs import log_event
 from functions.ports import EndpointState
 
 logger = logging.getLogger("modelops.recovery")

@@ -13,7 +13,7 @@ import logging
 
 import azure.functions as func
 
-from functions.logs import log_event
+from functions.shared.logs import log_event
 
 bp = func.Blueprint()
 logger = logging.getLogger("modelops.alerts")
@@ -27,7 +27,7 @@ def _json(body: dict, status: int) -> func.HttpResponse:
 @bp.route(route="alerts", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 def alert_webhook(req: func.HttpRequest) -> func.HttpResponse:
     from functions.bootstrap import runtime
-    from functions.core.retraining import handle_alert_body
+    from functions.services.retraining import handle_alert_body
     from functions.ports import PlatformError
 
     rt = runtime()

@@ -26,7 +26,7 @@ def _json(body: Any, status: int = 200) -> func.HttpResponse:
 @bp.route(route="rollouts", methods=["GET"])
 def list_rollouts(req: func.HttpRequest) -> func.HttpResponse:
     from functions.bootstrap import runtime
-    from functions.core.status import rollouts_view
+    from functions.services.status import rollouts_view
 
     model = req.params.get("model") or None
     return _json(rollouts_view(runtime().rollouts, model))
@@ -49,7 +49,7 @@ def rollout_detail(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="rollouts/{rollout_id}/approval", methods=["POST"])
 @bp.durable_client_input(client_name="client")
 async def rollout_approval(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    from functions.core.approvals import parse_approval
+    from functions.domain.approvals import parse_approval
 
     rollout_id = req.route_params.get("rollout_id", "")
     try:
@@ -71,8 +71,8 @@ async def rollout_approval(req: func.HttpRequest, client: df.DurableOrchestratio
 @bp.durable_client_input(client_name="client")
 async def rollout_retry(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     from functions.bootstrap import ORCHESTRATOR, runtime
-    from functions.core.approvals import parse_actor
-    from functions.core.handoff import accept_retry
+    from functions.domain.approvals import parse_actor
+    from functions.services.handoff import accept_retry
     from functions.ports import PlatformError
 
     model, version = req.route_params.get("model", ""), req.route_params.get("version", "")

@@ -8,7 +8,7 @@ import logging
 
 import azure.functions as func
 
-from functions.logs import log_event
+from functions.shared.logs import log_event
 
 bp = func.Blueprint()
 logger = logging.getLogger("modelops.monitor")
@@ -18,8 +18,8 @@ logger = logging.getLogger("modelops.monitor")
 @bp.event_grid_trigger(arg_name="event")
 def run_status_changed(event: func.EventGridEvent) -> None:
     from functions.bootstrap import runtime
-    from functions.core.alerts import AlertError, alert_from_run_status
-    from functions.core.retraining import handle_alert
+    from functions.domain.alerts import AlertError, alert_from_run_status
+    from functions.services.retraining import handle_alert
     from functions.triggers.rollout_events import event_to_dict
 
     try:

@@ -13,7 +13,7 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 
-from functions.logs import log_event
+from functions.shared.logs import log_event
 
 bp = df.Blueprint()
 logger = logging.getLogger("modelops.events")
@@ -38,7 +38,7 @@ def event_to_dict(event: func.EventGridEvent) -> dict[str, Any]:
 @bp.durable_client_input(client_name="client")
 async def model_registered(event: func.EventGridEvent, client: df.DurableOrchestrationClient) -> None:
     from functions.bootstrap import runtime
-    from functions.core.handoff import accept_events
+    from functions.services.handoff import accept_events
     from functions.ports import PlatformError
 
     rt = runtime()

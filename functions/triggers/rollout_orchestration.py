@@ -1,6 +1,6 @@
 """Durable Functions: the rollout orchestrator and its one dispatcher activity.
 
-The workflow itself (functions/core/workflow.py) is shared with the local driver; these are the
+The workflow itself (functions/services/workflow.py) is shared with the local driver; these are the
 Azure entry points only.
 """
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from functions.core import workflow
+from functions.services import workflow
 
 bp = df.Blueprint()
 
@@ -24,6 +24,6 @@ def rollout_orchestrator(context: df.DurableOrchestrationContext):
 @bp.activity_trigger(input_name="payload", activity=workflow.ACTIVITY)
 def rollout_activity(payload: dict[str, Any]) -> Any:
     from functions.bootstrap import runtime
-    from functions.core.activities import dispatch
+    from functions.services.activities import dispatch
 
     return dispatch(runtime().platform, payload)

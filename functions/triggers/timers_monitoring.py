@@ -11,7 +11,7 @@ import logging
 
 import azure.functions as func
 
-from functions.logs import log_event
+from functions.shared.logs import log_event
 
 bp = func.Blueprint()
 logger = logging.getLogger("modelops.timers")

@@ -235,7 +235,7 @@ class AzureEndpoints:
     def score(self, endpoint: str, body: Any, deployment: str | None = None, timeout: float = 30.0) -> ScoreResult:
         import requests
 
-        from functions.scoring_client import post_json
+        from functions.shared.scoring_client import post_json
 
         for attempt in (1, 2):
             target = self._scoring_target(endpoint, refresh=attempt == 2)

@@ -9,7 +9,7 @@ Keys follow the same rule as DirectoryStore (see `check_key`), so a key that wor
 here, and blob names Azure advises against (segments ending in '.', empty segments) never reach it.
 
 Imported lazily by the composition root only: the Azure SDK imports at the top are fine here, but
-nothing in functions/core or functions/ports may import this module.
+nothing in functions/domain, functions/services or functions/ports may import this module.
 """
 
 from __future__ import annotations

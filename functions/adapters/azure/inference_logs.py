@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from functions.adapters.azure.traffic_log import kql_datetime, kql_string, logs_client
-from functions.core.export import Malformed, check_model_name, export_schema, normalize
+from functions.services.export import Malformed, check_model_name, export_schema, normalize
 from functions.ports import PlatformError
 from ml.schema import CATEGORICAL, NUMERIC
 

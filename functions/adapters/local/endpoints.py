@@ -286,7 +286,7 @@ class LocalEndpoints:
         """A client call through the front door with the endpoint key."""
         import requests
 
-        from functions.scoring_client import post_json
+        from functions.shared.scoring_client import post_json
 
         ep = self._require(endpoint)
         session = getattr(self._local, "session", None)

@@ -40,7 +40,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from functions.core.export import Malformed, check_model_name, export_schema, normalize
+from functions.services.export import Malformed, check_model_name, export_schema, normalize
 from ml.schema import CATEGORICAL, NUMERIC
 
 _TIME = re.compile(rb'"time"\s*:\s*"([^"\\]{10,40})"')

@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from functions.logs import log_event
+from functions.shared.logs import log_event
 from functions.ports import PlatformError
 
 TERMINAL = ("Completed", "Failed", "Canceled")

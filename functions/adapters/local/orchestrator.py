@@ -135,7 +135,7 @@ class LocalOrchestrator:
     def stop(self, timeout: float = 30.0) -> list[Instance]:
         """Stop every orchestration at its next step (an activity already running finishes first)
         and return the ones that were interrupted. Their records still say `running`: the owner
-        reconciles them (functions/core/reconcile.py) once their activities have stopped."""
+        reconciles them (functions/domain/reconcile.py) once their activities have stopped."""
         self._stopping.set()
         for instance in list(self.instances.values()):
             instance.events.raise_event("__stop__", None)  # wakes a wait for an external event

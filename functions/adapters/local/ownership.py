@@ -9,7 +9,7 @@ records; if the owner dies (kill -9, a full disk, a closed laptop) its rollouts 
 the next owner. So a process takes the home with `HomeLease.acquire()`: under the lock it reads
 owner.json and refuses (`HomeBusy`, naming the owner) while the owner is alive, else writes
 itself. `acquire()` returns the previous owner when that owner died without releasing — the
-caller then reconciles what it left (functions/core/reconcile.py).
+caller then reconciles what it left (functions/domain/reconcile.py).
 
 "Alive" is decided by the pid *and* the process's start time (field 22 of /proc/<pid>/stat), so a
 recycled pid is not mistaken for the owner; a zombie is dead. Where /proc is missing, a pid that

@@ -7,7 +7,7 @@
 number by renaming it into place (atomic: a version folder is complete or absent — a full disk or a
 crash mid-copy leaves no half version, and the next registration does not skip a number), then
 emits a real ModelRegistered payload in Event Grid schema (camelCase data, as live workspaces send)
-to the configured handler. Names follow AzureML's rules (functions/names.py): a name can never
+to the configured handler. Names follow AzureML's rules (functions/shared/names.py): a name can never
 leave the workspace folder.
 """
 
@@ -23,8 +23,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from functions.core.events import MODEL_REGISTERED, version_key
-from functions.names import InvalidName, check_model_name, check_version
+from functions.domain.events import MODEL_REGISTERED, version_key
+from functions.shared.names import InvalidName, check_model_name, check_version
 from functions.ports import ModelRef, PlatformError
 
 META = ".modelops-model.json"

@@ -13,11 +13,11 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from functions.core.config import ManagedModels
-from functions.core.decisions import Decision, Facts, decide
-from functions.core.events import InvalidEvent, ModelRegistered, iter_model_events
-from functions.core.records import RolloutStore
-from functions.logs import log_event
+from functions.domain.config import ManagedModels
+from functions.domain.decisions import Decision, Facts, decide
+from functions.domain.events import InvalidEvent, ModelRegistered, iter_model_events
+from functions.services.records import RolloutStore
+from functions.shared.logs import log_event
 
 logger = logging.getLogger("modelops.handoff")
 
@@ -97,7 +97,7 @@ def accept_retry(model: str, version: str, managed: ManagedModels, rollouts: Rol
                  comment: str = "", in_workspace: bool = True) -> RetryAnswer:
     """Decide on `retry MODEL VERSION` and claim its run (create-only: of two concurrent retries one
     starts, the other is told it is running). The caller starts the orchestration on 202."""
-    from functions.core.decisions import RetryFacts, decide_retry
+    from functions.domain.decisions import RetryFacts, decide_retry
 
     attempts = tuple(r for r in rollouts.list(model) if r.get("version") == version) if managed.get(model) else ()
     production = rollouts.production(model) if managed.get(model) else None

@@ -4,7 +4,7 @@
     resolve_model(alert, rule_map, managed) -> model | AlertError(422)
     decide_alert(alert, model, facts) -> AlertDecision(action ∈ retrain | skip | ignore, reason, ...)
 
-Pure: storage and job submission happen in functions/core/retraining.py.
+Pure: storage and job submission happen in functions/services/retraining.py.
 """
 
 from __future__ import annotations

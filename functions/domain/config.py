@@ -12,7 +12,7 @@ import re
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Mapping
 
-from functions.names import InvalidName, check_endpoint_name, check_model_name
+from functions.shared.names import InvalidName, check_endpoint_name, check_model_name
 
 DEFAULT_MODEL = "credit-card-default"
 

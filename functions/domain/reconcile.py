@@ -23,8 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from functions.core import traffic as tmap
-from functions.core.config import deployment_name
+from functions.domain import traffic as tmap
+from functions.domain.config import deployment_name
 from functions.ports import EndpointState
 
 

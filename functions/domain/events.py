@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from functions.names import is_model_name, is_version
+from functions.shared.names import is_model_name, is_version
 
 MODEL_REGISTERED = "Microsoft.MachineLearningServices.ModelRegistered"
 SUBSCRIPTION_VALIDATION = "Microsoft.EventGrid.SubscriptionValidationEvent"

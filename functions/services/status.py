@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from functions.core.records import RolloutStore
+from functions.services.records import RolloutStore
 
 FIELDS = ("id", "model", "version", "state", "started", "finished", "reason", "event_id", "gate_report", "traffic",
           "figures")

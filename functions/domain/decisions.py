@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from functions.core.config import ManagedModels
-from functions.core.events import InvalidEvent, ModelRegistered, is_newer, version_key
+from functions.domain.config import ManagedModels
+from functions.domain.events import InvalidEvent, ModelRegistered, is_newer, version_key
 
 Action = Literal["rollout", "ignore", "skip", "duplicate", "invalid"]
 

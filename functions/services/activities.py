@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from functions.core import gates as g
-from functions.core import traffic as tmap
-from functions.core.config import build_model_config
-from functions.core.events import version_key
-from functions.core.records import RolloutStore
+from functions.domain import gates as g
+from functions.domain import traffic as tmap
+from functions.domain.config import build_model_config
+from functions.domain.events import version_key
+from functions.services.records import RolloutStore
 from functions.ports import (
     DeploymentSpec,
     Endpoints,

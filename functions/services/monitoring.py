@@ -42,8 +42,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from functions.core.records import RolloutStore
-from functions.logs import log_event
+from functions.services.records import RolloutStore
+from functions.shared.logs import log_event
 from functions.ports import Conflict, Store
 
 logger = logging.getLogger("modelops.drift")

@@ -75,7 +75,7 @@ ROW_GROUP_SIZE = 100_000
 RECENT_SLICES = 48  # slices whose file lists the watermark keeps
 MAX_CONFLICTS = 20
 
-# AzureML asset names (as functions/core/events.py) minus a trailing '.', which no Store key may
+# AzureML asset names (as functions/domain/events.py) minus a trailing '.', which no Store key may
 # end a segment with. Nothing else can reach a query or a key: the alphabet has no quote,
 # backslash, whitespace, slash or control character.
 _MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}")

@@ -2,7 +2,7 @@
 
 A Durable orchestrator is a generator that yields tasks and is replayed from its history, so this
 code is deterministic: no I/O, no clocks but `context.current_utc_datetime`, no randomness. Every
-side effect is an activity (`functions/core/activities.py`), called through one dispatcher
+side effect is an activity (`functions/services/activities.py`), called through one dispatcher
 activity, `rollout_activity`, with {"op": ..., "args": ...}.
 
     staging: endpoint → deployment at 0% → poll → gates → (fail: delete, rejected)
@@ -18,8 +18,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any, Generator
 
-from functions.core import traffic as tmap
-from functions.core.config import build_model_config, deployment_name
+from functions.domain import traffic as tmap
+from functions.domain.config import build_model_config, deployment_name
 
 ACTIVITY = "rollout_activity"
 APPROVAL_EVENT = "approval"

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
-from functions.core.alerts import Alert, AlertDecision, AlertError, RetrainFacts, decide_alert, parse_alert, \
+from functions.domain.alerts import Alert, AlertDecision, AlertError, RetrainFacts, decide_alert, parse_alert, \
     resolve_model
-from functions.logs import log_event
+from functions.shared.logs import log_event
 from functions.ports import Conflict, Jobs, PlatformError, Store
 
 logger = logging.getLogger("modelops.alerts")
