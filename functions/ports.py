@@ -240,4 +240,4 @@ class InferenceLogSource(Protocol):
         A source never raises because of a record's values: a batch it cannot type (a string
         that cannot be UTF-8, a value Arrow refuses) is yielded as it is (a list of dicts, or a
         table with the column left untyped) and the exporter decides, per record, what cannot be
-        written and quarantines exactly that (core.export.conform_batch)."""
+        written and quarantines exactly that (functions.shared.export_table.conform_batch)."""

@@ -42,20 +42,11 @@ from functions.adapters.azure.inference_logs import (
 )
 from functions.adapters.local.inference_logs import LocalInferenceLogs
 from functions.adapters.local.store import DirectoryStore
-from functions.services.export import (
-    COLUMNS,
-    ExportError,
-    InferenceLogSource,
-    InvalidModelName,
-    Malformed,
-    export_model,
-    export_schema,
-    part_key,
-    quarantine_key,
-    read_watermark,
-    watermark_key,
-)
-from functions.ports import PlatformError, Store
+from functions.ports import InferenceLogSource, Malformed, PlatformError, Store
+from functions.services.export import export_model, part_key, quarantine_key, read_watermark, watermark_key
+from functions.services.export import ExportError
+from functions.shared.export_table import COLUMNS, export_schema
+from functions.shared.names import InvalidName
 from ml.schema import CATEGORICAL, FEATURES, NUMERIC
 from tests.fake_inference_logs import InferenceLogEvaluator, input_line
 from tests.fake_log_analytics import BYTE_LIMIT, CONSOLE_TABLE, ROW_LIMIT, FakeLogAnalytics, Result, tokenize
@@ -656,13 +647,13 @@ HOSTILE = [
 @pytest.mark.parametrize("name", HOSTILE)
 def test_hostile_model_names_are_rejected_before_any_query(fake, source, tmp_path, name):
     store = MemoryStore()
-    with pytest.raises(InvalidModelName):
+    with pytest.raises(InvalidName):
         export_model(name, source, store, now=NOW, since=T0)
-    with pytest.raises(InvalidModelName):
+    with pytest.raises(InvalidName):
         source.count(name, T0, NOW)
-    with pytest.raises(InvalidModelName):
+    with pytest.raises(InvalidName):
         list(source.fetch(name, T0, NOW))
-    with pytest.raises(InvalidModelName):
+    with pytest.raises(InvalidName):
         LocalInferenceLogs(tmp_path).count(name, T0, NOW)
     assert fake.requests == [] and store.objects == {}
 

@@ -22,17 +22,9 @@ import pytest
 from functions.adapters.azure.inference_logs import FETCH_COLUMNS, parse_answer, typed_table
 from functions.adapters.local.inference_logs import LocalInferenceLogs
 from functions.adapters.local.store import DirectoryStore
-from functions.services.export import (
-    ExportError,
-    Malformed,
-    conform_batch,
-    export_model,
-    export_models,
-    export_schema,
-    quarantine_key,
-    read_watermark,
-)
-from functions.ports import PlatformError, Store
+from functions.ports import Malformed, PlatformError, Store
+from functions.services.export import ExportError, export_model, export_models, quarantine_key, read_watermark
+from functions.shared.export_table import conform_batch, export_schema
 from ml.schema import CATEGORICAL, FEATURES, NUMERIC
 from tests.fake_inference_logs import input_line
 

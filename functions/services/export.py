@@ -44,314 +44,37 @@ written: a slice is streamed into temporary files, never held whole.
 from __future__ import annotations
 
 import json
-import math
 import re
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from functions.ports import Conflict, InferenceLogSource, Malformed, PlatformError, Store  # noqa: F401 (re-exported)
-from ml.schema import CATEGORICAL, FEATURE_NAMES, NUMERIC
+from functions.ports import Conflict, InferenceLogSource, Malformed, PlatformError, Store
+from functions.services.export_parts import ROW_GROUP_SIZE, Quarantine, SliceSink, micros, scalar_micros
+from functions.shared.export_table import Rejected, conform_batch, parse_time, utc
+from functions.shared.names import InvalidName, check_model_name
 
 if TYPE_CHECKING:  # pragma: no cover
-    import pyarrow as pa
+    pass
 
 WATERMARK_PREFIX = "watermarks/export/"
 EXPORT_PREFIX = "exports/"
 QUARANTINE_PREFIX = "quarantine/export/"
-MAX_REASON_CHARS = 500  # a reason names the column and Arrow's complaint; the raw values are beside it
-META_COLUMNS = ("TimeGenerated", "request_id", "model_version", "deployment", "record_index")
-COLUMNS = META_COLUMNS + FEATURE_NAMES
-SORT_KEYS = ("TimeGenerated", "request_id", "record_index", "deployment") + FEATURE_NAMES
 FORMATS = ("parquet", "csv")
 DEFAULT_LAG = timedelta(minutes=10)
 DEFAULT_SLICE = timedelta(hours=1)
 DEFAULT_LOOKBACK = timedelta(hours=24)
-ROW_GROUP_SIZE = 100_000
 RECENT_SLICES = 48  # slices whose file lists the watermark keeps
 MAX_CONFLICTS = 20
-
-# AzureML asset names (as functions/domain/events.py) minus a trailing '.', which no Store key may
-# end a segment with. Nothing else can reach a query or a key: the alphabet has no quote,
-# backslash, whitespace, slash or control character.
-_MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}")
-_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,49}")
-
-# Parquet writer settings: fixed, so a rerun writes the same bytes (with the same pyarrow).
-# Dictionary encoding only where values repeat (versions, deployments, categoricals): trying it on
-# request ids and amounts costs ~2x the write time for nothing. Snappy: the export is CPU-bound;
-# measured on 100,000 export rows (CPU per row, size): snappy 1.4 µs, 7.6 MB; zstd level 1 2.1 µs,
-# 5.6 MB; zstd level 3 2.5 µs, 5.1 MB.
-PARQUET_OPTIONS: dict[str, Any] = {
-    "version": "2.6",
-    "compression": "snappy",
-    "use_dictionary": ["model_version", "deployment", *CATEGORICAL],
-    "write_statistics": True,
-    "data_page_size": 1 << 20,
-}
-
-
-class InvalidModelName(ValueError):
-    """A model name that is not an AzureML asset name (and so never reaches a query or a key)."""
-
-
-def check_model_name(name: Any) -> str:
-    if not isinstance(name, str) or not _MODEL.fullmatch(name) or name.endswith("."):
-        raise InvalidModelName(
-            f"model name {name!r} is invalid: 1–255 letters, digits, '_', '.' or '-', starting with a "
-            "letter or digit and not ending with '.'")
-    return name
-
-
-def valid_version(version: Any) -> bool:
-    return isinstance(version, str) and bool(_VERSION.fullmatch(version)) and not version.endswith(".")
 
 
 # --- the port -----------------------------------------------------------------------------------
 
 # --- schema and conversion --------------------------------------------------------------------
-
-def export_schema() -> pa.Schema:
-    import pyarrow as pa
-
-    fields = [
-        pa.field("TimeGenerated", pa.timestamp("us", tz="UTC"), nullable=False),
-        pa.field("request_id", pa.string()),
-        pa.field("model_version", pa.string()),
-        pa.field("deployment", pa.string()),
-        pa.field("record_index", pa.int32()),
-    ]
-    fields += [pa.field(name, pa.string()) for name in CATEGORICAL]
-    fields += [pa.field(name, pa.float64()) for name in NUMERIC]
-    return pa.schema(fields)
-
-
-def records_to_table(records: Sequence[Mapping[str, Any]]) -> pa.Table:
-    """Rows as dicts (TimeGenerated a datetime or ISO 8601 text) → a table of the export schema.
-    Strict: a value that does not fit raises ValueError (`conform_batch` narrows such a batch to
-    the records that cannot be written)."""
-    import pyarrow as pa
-
-    schema = export_schema()
-    columns: dict[str, list[Any]] = {name: [] for name in COLUMNS}
-    for record in records:
-        for name in COLUMNS:
-            columns[name].append(record.get(name))
-    times = [_utc(t if isinstance(t, datetime) else _parse_time(t)) for t in columns["TimeGenerated"]]
-    columns["TimeGenerated"] = times
-    try:
-        arrays = [pa.array(columns[f.name], type=f.type) for f in schema]
-    except _LIST_ERRORS as exc:
-        raise ValueError(f"records do not fit the export schema: {exc}") from exc
-    return normalize(pa.Table.from_arrays(arrays, schema=schema))
-
-
-@dataclass(frozen=True)
-class Rejected:
-    """A record the export kept out of its parts: `kind` "record" (it could not be written:
-    counted as quarantined) or "malformed" (counted as malformed, as before), why, and its raw
-    values as the source gave them."""
-
-    record: Any
-    reason: str
-    kind: str = "record"
-
-
-def conform(item: Any) -> pa.Table:
-    """A source's batch as a table of the export schema. Strict: raises ValueError when a record
-    cannot be written (the export itself uses `conform_batch`)."""
-    table, rejected = conform_batch(item)
-    if rejected:
-        raise ValueError(f"{len(rejected)} record(s) do not fit the export schema, first: {rejected[0].reason}")
-    return table
-
-
-def conform_batch(item: Any) -> tuple[pa.Table, list[Rejected]]:
-    """A source's batch (Table, RecordBatch or list of dicts) → (a table of the export schema, the
-    records that cannot be written). The one place that decides what "cannot be written" means.
-
-    The usual batch converts whole, as fast as ever; only a batch Arrow refuses is looked at per
-    record (by halving: a few conversions per bad record, not one per row). Record-level: a string
-    that cannot be UTF-8, a value of the wrong type or out of range, a TimeGenerated that is
-    missing or not a time, an item of a list that is not a dict. Not record-level (PlatformError,
-    the slice is retried and the watermark stays): not a table at all, a missing column, a column
-    of a type that has no cast to the schema's (list → double) — the source is broken, not a record."""
-    import pyarrow as pa
-
-    if isinstance(item, list):
-        try:
-            return records_to_table(item), []
-        except _LIST_ERRORS + (AttributeError,):  # AttributeError: an item that is not a dict
-            return _narrow_records(item)
-    if isinstance(item, pa.RecordBatch):
-        item = pa.Table.from_batches([item])
-    if not isinstance(item, pa.Table):
-        raise PlatformError(f"inference log source yielded {type(item).__name__}, not a table")
-    return _conform_table(item)
-
-
-# What Arrow raises for a value it refuses (ArrowInvalid is a ValueError, ArrowTypeError a
-# TypeError). From a list of Python values every refusal is the value's, so "no such conversion"
-# (ArrowNotImplementedError, a NotImplementedError) counts too; from a typed table column it is
-# the column's type that has no cast, which no record is to blame for.
-_CONVERSION_ERRORS: tuple[type[BaseException], ...] = (ValueError, TypeError, OverflowError)
-_LIST_ERRORS: tuple[type[BaseException], ...] = _CONVERSION_ERRORS + (NotImplementedError,)
-
-
-def _refused(build: Any, values: Any, size: int, errors: tuple[type[BaseException], ...]) -> list[tuple[int, str]]:
-    """Indices in [0, size) of the values `build(values, lo, hi)` refuses (raising one of
-    `errors`), and why: the range is halved until each refusal is one value (O(bad × log n)
-    builds, not one per row)."""
-    out: list[tuple[int, str]] = []
-    stack = [(0, size)]
-    while stack:
-        lo, hi = stack.pop()
-        if hi <= lo:
-            continue
-        try:
-            build(values, lo, hi)
-            continue
-        except errors as exc:
-            if hi - lo == 1:
-                out.append((lo, _reason(exc)))
-                continue
-        mid = (lo + hi) // 2
-        stack += [(mid, hi), (lo, mid)]
-    return sorted(out)
-
-
-def _reason(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}"
-    return text if len(text) <= MAX_REASON_CHARS else text[:MAX_REASON_CHARS] + "…"
-
-
-def _narrow_records(records: Sequence[Any]) -> tuple[pa.Table, list[Rejected]]:
-    """The failure path of a list batch: per column, the records whose value Arrow refuses."""
-    import pyarrow as pa
-
-    schema = export_schema()
-    rejected: list[Rejected] = []
-    good: list[Mapping[str, Any]] = []
-    times: list[datetime] = []
-    for record in records:
-        if not isinstance(record, Mapping):
-            rejected.append(Rejected(record, f"not a record but {type(record).__name__}"))
-            continue
-        value = record.get("TimeGenerated")
-        try:
-            times.append(_utc(value if isinstance(value, datetime) else _parse_time(value)))
-        except (ValueError, TypeError, OverflowError) as exc:
-            rejected.append(Rejected(record, f"TimeGenerated: {_reason(exc)}"))
-            continue
-        good.append(record)
-    bad: dict[int, str] = {}
-    for f in schema:
-        if f.name == "TimeGenerated":
-            continue
-        column = [r.get(f.name) for r in good]
-        for i, why in _refused(lambda v, lo, hi, t=f.type: pa.array(v[lo:hi], type=t), column, len(column),
-                               _LIST_ERRORS):
-            bad.setdefault(i, f"{f.name}: {why}")
-    rejected += [Rejected(good[i], why) for i, why in sorted(bad.items())]
-    kept = [r for i, r in enumerate(good) if i not in bad]
-    kept_times = [t for i, t in enumerate(times) if i not in bad]
-    columns: dict[str, list[Any]] = {name: [r.get(name) for r in kept] for name in COLUMNS}
-    columns["TimeGenerated"] = kept_times
-    try:
-        arrays = [pa.array(columns[f.name], type=f.type) for f in schema]
-    except _LIST_ERRORS as exc:  # every value converts alone but not together: not a record's fault
-        raise PlatformError(f"inference log source batch cannot be typed (no single record is to blame): {exc}"
-                            ) from exc
-    return normalize(pa.Table.from_arrays(arrays, schema=schema)), rejected
-
-
-def _conform_table(item: pa.Table) -> tuple[pa.Table, list[Rejected]]:
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    schema = export_schema()
-    arrays: list[Any] = []
-    bad: dict[int, str] = {}
-    for f in schema:
-        if f.name not in item.column_names:
-            if f.name == "deployment":
-                arrays.append(pa.nulls(len(item), f.type))
-                continue
-            raise PlatformError(f"inference log source batch lacks column {f.name!r}")
-        column = item.column(f.name)
-        if column.type == f.type:
-            arrays.append(column)
-            continue
-        try:
-            arrays.append(column.cast(f.type))
-            continue
-        except (pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
-            raise PlatformError(f"inference log source batch: column {f.name!r} is not {f.type}: {exc}") from exc
-        except pa.ArrowInvalid as exc:  # some values do not cast (text that is no number, bytes that are no UTF-8)
-            refused = _refused(lambda c, lo, hi, t=f.type: c.slice(lo, hi - lo).cast(t), column, len(column),
-                               (pa.ArrowInvalid,))
-            if not refused:
-                raise PlatformError(f"inference log source batch: column {f.name!r} is not {f.type}: {exc}") from exc
-            for i, why in refused:
-                bad.setdefault(i, f"{f.name}: {why}")
-            arrays.append(None)
-    times = arrays[schema.get_field_index("TimeGenerated")]
-    if times is not None and times.null_count:  # a row no slice can hold
-        for i in pc.indices_nonzero(pc.is_null(times)).to_pylist():
-            bad.setdefault(i, "TimeGenerated: missing")
-    if not bad:
-        return normalize(pa.Table.from_arrays(arrays, schema=schema)), []
-    indices = sorted(bad)
-    raw = item.take(pa.array(indices, pa.int64())).to_pylist()
-    rejected = [Rejected(record, bad[i]) for i, record in zip(indices, raw)]
-    keep = pc.invert(pc.is_in(pa.array(range(len(item)), pa.int64()), value_set=pa.array(indices, pa.int64())))
-    table, more = _conform_table(item.filter(keep))  # the rest converts now (else: PlatformError, above)
-    return table, rejected + more
-
-
-def normalize(table: pa.Table) -> pa.Table:
-    """Empty strings → null in categoricals and deployment: Log Analytics cannot tell a null
-    string from "" (Kusto strings are never null), so both sources say null for both. NaN and
-    ±infinity → null in the numerics: the local source has always made them null, and Log
-    Analytics sends a non-finite real as the text "NaN"/"Infinity"/"-Infinity", which its CSV
-    fast path reads as a float and its json path as null — without this the bytes of a slice
-    would depend on which reader an answer happened to take."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    null = pa.scalar(None, pa.string())
-    for name in ("deployment",) + CATEGORICAL:
-        i = table.schema.get_field_index(name)
-        column = table.column(i)
-        if column.null_count < len(column) and pc.any(pc.equal(column, "")).as_py():
-            table = table.set_column(i, table.schema.field(i), pc.if_else(pc.equal(column, ""), null, column))
-    for name in NUMERIC:
-        i = table.schema.get_field_index(name)
-        column = table.column(i)
-        if column.null_count == len(column):
-            continue
-        total = pc.sum(column).as_py()  # one vectorised pass; NaN or ±inf anywhere makes it non-finite
-        if total is not None and not math.isfinite(total):
-            finite = pc.if_else(pc.is_finite(column), column, pa.scalar(None, column.type))
-            table = table.set_column(i, table.schema.field(i), finite)
-    if table.column("TimeGenerated").null_count:
-        raise PlatformError("inference log source returned rows without TimeGenerated")
-    return table
-
-
-def _sort(table: pa.Table) -> pa.Table:
-    import pyarrow.compute as pc
-
-    if len(table) <= 1:
-        return table
-    # model_version first: each version's rows are then one contiguous run (sliced, not filtered);
-    # within a version — within one output object — the order is SORT_KEYS. Nulls last.
-    order = pc.sort_indices(table, sort_keys=[("model_version", "ascending")] + [(k, "ascending") for k in SORT_KEYS])
-    return table.take(order)
 
 
 # --- keys and times ---------------------------------------------------------------------------
@@ -361,40 +84,54 @@ def watermark_key(model: str) -> str:
 
 
 def part_key(model: str, version: str, slice_start: datetime, fmt: str = "parquet") -> str:
-    t = _utc(slice_start)
+    t = utc(slice_start)
     # with seconds, always: sub-minute slices get distinct names, and names sort in time order
     return f"{EXPORT_PREFIX}{check_model_name(model)}/{version}/{t:%Y-%m-%d}/{t:%H}/part-{t:%Y%m%dT%H%M%S}Z.{fmt}"
 
 
+_PART_NAME = re.compile(r"part-(\d{8}T\d{4}(?:\d{2})?)Z\.(parquet|csv)$")
+
+
+def parse_part_key(key: str) -> tuple[datetime, str] | None:
+    """(slice start, format) of a part key `part_key` wrote — names written before they always
+    carried seconds (`part-20260509T0700Z`) included; None for any other key."""
+    match = _PART_NAME.search(key)
+    if match is None:
+        return None
+    stamp = match.group(1)
+    start = datetime.strptime(stamp, "%Y%m%dT%H%M%S" if len(stamp) == 15 else "%Y%m%dT%H%M")
+    return start.replace(tzinfo=timezone.utc), match.group(2)
+
+
+def exported_parts(store: Store, model: str, version: str, start: datetime, end: datetime,
+                   fmt: str = "parquet") -> list[str]:
+    """The `fmt` parts of `model`/`version` whose slice starts within [start, end), in time order."""
+    keys = []
+    hour = utc(start).replace(minute=0, second=0, microsecond=0)
+    while hour < end:
+        prefix = f"{EXPORT_PREFIX}{check_model_name(model)}/{version}/{hour:%Y-%m-%d}/{hour:%H}/"
+        for key in store.list(prefix):
+            parsed = parse_part_key(key)
+            if parsed is not None and parsed[1] == fmt and start <= parsed[0] < end:
+                keys.append(key)
+        hour += timedelta(hours=1)
+    return keys
+
+
 def quarantine_key(model: str, slice_start: datetime) -> str:
     """The slice's quarantine object: per model, not per version (a version may be what is wrong)."""
-    t = _utc(slice_start)
+    t = utc(slice_start)
     return f"{QUARANTINE_PREFIX}{check_model_name(model)}/{t:%Y-%m-%d}/{t:%H}/part-{t:%Y%m%dT%H%M%S}Z.jsonl"
 
 
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
-
-
-def _parse_time(text: Any) -> datetime:
-    if not isinstance(text, str):
-        raise ValueError(f"TimeGenerated {text!r} is not a time")
-    text = text.strip()
-    match = re.fullmatch(r"(.*?\.\d{6})\d*(Z|[+-]\d\d:?\d\d)?", text)
-    if match:  # fromisoformat takes at most 6 fractional digits
-        text = match.group(1) + (match.group(2) or "")
-    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return _utc(value)
-
-
 def floor_time(value: datetime, step: timedelta) -> datetime:
-    value = _utc(value)
+    value = utc(value)
     epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
     return epoch + ((value - epoch) // step) * step
 
 
 def _iso(value: datetime) -> str:
-    return _utc(value).isoformat()
+    return utc(value).isoformat()
 
 
 # --- watermark and report -----------------------------------------------------------------------
@@ -497,7 +234,7 @@ class Watermark:
     def from_bytes(cls, data: bytes, model: str) -> Watermark:
         try:
             body = json.loads(data)
-            return cls(model=body.get("model", model), high_water=_parse_time(body["high_water"]),
+            return cls(model=body.get("model", model), high_water=parse_time(body["high_water"]),
                        created=body.get("created", ""), updated=body.get("updated", ""),
                        slices=int(body.get("slices", 0)), rows=int(body.get("rows", 0)),
                        malformed=int(body.get("malformed", 0)), quarantined=int(body.get("quarantined", 0)),
@@ -522,58 +259,6 @@ def read_watermark(store: Store, model: str) -> tuple[Watermark, str] | None:
 
 
 # --- writing one slice --------------------------------------------------------------------------
-
-class _PartWriter:
-    """One output object of a slice, streamed to a temporary file. Parquet row groups hold exactly
-    `row_group_size` rows (the last one the rest), whatever batches arrive: the bytes depend on
-    the rows only."""
-
-    def __init__(self, path: Path, fmt: str, schema: pa.Schema, row_group_size: int) -> None:
-        self.path = path
-        self.fmt = fmt
-        self.schema = schema
-        self.row_group_size = row_group_size
-        self.rows = 0
-        self._pending: list[pa.Table] = []
-        self._pending_rows = 0
-        if fmt == "parquet":
-            import pyarrow.parquet as pq
-
-            self._writer: Any = pq.ParquetWriter(str(path), schema, **PARQUET_OPTIONS)
-        else:
-            import pyarrow.csv as pcsv
-
-            self._writer = pcsv.CSVWriter(str(path), schema)
-
-    def add(self, table: pa.Table) -> None:
-        self.rows += len(table)
-        if self.fmt == "csv":
-            self._writer.write_table(table)
-            return
-        self._pending.append(table)
-        self._pending_rows += len(table)
-        if self._pending_rows >= self.row_group_size:
-            self._flush(final=False)
-
-    def _flush(self, final: bool) -> None:
-        import pyarrow as pa
-
-        if not self._pending:
-            return
-        buffered = pa.concat_tables(self._pending)
-        offset = 0
-        while len(buffered) - offset >= self.row_group_size or (final and offset < len(buffered)):
-            group = buffered.slice(offset, self.row_group_size)
-            self._writer.write_table(group, row_group_size=self.row_group_size)
-            offset += len(group)
-        rest = buffered.slice(offset)
-        self._pending = [rest] if len(rest) else []
-        self._pending_rows = len(rest)
-
-    def close(self) -> None:
-        if self.fmt == "parquet":
-            self._flush(final=True)
-        self._writer.close()
 
 
 def _put_once(store: Store, key: str, data: bytes) -> bool:
@@ -606,10 +291,10 @@ def export_slice(model: str, source: InferenceLogSource, store: Store, start: da
     import pyarrow.compute as pc
 
     report = SliceReport(start=start, end=end)
-    start_us, end_us = _micros(start), _micros(end)
-    quarantine = _Quarantine()
+    start_us, end_us = micros(start), micros(end)
+    quarantine = Quarantine()
     with tempfile.TemporaryDirectory(prefix="export-", dir=tmp_dir) as tmp:
-        sink = _SliceSink(Path(tmp), formats, row_group_size)
+        sink = SliceSink(Path(tmp), formats, row_group_size)
         last_time: int | None = None
         try:
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="export-writer") as pool:
@@ -642,7 +327,7 @@ def export_slice(model: str, source: InferenceLogSource, store: Store, start: da
                         if not len(table):
                             continue
                         lo, hi = pc.min_max(table.column("TimeGenerated")).values()
-                        lo_us, hi_us = _scalar_micros(lo), _scalar_micros(hi)
+                        lo_us, hi_us = scalar_micros(lo), scalar_micros(hi)
                         if lo_us < start_us or hi_us >= end_us:
                             raise PlatformError(f"inference log source of {model} returned rows outside "
                                                 f"[{_iso(start)}, {_iso(end)})")
@@ -682,145 +367,6 @@ def export_slice(model: str, source: InferenceLogSource, store: Store, start: da
     return report
 
 
-class _Quarantine:
-    """The records of one slice kept out of its parts: the lines of its quarantine object.
-
-    One JSON object per line, {"kind", "reason", "record"}: kind "record" (could not be written,
-    counted as quarantined) or "malformed" (counted as malformed: unreadable lines a source kept
-    samples of, rows whose version cannot be a key), and the raw values. json.dumps with
-    ensure_ascii=True writes every non-ASCII character as a \\uXXXX escape — a lone surrogate
-    included, which no UTF-8 encoder would take — so the object is ASCII, always valid UTF-8, and
-    json.loads gives the very string back. Lines are sorted (time, request id, record index, then
-    the text): the bytes do not depend on how the source batched the slice."""
-
-    def __init__(self) -> None:
-        self._lines: list[tuple[tuple[str, str, str], bytes]] = []
-
-    def __bool__(self) -> bool:
-        return bool(self._lines)
-
-    def add(self, rejected: Iterable[Rejected]) -> None:
-        for item in rejected:
-            record = _jsonable(item.record)
-            line = json.dumps({"kind": item.kind, "reason": item.reason, "record": record}, ensure_ascii=True,
-                              sort_keys=True, separators=(",", ":"), allow_nan=False).encode("ascii")
-            fields = record if isinstance(record, dict) else {}
-            key = tuple(str(fields.get(name, "")) for name in ("TimeGenerated", "request_id", "record_index"))
-            self._lines.append((key, line))  # type: ignore[arg-type]
-
-    def to_bytes(self) -> bytes:
-        return b"".join(line + b"\n" for _, line in sorted(self._lines))
-
-
-def _jsonable(value: Any, depth: int = 0) -> Any:
-    """Raw values as JSON values that say what they were: non-finite floats as "NaN"/"Infinity"/
-    "-Infinity" (JSON has no such numbers), times as ISO text, bytes as text (undecodable bytes
-    as \\x escapes), anything else as its repr."""
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, float):
-        if math.isfinite(value):
-            return value
-        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-    if depth > 32:
-        return repr(value)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        raw = bytes(value)
-        try:
-            return raw.decode("utf-8", "surrogatepass")  # the adapters' encoding of a lone surrogate
-        except UnicodeDecodeError:
-            return raw.decode("utf-8", "backslashreplace")
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v, depth + 1) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [_jsonable(v, depth + 1) for v in value]
-    return repr(value)
-
-
-class _SliceSink:
-    """The writer stage of a slice: sorts each batch, sets aside rows whose version cannot be a
-    key, and streams each version's rows into its part writers. Used from one thread at a time."""
-
-    def __init__(self, folder: Path, formats: Sequence[str], row_group_size: int) -> None:
-        self.folder = folder
-        self.formats = tuple(formats)
-        self.row_group_size = row_group_size
-        self.schema = export_schema()
-        self.writers: dict[str, list[_PartWriter]] = {}
-        self.versions: dict[str, int] = {}
-        self.rows = 0
-        self.malformed = 0
-        self.rejected: list[Rejected] = []
-
-    def add(self, table: pa.Table) -> None:
-        table, bad = _split_bad_versions(_sort(table))
-        if bad is not None:
-            self.malformed += len(bad)
-            self.rejected += [Rejected(row, f"model_version {row.get('model_version')!r} cannot be part of a key",
-                                       "malformed") for row in bad.to_pylist()]
-        for version, part in _by_version(table):
-            if version not in self.writers:
-                self.writers[version] = [
-                    _PartWriter(self.folder / f"{len(self.writers)}.{fmt}", fmt, self.schema, self.row_group_size)
-                    for fmt in self.formats]
-            for writer in self.writers[version]:
-                writer.add(part)
-            self.versions[version] = self.versions.get(version, 0) + len(part)
-            self.rows += len(part)
-
-    def close(self) -> None:
-        errors = []
-        for parts in self.writers.values():
-            for writer in parts:
-                try:
-                    writer.close()
-                except Exception as exc:  # noqa: BLE001 - close them all; report the first
-                    errors.append(exc)
-        if errors:
-            raise PlatformError(f"could not finish an export object: {errors[0]}") from errors[0]
-
-
-def _micros(value: datetime) -> int:
-    delta = _utc(value) - datetime(1970, 1, 1, tzinfo=timezone.utc)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def _scalar_micros(value: Any) -> int:
-    return value.value  # a timestamp[us] scalar: int64 microseconds since the epoch
-
-
-def _split_bad_versions(table: pa.Table) -> tuple[pa.Table, pa.Table | None]:
-    """Rows whose model_version could not be part of a key (from a foreign or broken writer) are
-    counted as malformed instead of exported (and kept in the quarantine object): (kept, set aside
-    or None)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    versions = table.column("model_version")
-    unique = pc.unique(versions).to_pylist()
-    bad = [v for v in unique if not valid_version(v)]
-    if not bad:
-        return table, None
-    keep = pc.invert(pc.is_in(versions, value_set=pa.array(bad, pa.string()), skip_nulls=False))
-    keep = pc.fill_null(keep, False)
-    return table.filter(keep), table.filter(pc.invert(keep))
-
-
-def _by_version(table: pa.Table) -> Iterator[tuple[str, pa.Table]]:
-    """(version, rows) runs of a table sorted by `_sort` (model_version first): zero-copy slices."""
-    import pyarrow.compute as pc
-
-    if not len(table):
-        return
-    counts = pc.value_counts(table.column("model_version"))  # in order of first appearance = sorted
-    offset = 0
-    for entry in counts.to_pylist():
-        yield entry["values"], table.slice(offset, entry["counts"])
-        offset += entry["counts"]
-
-
 # --- the export ---------------------------------------------------------------------------------
 
 def export_model(model: str, source: InferenceLogSource, store: Store, *, now: datetime,
@@ -844,7 +390,7 @@ def export_model(model: str, source: InferenceLogSource, store: Store, *, now: d
         raise ValueError("slice_length must be a whole number of seconds that divides an hour")
     if row_group_size < 1:
         raise ValueError("row_group_size must be positive")
-    now = _utc(now)
+    now = utc(now)
     horizon = now - lag
     key = watermark_key(model)
     report = ExportReport(model=model, horizon=horizon)
@@ -928,7 +474,7 @@ def export_models(models: Iterable[str], source: InferenceLogSource, store: Stor
         except ExportError as exc:
             exc.report.transient = exc.transient
             reports[model] = exc.report
-        except InvalidModelName as exc:
+        except InvalidName as exc:
             reports[model] = ExportReport(model=model, error=str(exc))
         except PlatformError as exc:  # e.g. the watermark could not be read: the store is down
             reports[model] = ExportReport(model=model, error=f"export of {model}: {exc}", transient=exc.transient)

@@ -42,6 +42,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable
 
+from functions.services.export import exported_parts
 from functions.services.records import RolloutStore
 from functions.shared.logs import log_event
 from functions.ports import Conflict, Store
@@ -90,27 +91,6 @@ def drift_job_name(model: str, version: str, stamp: str) -> str:
     return re.sub(r"[^a-z0-9_-]", "-", raw)[:255]
 
 
-_PART = re.compile(r"part-(\d{8}T\d{4}(?:\d{2})?)Z\.parquet$")
-
-
-def exported_keys(store: Store, model: str, version: str, start: datetime, end: datetime) -> list[str]:
-    """Parquet parts of `model`/`version` whose slice starts within [start, end)."""
-    keys = []
-    hour = start.replace(minute=0, second=0, microsecond=0)
-    while hour < end:
-        prefix = f"exports/{model}/{version}/{hour:%Y-%m-%d}/{hour:%H}/"
-        for key in store.list(prefix):
-            match = _PART.search(key)
-            if not match:
-                continue
-            stamp = match.group(1)
-            sliced = datetime.strptime(stamp, "%Y%m%dT%H%M%S" if len(stamp) == 15 else "%Y%m%dT%H%M")
-            if start <= sliced.replace(tzinfo=timezone.utc) < end:
-                keys.append(key)
-        hour += timedelta(hours=1)
-    return keys
-
-
 def run_drift_check(model: str, store: Store, reference_file: Callable[[str, str, Path], Path], *,
                     now: datetime | None = None, window: timedelta = timedelta(hours=24),
                     config: dict[str, Any] | None = None, report: bool = True, job_rows: int = 0,
@@ -125,7 +105,7 @@ def run_drift_check(model: str, store: Store, reference_file: Callable[[str, str
     if not production:
         return DriftCheck(model, "no_production_model", reason="no version of the model is in production")
     version = production["version"]
-    keys = exported_keys(store, model, version, now - window, now)
+    keys = exported_parts(store, model, version, now - window, now)
     if not keys:
         return DriftCheck(model, "no_data", version, reason=f"no exported inference data for version {version} "
                                                              f"in the last {window}")

@@ -30,7 +30,7 @@ answer anyway (skewed traffic, or a partial failure in the service) is dropped w
 window fetched again as two halves, down to `min_window`; past that, PlatformError — nothing is
 ever returned short.
 
-Value safety: the model name is checked (core.export.check_model_name) and enters the KQL only as
+Value safety: the model name is checked (functions.shared.names.check_model_name) and enters the KQL only as
 an escaped string literal (kql_string); times are formatted from datetimes.
 """
 
@@ -48,7 +48,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from functions.adapters.azure.traffic_log import kql_datetime, kql_string, logs_client
-from functions.services.export import Malformed, check_model_name, export_schema, normalize
+from functions.ports import Malformed
+from functions.shared.export_table import export_schema, normalize
+from functions.shared.names import check_model_name
 from functions.ports import PlatformError
 from ml.schema import CATEGORICAL, NUMERIC
 
@@ -295,7 +297,7 @@ def _real(value: Any) -> Any:
     """A real cell: a JSON number, null, or — as the service writes non-finite reals — the text
     "NaN", "Infinity" or "-Infinity" (azure-kusto-data's dataframe_from_result_table maps exactly
     these back in real columns); text that reads as a number is taken too. Anything else:
-    _NOT_A_REAL. (Non-finite values become null in core.export.normalize, for every reader.)"""
+    _NOT_A_REAL. (Non-finite values become null in functions.shared.export_table.normalize, for every reader.)"""
     if value is None:
         return None
     if isinstance(value, bool):

@@ -22,7 +22,7 @@ become null (as the Log Analytics query's todouble() / tostring() make them).
 A record whose values Arrow cannot hold — a string with a lone surrogate, which JSON's "\\ud800"
 escape makes and UTF-8 cannot encode, in a categorical, the request id, the version or a folder
 name — never raises here: the window's rows are then handed over as a list of dicts, and the
-exporter (core.export.conform_batch, the one place that decides what cannot be written)
+exporter (functions.shared.export_table.conform_batch, the one place that decides what cannot be written)
 quarantines exactly those records and exports the rest.
 
 Logs are streamed line by line, and a log last written before a window starts is skipped (its
@@ -40,7 +40,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from functions.services.export import Malformed, check_model_name, export_schema, normalize
+from functions.ports import Malformed
+from functions.shared.export_table import export_schema, normalize
+from functions.shared.names import check_model_name
 from ml.schema import CATEGORICAL, NUMERIC
 
 _TIME = re.compile(rb'"time"\s*:\s*"([^"\\]{10,40})"')
