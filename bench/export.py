@@ -13,8 +13,8 @@ One command:  .venv/bin/python bench/export.py   [--store azurite] [--rows N] [-
      .export_model over LogAnalyticsInferenceLogs (LogsQueryClient.send_request) into a
      DirectoryStore on a temporary folder (default) or Azurite (`--store azurite`, BlobStore on
      azure-storage-blob, in-memory, loopback);
-  3. the child imports its libraries first (pyarrow also imports pandas on first use: ~1 s, paid
-     once per process by a Functions host too; reported as imports_seconds), then times
+  3. the child imports its libraries first (pyarrow also imports pandas on first use, paid once
+     per process by a Functions host too; recorded as imports_seconds in the results), then times
      export_model end to end (summary queries, fetches, Arrow parsing, sorting, Parquet writing,
      store writes, watermark) and samples its own RSS with psutil every 10 ms; the peak reported
      is the larger of that and the kernel's VmHWM for the process;

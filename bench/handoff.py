@@ -23,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from functions.adapters.local.orchestrator import LocalOrchestrator  # noqa: E402
 from functions.adapters.local.store import DirectoryStore  # noqa: E402
-from functions.adapters.local.workspace import LOCAL_TOPIC, model_registered_payload  # noqa: E402
+from functions.adapters.local.workspace import LOCAL_TOPIC  # noqa: E402
+from functions.shared.eventgrid import model_registered_payload  # noqa: E402
 from functions.domain.config import load_managed_models  # noqa: E402
 from functions.services.handoff import accept_events, start_accepted  # noqa: E402
 from functions.services.records import RolloutStore  # noqa: E402

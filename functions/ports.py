@@ -241,3 +241,34 @@ class InferenceLogSource(Protocol):
         that cannot be UTF-8, a value Arrow refuses) is yielded as it is (a list of dicts, or a
         table with the column left untyped) and the exporter decides, per record, what cannot be
         written and quarantines exactly that (functions.shared.export_table.conform_batch)."""
+
+
+@runtime_checkable
+class Orchestrations(Protocol):
+    """Durable orchestrations by instance id (the Durable client in Azure, the local driver on a
+    laptop). Async because the Durable client is: the triggers await it."""
+
+    async def exists(self, instance_id: str) -> bool:
+        """Whether an instance with this id was ever started (running or finished)."""
+
+    async def start(self, name: str, instance_id: str, input_: Any) -> None: ...
+
+    async def raise_event(self, instance_id: str, event: str, data: Any) -> bool:
+        """Deliver an external event; False when no running instance has this id."""
+
+
+@runtime_checkable
+class ReferenceSource(Protocol):
+    """A model version's drift reference sample (reference.parquet of its artifact)."""
+
+    def reference_file(self, model: str, version: str, tmp: Any) -> Any:
+        """A local path to the version's reference.parquet (downloaded into `tmp` if need be)."""
+
+
+class AuthError(Exception):
+    """A caller that may not call (the alert webhook's Secure Webhook check): `status` 401 or 403."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message

@@ -66,3 +66,12 @@ def sample_request() -> dict:
 def require_serving_env() -> None:
     if not SERVING_PYTHON.exists():
         pytest.fail(f"serving environment missing at {SERVING_PYTHON}: run `make env` (make test builds it)")
+
+
+def seed_evaluation_data(store, model: str, rows: int = 2_000, seed: int = 1234) -> str:
+    """Write a labelled evaluation set for the quality gate (generated; same population as training)."""
+    from ml.datagen import generate
+
+    key = f"datasets/{model}/evaluation.csv"
+    store.put(key, generate(rows, seed=seed).to_csv(index=False).encode())
+    return key

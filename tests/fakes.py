@@ -270,3 +270,31 @@ class FakeJobs:
 
     def finish(self, name: str, status: str = "Completed") -> None:
         self.jobs[name]["status"] = status
+
+
+class FakeParts:
+    """The parts of a bootstrap.App for trigger tests: given ports, and the real Durable adapter
+    over whatever fake Durable client the test passes (as the host passes its binding)."""
+
+    def __init__(self, ports: Any, jobs: Any = None) -> None:
+        self._ports, self._jobs = ports, jobs or FakeJobs()
+
+    def store(self) -> Any:
+        return self._ports.store
+
+    def rollout_ports(self, store: Any) -> Any:
+        return self._ports
+
+    def jobs(self) -> Any:
+        return self._jobs
+
+    def inference_logs(self) -> Any:
+        raise AssertionError("not used by these tests")
+
+    def references(self) -> Any:
+        raise AssertionError("not used by these tests")
+
+    def orchestrations(self, client: Any = None) -> Any:
+        from functions.adapters.azure.durable import DurableOrchestrations
+
+        return DurableOrchestrations(client)

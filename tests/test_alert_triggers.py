@@ -10,21 +10,22 @@ import azure.functions as func
 import pytest
 
 from functions import bootstrap
-from functions.services.activities import Platform
+from functions.domain.config import load_managed_models
+from functions.services.activities import RolloutPorts
 from functions.settings import Settings
-from tests.fakes import FakeEndpoints, FakeJobs, FakeRegistry, FakeTrafficLog, MemoryStore
+from tests.fakes import FakeEndpoints, FakeJobs, FakeParts, FakeRegistry, FakeTrafficLog, MemoryStore
 
 PAYLOADS = Path(__file__).parent / "payloads"
 
 
 @pytest.fixture()
 def runtime(monkeypatch):
-    rt = bootstrap.Runtime(Settings.from_env({}))
-    rt._platform = Platform(FakeEndpoints({}), FakeEndpoints({}), FakeRegistry(), FakeTrafficLog(), MemoryStore(),
-                            {"data": []})
-    rt._jobs = FakeJobs()
-    monkeypatch.setattr(bootstrap, "_runtime", rt)
-    return rt
+    """The App the triggers get from bootstrap.app(), on in-memory fakes."""
+    ports = RolloutPorts(FakeEndpoints({}), FakeEndpoints({}), FakeRegistry(), FakeTrafficLog(), MemoryStore(),
+                         {"data": []})
+    application = bootstrap.App(Settings.from_env({}), load_managed_models(None), FakeParts(ports, FakeJobs()))
+    monkeypatch.setattr(bootstrap, "_app", application)
+    return application
 
 
 def post(body: bytes, params: dict | None = None) -> func.HttpResponse:
@@ -65,6 +66,16 @@ def test_secure_webhook_requires_a_token_when_an_audience_is_configured(runtime,
     runtime.settings = replace(runtime.settings, webhook_audience="api://modelops", webhook_tenant_id="t-1")
     response = post((PAYLOADS / "azmon-common-log-alerts-v2.testaction.json").read_bytes())
     assert response.status_code == 401 and "error" in json.loads(response.get_body())
+    assert runtime.jobs.submissions == []
+
+
+def test_a_misconfigured_secure_webhook_answers_503_with_the_reason_so_the_alert_is_retried(runtime):
+    from dataclasses import replace
+
+    runtime.settings = replace(runtime.settings, webhook_audience="api://modelops")  # no tenant id
+    response = post((PAYLOADS / "azmon-common-log-alerts-v2.testaction.json").read_bytes())
+    assert response.status_code == 503
+    assert "MODELOPS_WEBHOOK_TENANT_ID is required" in json.loads(response.get_body())["error"]
     assert runtime.jobs.submissions == []
 
 
@@ -119,7 +130,9 @@ def test_the_drift_timer_logs_every_model_then_reports_the_failed_one(runtime, m
 
     ok = {"check": {"model": "a", "status": "no_drift", "version": "1", "dataset_drift": False,
                     "result_key": "drift/a/1/t/result.json", "report_key": ""}}
-    broken = bootstrap.each_model("b", lambda model: (_ for _ in ()).throw(FileNotFoundError("reference gone")))
+    broken = {"check": {"model": "b", "status": "error", "reason": "FileNotFoundError: reference gone", "version": None,
+                        "dataset_drift": None, "result_key": None, "report_key": None},
+              "error": "FileNotFoundError: reference gone"}  # check_models' item for a model whose check failed
     monkeypatch.setattr(runtime, "check_drift", lambda: [broken, ok])
     caplog.set_level(logging.INFO, logger="modelops.timers")
     with pytest.raises(RuntimeError, match="drift check failed for b"):

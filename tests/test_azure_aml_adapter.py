@@ -39,8 +39,8 @@ from tests.fake_arm import (
     WORKSPACE,
     WORKSPACE_GUID,
     FakeAzureML,
-    FakeCredential,
 )
+from tests.fake_credentials import FakeCredential
 
 MODEL = "credit-card-default"
 REG_URI = f"azureml://registries/{REGISTRY}/models/{MODEL}/versions/3"

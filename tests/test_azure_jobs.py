@@ -16,7 +16,8 @@ from urllib.parse import urlsplit
 from functions.adapters.azure.aml import workspace_client
 from functions.adapters.azure.aml_jobs import MODEL_TAG, RUNNING_STATES, AzureJobs
 from functions.ports import Conflict, Jobs, PlatformError
-from tests.fake_arm import RESOURCE_GROUP, SUBSCRIPTION, TENANT, WORKSPACE, FakeAzureML, FakeCredential, fake_jwt
+from tests.fake_arm import RESOURCE_GROUP, SUBSCRIPTION, TENANT, WORKSPACE, FakeAzureML
+from tests.fake_credentials import FakeCredential, fake_jwt
 
 MODEL = "credit-card-default"
 WS_ARM = (f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}"

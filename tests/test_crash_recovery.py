@@ -221,7 +221,8 @@ def test_a_rollout_stopped_at_any_phase_in_any_way_is_ended_consistently(home, a
                 previous = version if home.rollouts.get(MODEL, rid(version))["state"] == "running" else None
             process.stdout.close()
             # nothing the stopped process started stays up (a killed one's servers notice their owner is gone)
-            wait_for(lambda: not any(psutil.pid_exists(p) and _is_server(p) for p in pids), 20,
+            # 60 s is a hang guard (a watchdog polls every 0.5 s, then gives gunicorn 5 s), not a figure
+            wait_for(lambda: not any(psutil.pid_exists(p) and _is_server(p) for p in pids), 60,
                      f"v{version}'s servers to stop after {how}")
             for port in [p for p in pids.values() if p] + front_doors:
                 assert not listening(port), f"port {port} still listening after {how} at {phase}"

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import requests.adapters
 
-from functions.bootstrap import LocalPlatform
+from functions.bootstrap import App, build_app
 from functions.services.monitoring import drift_job_inputs, drift_job_name, run_drift_check
 from functions.ports import Jobs, PlatformError
 from functions.settings import Settings, SettingsError
@@ -36,16 +36,16 @@ def parquet_bytes(frame) -> bytes:
     return buffer.getvalue()
 
 
-def platform_with_window(tmp_path: Path, job_rows: int) -> LocalPlatform:
+def platform_with_window(tmp_path: Path, job_rows: int) -> App:
     """A local platform whose production model (v1: just a reference sample) has a drifted window of
     2 × 400 exported rows."""
     settings = Settings.from_env({"MODELOPS_HOME": str(tmp_path / "home"), "MODELOPS_DRIFT_JOB_ROWS": str(job_rows)})
-    platform = LocalPlatform(settings)
+    platform = build_app(settings)
     artifact = tmp_path / "artifact"
     artifact.mkdir()
     (artifact / "model_card.json").write_text("{}")
     (artifact / "reference.parquet").write_bytes(parquet_bytes(generate(2_000, seed=1)))
-    ref, _ = platform.workspace.register(artifact, MODEL, emit=False)
+    ref, _ = platform.local.workspace.register(artifact, MODEL, emit=False)
     platform.rollouts.set_production({"model": MODEL, "version": ref.version, "id": "rollout-1"}, "blue",
                                      {"blue": 100}, NOW.isoformat())
     for i, hour in enumerate((1, 2)):
@@ -56,8 +56,8 @@ def platform_with_window(tmp_path: Path, job_rows: int) -> LocalPlatform:
     return platform
 
 
-def reference_of(platform: LocalPlatform):
-    return lambda model, version, tmp: Path(platform.workspace.get(model, version).uri) / "reference.parquet"
+def reference_of(platform: App):
+    return lambda model, version, tmp: Path(platform.local.workspace.get(model, version).uri) / "reference.parquet"
 
 
 # ------------------------------------------------------------------------------------- settings
@@ -166,7 +166,7 @@ CORRUPT_KEY = f"exports/{MODEL}/1/2026-01-02/00/part-20260102T0000Z.parquet"
 CORRUPT_COPY = f"quarantine/drift/{MODEL}/1/2026-01-02/00/part-20260102T0000Z.parquet"
 
 
-def add_corrupt_part(platform: LocalPlatform) -> bytes:
+def add_corrupt_part(platform: App) -> bytes:
     """A part cut short (a writer that died mid-upload, a disk that lost its tail): no footer."""
     whole = parquet_bytes(generate(400, seed=99)[list(schema.FEATURE_NAMES)])
     data = whole[: len(whole) // 2]
@@ -290,7 +290,8 @@ def fake(monkeypatch):
 def azure_jobs(fake, **kw):
     from functions.adapters.azure.aml import workspace_client
     from functions.adapters.azure.aml_jobs import AzureJobs
-    from tests.fake_arm import RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE, FakeCredential
+    from tests.fake_arm import RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE
+    from tests.fake_credentials import FakeCredential
 
     ml = workspace_client(SUBSCRIPTION, RESOURCE_GROUP, WORKSPACE, credential=FakeCredential(),
                           transport=fake.transport(), retry_backoff_factor=0.0)
@@ -357,7 +358,7 @@ def test_one_models_failing_drift_check_never_stops_the_others(tmp_path) -> None
     settings = Settings.from_env({"MODELOPS_HOME": str(tmp_path / "home"),
                                   "MODELOPS_MODELS": json.dumps([MODEL, "broken-model"])})
     with platform_with_window(tmp_path, job_rows=0) as base:
-        platform = LocalPlatform(settings)
+        platform = build_app(settings)
         platform.rollouts.set_production({"model": "broken-model", "version": "9", "id": "rollout-9"}, "d9",
                                          {"d9": 100}, NOW.isoformat())
         sliced = NOW.replace(hour=1)
@@ -370,4 +371,4 @@ def test_one_models_failing_drift_check_never_stops_the_others(tmp_path) -> None
     assert by_model["broken-model"]["check"]["status"] == "error"
     assert "broken-model:9 not found" in by_model["broken-model"]["error"]
     assert by_model[MODEL]["check"]["status"] in ("drift", "no_drift") and "error" not in by_model[MODEL]
-    assert base.home == platform.home
+    assert base.local.home == platform.local.home

@@ -4,14 +4,15 @@ a store outage still stops the slice and keeps the watermark where it is.
 
 Sources here: a list source (the port's lists of dicts and tables, as a test writes them), the
 local console-log source over real files, and the Log Analytics answer reader on answer bodies.
-Stores: DirectoryStore (tests/test_export.py runs the same paths on Azurite and the fake service).
+Stores: DirectoryStore (tests/test_export_protocol.py runs the same paths on Azurite and the fake
+service). The list source, the failing store and the console-log writer build on tests/export_helpers.py.
 """
 
 from __future__ import annotations
 
 import io
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +27,10 @@ from functions.ports import Malformed, PlatformError, Store
 from functions.services.export import ExportError, export_model, export_models, quarantine_key, read_watermark
 from functions.shared.export_table import conform_batch, export_schema
 from ml.schema import CATEGORICAL, FEATURES, NUMERIC
+from tests import export_helpers
+from tests.export_helpers import MODEL, NOW, T0
 from tests.fake_inference_logs import input_line
 
-MODEL = "credit-card-default"
-T0 = datetime(2026, 5, 9, 7, 0, tzinfo=timezone.utc)
-NOW = T0 + timedelta(hours=3, minutes=15)
 KEY = quarantine_key(MODEL, T0)
 
 
@@ -47,14 +47,8 @@ def row(i: int, minute: int = 1, **cells: Any) -> dict[str, Any]:
             "deployment": "blue", "record_index": 0, **record(i), **cells}
 
 
-class ListSource:
+class ListSource(export_helpers.ListSource):
     """A source yielding the given batches that belong to the asked window (each slice's own)."""
-
-    def __init__(self, batches: list[Any]) -> None:
-        self.batches = batches
-
-    def count(self, model: str, start: datetime, end: datetime) -> int:
-        return 0
 
     def fetch(self, model: str, start: datetime, end: datetime):
         for batch in self.batches:
@@ -212,14 +206,7 @@ def test_a_lone_surrogate_in_a_log_analytics_answer_is_quarantined_not_raised(tm
 # --- the local source ------------------------------------------------------------------------------------
 
 def write_log(home: Path, lines: list[str], deployment: str = "blue") -> None:
-    import os
-
-    path = home / "endpoints" / "credit" / "deployments" / deployment / "console.log"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        handle.write("".join(line + "\n" for line in lines))
-    later = (T0 + timedelta(days=1)).timestamp()
-    os.utime(path, (later, later))
+    export_helpers.write_log(home, "credit", deployment, lines)  # last written a day after T0
 
 
 def test_the_local_source_hands_over_what_it_cannot_type_instead_of_raising(tmp_path):
@@ -262,23 +249,17 @@ def test_rows_whose_version_cannot_be_a_key_are_malformed_and_kept(tmp_path):
 
 # --- what is not a record ------------------------------------------------------------------------------
 
-class FailingStore:
-    def __init__(self, inner: Store, fail_on: str) -> None:
-        self.inner, self.fail_on, self.down = inner, fail_on, True
+class FailingStore(export_helpers.FailingStore):
+    """An outage of the matching writes, until `down` is cleared."""
 
-    def get(self, key: str):
-        return self.inner.get(key)
+    def __init__(self, inner: Store, fail_on: str) -> None:
+        super().__init__(inner, fail_on, times=None)
+        self.down = True
 
     def put(self, key: str, data: bytes, **kwargs: Any) -> str:
         if self.down and self.fail_on in key:
             raise PlatformError(f"injected outage writing {key}", transient=True)
         return self.inner.put(key, data, **kwargs)
-
-    def list(self, prefix: str) -> list[str]:
-        return self.inner.list(prefix)
-
-    def delete(self, key: str) -> None:
-        self.inner.delete(key)
 
 
 def test_a_store_outage_keeps_the_watermark_and_never_sends_rows_to_quarantine(tmp_path):

@@ -23,29 +23,44 @@ pytestmark = pytest.mark.integration  # local HTTP servers
 KEY = "secret-key"
 
 
-class Stub:
-    """A backend that echoes what it received; `delay` slows it, `keep_alive` makes it HTTP/1.1
-    with a short idle timeout (it closes idle connections, like a real server would)."""
+HANG_GUARD = 60.0  # seconds: only for something that never happens, never a figure under test
 
-    def __init__(self, delay: float = 0.0, keep_alive: bool = False) -> None:
+
+class Stub:
+    """A backend that echoes what it received; `delay` slows it, `hold` (an Event) keeps every
+    request waiting until the test sets it (so "in flight" is a state the test controls, not a
+    race against a sleep), `keep_alive` makes it HTTP/1.1 with a short idle timeout (it closes idle
+    connections, like a real server would; `closed` counts the connections it has closed)."""
+
+    def __init__(self, delay: float = 0.0, keep_alive: bool = False, hold: threading.Event | None = None) -> None:
         stub = self
         self.delay = delay
+        self.hold = hold
         self.seen: list[dict] = []
         self.connections = 0
+        self.closed = 0
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1" if keep_alive else "HTTP/1.0"
-            timeout = 0.3 if keep_alive else None
+            # idle timeout: long enough that the test's back-to-back calls reuse the connection on a
+            # loaded machine, short enough to wait for (the test waits for the close, not a sleep)
+            timeout = 1.0 if keep_alive else None
 
             def setup(self) -> None:
                 super().setup()
                 stub.connections += 1
+
+            def finish(self) -> None:
+                super().finish()
+                stub.closed += 1
 
             def do_POST(self) -> None:  # noqa: N802
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 stub.seen.append({"body": body, "request_id": self.headers.get("x-request-id"),
                                   "auth": self.headers.get("Authorization")})
                 time.sleep(stub.delay)
+                if stub.hold is not None:
+                    stub.hold.wait(HANG_GUARD)
                 payload = json.dumps({"echo": body.decode()}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json; charset=utf-8")
@@ -67,9 +82,11 @@ class Stub:
 
 
 @pytest.fixture()
-def door(tmp_path):
+def door(tmp_path, request):
+    # A generous upstream timeout unless a test asks for a short one (indirect parametrization):
+    # a request held by a stub must not turn into a 504 on a slow machine.
     log = TrafficLogWriter(traffic_log_path(tmp_path, "ep"))
-    front = FrontDoor("ep", KEY, log, upstream_timeout=1.0).start()
+    front = FrontDoor("ep", KEY, log, upstream_timeout=getattr(request, "param", HANG_GUARD)).start()
     yield front
     front.close()
     log.close()
@@ -91,7 +108,7 @@ def stubs():
 def call(door: FrontDoor, body: bytes = b'{"data": [1]}', session=None, key: str = KEY, **headers: str):
     sent = {"Authorization": f"Bearer {key}", "Content-Type": "application/json",
             **{k.replace("_", "-"): v for k, v in headers.items()}}
-    return (session or requests).post(door.scoring_uri, data=body, headers=sent, timeout=10)
+    return (session or requests).post(door.scoring_uri, data=body, headers=sent, timeout=HANG_GUARD)
 
 
 def records(tmp_path) -> list[dict]:
@@ -149,12 +166,17 @@ def test_weighted_choice_follows_weights_and_skips_zero(door, stubs):
     assert counts["c"] == 0 and abs(counts["b"] / 1000 - 0.30) < 0.05, counts  # ±3.4 sd
 
 
+@pytest.mark.parametrize("door", [1.0], indirect=True)  # a 1 s upstream timeout
 def test_unreachable_and_slow_deployments_are_502_and_504(door, stubs, tmp_path):
+    release = threading.Event()
     door.add_backend("gone", free_port())  # nothing listens there
-    door.add_backend("slow", stubs(delay=2.0).port)  # slower than the 1 s upstream timeout
+    door.add_backend("slow", stubs(hold=release).port)  # answers only once released: after the timeout
     unreachable = call(door, azureml_model_deployment="gone")
     assert unreachable.status_code == 502 and "unreachable" in unreachable.json()["error"]
-    slow = call(door, azureml_model_deployment="slow")
+    try:
+        slow = call(door, azureml_model_deployment="slow")
+    finally:
+        release.set()
     assert slow.status_code == 504 and slow.headers[DEPLOYMENT_HEADER] == "slow"
     assert [(r["deployment"], r["status"], r["error"]) for r in records(tmp_path)] == [
         ("gone", 502, "upstream_unreachable"), ("slow", 504, "upstream_timeout")]
@@ -167,7 +189,7 @@ def test_a_kept_alive_connection_the_backend_closed_is_retried(door, stubs):
     door.add_backend("blue", stub.port)
     door.set_weights({"blue": 100})
     assert call(door).status_code == 200
-    time.sleep(0.6)  # the stub drops the idle pooled connection
+    wait_until(lambda: stub.closed == 1, "the stub to drop the idle pooled connection")
     assert [call(door).status_code for _ in range(3)] == [200, 200, 200]
     assert stub.connections == 2  # one reconnect, then the new connection is reused
 
@@ -188,37 +210,63 @@ def test_faults_abort_or_delay_requests_of_one_deployment(door, stubs, tmp_path)
 
 
 def test_drain_waits_for_requests_in_flight_after_removal(door, stubs):
-    door.add_backend("blue", stubs(delay=0.4).port)
+    """Proved by ordering, not by seconds: the stub holds three requests until the test releases
+    them; while held, a removed backend cannot drain; drain returns only after the release."""
+    release = threading.Event()
+    door.add_backend("blue", stubs(hold=release).port)
     door.set_weights({"blue": 100})
     answers: list[int] = []
     threads = [threading.Thread(target=lambda: answers.append(call(door).status_code)) for _ in range(3)]
     for t in threads:
         t.start()
-    deadline = time.monotonic() + 5
-    while door.inflight("blue") < 3 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert door.inflight("blue") == 3
+    wait_until(lambda: door.inflight("blue") == 3, "three requests in flight")
     door.set_weights({"blue": 0})
     backend = door.remove("blue")
     assert call(door).status_code == 503  # no new request reaches it
     assert backend.inflight == 3
-    started = time.monotonic()
-    assert door.drain(backend, timeout=5)
-    assert 0.2 < time.monotonic() - started < 2 and backend.inflight == 0
+    assert door.drain(backend, timeout=0.05) is False  # held: it cannot be drained yet
+
+    events: list[str] = []
+    drained: list[bool] = []
+
+    def drain() -> None:
+        drained.append(door.drain(backend, timeout=HANG_GUARD))
+        events.append("drained")
+
+    drainer = threading.Thread(target=drain)
+    drainer.start()
+    assert backend.inflight == 3 and answers == []  # still waiting on the held requests
+    events.append("released")
+    release.set()
+    drainer.join(HANG_GUARD)
     for t in threads:
-        t.join()
-    assert answers == [200, 200, 200]
+        t.join(HANG_GUARD)
+    assert events == ["released", "drained"] and drained == [True]
+    assert backend.inflight == 0
+    assert answers == [200, 200, 200]  # every request routed before the removal got its answer
 
 
 def test_drain_gives_up_after_its_timeout(door, stubs):
-    door.add_backend("blue", stubs(delay=0.8).port)
-    worker = threading.Thread(target=lambda: call(door, azureml_model_deployment="blue"))
+    release = threading.Event()
+    door.add_backend("blue", stubs(hold=release).port)
+    answers: list[int] = []
+    worker = threading.Thread(target=lambda: answers.append(call(door, azureml_model_deployment="blue").status_code))
     worker.start()
-    while door.inflight("blue") < 1:
-        time.sleep(0.01)
+    wait_until(lambda: door.inflight("blue") == 1, "one request in flight")
     backend = door.remove("blue")
-    assert door.drain(backend, timeout=0.1) is False
-    worker.join()
+    assert door.drain(backend, timeout=0.1) is False  # the request is held: the timeout is all it can end on
+    release.set()
+    worker.join(HANG_GUARD)
+    assert answers == [200] and backend.inflight == 0
+
+
+def wait_until(predicate, what: str) -> None:
+    """Poll until `predicate()`; the deadline is a hang guard (the condition never came), not a figure."""
+    deadline = time.monotonic() + HANG_GUARD
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.01)
 
 
 def test_close_cuts_kept_alive_clients(tmp_path, stubs):

@@ -3,12 +3,18 @@
 One LocalEndpoints per module: endpoint `credit` with deployments `blue` and `green` (both serve
 the same artifact folder) and endpoint `other` with a deployment whose model folder is broken.
 Tests set the traffic they need; the load test deletes `blue`, and the last test closes everything.
+
+No wall-clock figure is asserted here: how fast a deployment starts, is deleted and drains, and
+how many requests/s the front door serves while traffic shifts are printed by
+`make bench-endpoints` (bench/endpoints.py). These tests assert states, counts and the order of
+events; their deadlines are hang guards only.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -34,14 +40,13 @@ pytestmark = pytest.mark.integration
 EP, OTHER = "credit", "other"
 BLUE, GREEN, BROKEN = "blue", "green", "broken"
 MODEL, VERSION = "credit-card-default", "7"  # the artifact folder is .../credit-card-default/3
-MIN_RPS = float(os.environ.get("MODELOPS_TEST_MIN_RPS", "20"))
+HANG_GUARD = 120.0  # seconds: fails a test whose awaited event never comes; never a figure under test
 
 
 @dataclass
 class Platform:
     eps: LocalEndpoints
     home: Path
-    begin_seconds: float
     first_states: dict
     artifact_dir: Path
     broken_dir: Path
@@ -60,13 +65,11 @@ def platform(artifact_dir, settings, tmp_path_factory):
     try:
         eps.begin_create_endpoint(EP)
         eps.begin_create_endpoint(OTHER)
-        started = time.monotonic()
         eps.begin_create_deployment(spec(EP, BLUE, artifact_dir))
         eps.begin_create_deployment(spec(EP, GREEN, artifact_dir))
         eps.begin_create_deployment(spec(OTHER, BROKEN, broken))
-        begin_seconds = time.monotonic() - started
         first = {name: eps.get_deployment(EP, name) for name in (BLUE, GREEN)}
-        yield Platform(eps, home, begin_seconds, first, artifact_dir, broken)
+        yield Platform(eps, home, first, artifact_dir, broken)
     finally:
         eps.close()
 
@@ -74,7 +77,7 @@ def platform(artifact_dir, settings, tmp_path_factory):
 @pytest.fixture()
 def ready(platform) -> LocalEndpoints:
     for name in (BLUE, GREEN):
-        state = platform.eps.wait_deployment(EP, name, timeout=120)
+        state = platform.eps.wait_deployment(EP, name, timeout=HANG_GUARD)
         assert state is not None and state.ready, state
     return platform.eps
 
@@ -90,7 +93,8 @@ def post(eps: LocalEndpoints, body: bytes, *, session=None, key: str | None = "d
         key = eps.get_key(EP)
     if key is not None:
         sent["Authorization"] = f"Bearer {key}"
-    return (session or requests).post(eps.get_endpoint(EP).scoring_uri, data=body, headers=sent, timeout=30)
+    return (session or requests).post(eps.get_endpoint(EP).scoring_uri, data=body, headers=sent,
+                                      timeout=HANG_GUARD)
 
 
 def log_lines(home: Path, endpoint: str = EP) -> list[dict]:
@@ -101,12 +105,21 @@ def now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def wait_until(predicate, what: str) -> None:
+    """Poll until `predicate()`; the deadline is a hang guard (the event never came), not a figure."""
+    deadline = time.monotonic() + HANG_GUARD
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {HANG_GUARD:.0f} s waiting for {what}")
+        time.sleep(0.01)
+
+
 # -- creation -------------------------------------------------------------------------------------
 
 
 def test_create_returns_at_once_then_polls_to_succeeded(platform, ready, sample):
     assert isinstance(ready, Endpoints)
-    assert platform.begin_seconds < 1.0  # the servers start in the background
+    # begin_create_deployment returned before its server was up: the servers start in the background
     assert {s.provisioning_state for s in platform.first_states.values()} == {"Creating"}
 
     endpoint = ready.get_endpoint(EP)
@@ -141,7 +154,7 @@ def test_create_returns_at_once_then_polls_to_succeeded(platform, ready, sample)
 
 def test_a_broken_model_fails_with_the_error_and_leaves_no_process(platform):
     eps = platform.eps
-    state = eps.wait_deployment(OTHER, BROKEN, timeout=120)
+    state = eps.wait_deployment(OTHER, BROKEN, timeout=HANG_GUARD)
     assert state.failed and "model_card.json" in state.error
     pid = eps.server_pids()[f"{OTHER}/{BROKEN}"]
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
@@ -321,8 +334,12 @@ def test_state_json_is_readable_from_another_process(ready, platform):
 
 def test_traffic_shift_and_delete_under_load_drop_nothing(ready, platform, sample):
     """v1 100 → 90/10 → 50/50 → v2 100, then delete v1, under 4 busy clients: every answer is a 200.
-    Proves atomic routing swaps and draining: a request pinned to v1 is in flight when v1 loses its
-    traffic and is deleted, and still gets its answer from v1."""
+    Proves atomic routing swaps and draining: requests in flight on v1 — one of them pinned to it —
+    when v1 loses its traffic and is deleted still get their answers from v1.
+
+    "In flight" is made certain, not raced: v1's server is paused (SIGSTOP to its process group)
+    so whatever reaches it waits there until the test resumes it, after the swap and the delete
+    have returned. The rate served here is a figure of `make bench-endpoints`, not asserted."""
     eps = ready
     eps.set_traffic(EP, {BLUE: 100, GREEN: 0})
     blue_pid = eps.server_pids()[f"{EP}/{BLUE}"]
@@ -330,7 +347,7 @@ def test_traffic_shift_and_delete_under_load_drop_nothing(ready, platform, sampl
     stop = threading.Event()
 
     def client() -> None:
-        deadline = time.monotonic() + 30  # bounded even if the test body fails
+        deadline = time.monotonic() + 3 * HANG_GUARD  # a leak guard: `stop` ends the clients (finally below)
         with requests.Session() as session:
             while not stop.is_set() and time.monotonic() < deadline:
                 sent = time.monotonic()
@@ -341,67 +358,69 @@ def test_traffic_shift_and_delete_under_load_drop_nothing(ready, platform, sampl
                 except requests.RequestException as exc:
                     results.append((sent, time.monotonic(), 0, repr(exc)))
 
-    started = time.monotonic()
     clients = [threading.Thread(target=client) for _ in range(4)]
     for t in clients:
         t.start()
+    paused = False
+    probe: dict = {}
     try:
+        per_phase = []
         for traffic in ({BLUE: 100, GREEN: 0}, {BLUE: 90, GREEN: 10}, {BLUE: 50, GREEN: 50}):
             eps.set_traffic(EP, traffic)
-            phase_start, answered = time.monotonic(), len(results)
-            # At least 1 s and 30 answers per phase, so a slow machine still gets a real test.
-            while time.monotonic() - phase_start < 1.0 or len(results) - answered < 30:
-                assert time.monotonic() - phase_start < 15, f"phase {traffic}: {len(results) - answered} answers"
-                time.sleep(0.02)
-        shifting = len(results) / (time.monotonic() - started)
+            answered = len(results)
+            # 30 answers per phase however slow the machine is: what is asserted is what they were
+            wait_until(lambda: len(results) - answered >= 30, f"30 answers at {traffic}")
+            per_phase.append(len(results) - answered)
 
-        # A slow request pinned to v1, in flight across the swap and the delete.
-        eps.inject_fault(EP, BLUE, 0.0, delay_ms=600)
-        probe: dict = {}
-        sending = threading.Event()
+        # v1 paused: each client ends up waiting on a request routed to it (50% of picks), so
+        # exactly 4 requests are in flight on v1; then one pinned to it makes 5.
+        os.killpg(blue_pid, signal.SIGSTOP)
+        paused = True
+        wait_until(lambda: eps.inflight(EP, BLUE) == 4, "every client to wait on paused v1")
 
         def pinned() -> None:
-            sending.set()
             response = post(eps, sample, azureml_model_deployment=BLUE, x_request_id="probe-in-flight")
             probe.update(status=response.status_code, deployment=response.headers.get(DEPLOYMENT_HEADER),
                          answered=time.monotonic())
 
         prober = threading.Thread(target=pinned)
         prober.start()
-        assert sending.wait(5)
-        time.sleep(0.15)  # it reaches the front door and sleeps in the 600 ms delay
-        assert eps.inflight(EP, BLUE) >= 1
+        wait_until(lambda: eps.inflight(EP, BLUE) == 5, "the pinned probe to be in flight on v1")
 
         eps.set_traffic(EP, {BLUE: 0, GREEN: 100})
         swapped = time.monotonic()
         eps.begin_delete_deployment(EP, BLUE)
         delete_returned = time.monotonic()
-        assert delete_returned - swapped < 0.5  # draining happens in the background
+        # it returned with v1 still paused and its requests unanswered: draining is in the background
+        assert probe == {}
         assert eps.get_deployment(EP, BLUE).provisioning_state == "Deleting"
         assert eps.get_endpoint(EP).traffic == {GREEN: 100}
         eps.begin_delete_deployment(EP, BLUE)  # idempotent while deleting
 
-        while eps.get_deployment(EP, BLUE) is not None:
-            assert time.monotonic() - swapped < 30, "v1 was not deleted"
-            time.sleep(0.01)
-        gone = time.monotonic()
-        prober.join(10)
+        os.killpg(blue_pid, signal.SIGCONT)
+        paused = False
+        wait_until(lambda: eps.get_deployment(EP, BLUE) is None, "v1 to be drained and deleted")
+        prober.join(HANG_GUARD)
         eps.begin_delete_deployment(EP, BLUE)  # idempotent once gone
-        time.sleep(0.5)
+        after_gone = len(results)
+        wait_until(lambda: len(results) - after_gone >= 20, "20 answers after v1 is gone")
     finally:
+        if paused:
+            os.killpg(blue_pid, signal.SIGCONT)
         stop.set()
         for t in clients:
-            t.join(30)
+            t.join(HANG_GUARD)
+    assert all(n >= 30 for n in per_phase), per_phase
     failures = [r for r in results if r[2] != 200]
     assert not failures, failures[:10]
-    # ~30-40 requests/s on an idle 2-core machine (one sync worker per deployment); a machine
-    # shared with other CPU-bound work can set MODELOPS_TEST_MIN_RPS lower.
-    assert shifting >= MIN_RPS, f"only {shifting:.1f} requests/s while shifting traffic"
     served = {d for _, _, _, d in results}
     assert served == {BLUE, GREEN}
     assert all(d == GREEN for sent, _, _, d in results if sent > swapped)  # the new map applies at once
+    # the 4 requests v1 held across the swap and the delete were answered by v1, after the delete returned
+    held = [r for r in results if r[3] == BLUE and r[1] > delete_returned]
+    assert len(held) == 4, held
     assert (probe.get("status"), probe.get("deployment")) == (200, BLUE), probe
-    assert swapped < probe["answered"] < gone + 1  # in flight across the swap and the delete
+    assert probe["answered"] > delete_returned  # in flight across the swap and the delete
     # v1's own console log: it answered the probe, and only then was it told to stop.
     console = ready.console_log(EP, BLUE).read_text().splitlines()
     started_at = max(i for i, line in enumerate(console) if "Starting gunicorn" in line)
@@ -419,10 +438,7 @@ def test_deleting_an_endpoint_stops_it_and_forgets_it(platform):
     uri = eps.get_endpoint(OTHER).scoring_uri
     eps.begin_delete_endpoint(OTHER)
     eps.begin_delete_endpoint(OTHER)  # idempotent
-    deadline = time.monotonic() + 30
-    while eps.get_endpoint(OTHER) is not None:
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    wait_until(lambda: eps.get_endpoint(OTHER) is None, f"endpoint {OTHER} to be deleted")
     eps.begin_delete_endpoint(OTHER)
     assert OTHER not in read_states(platform.home)
     assert traffic_log_path(platform.home, OTHER).exists()  # the record stays

@@ -14,7 +14,6 @@ import urllib.request
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from azure.core.credentials import AccessToken
 
 from functions.adapters.azure.traffic_log import (
     InvalidName,
@@ -25,6 +24,7 @@ from functions.adapters.azure.traffic_log import (
 )
 from functions.adapters.local.traffic_log import percentile
 from functions.ports import PlatformError, TrafficLog
+from tests.fake_credentials import FakeCredential
 from tests.fake_log_analytics import (
     BYTE_LIMIT,
     CONSOLE_TABLE,
@@ -41,17 +41,6 @@ pytestmark = pytest.mark.integration
 WORKSPACE = "6f1c1c6e-0000-4000-8000-00000000beef"
 T0 = datetime(2026, 5, 9, 7, 0, tzinfo=timezone.utc)
 WINDOW = (T0, T0 + timedelta(minutes=10))
-
-
-class FakeCredential:
-    """A TokenCredential: any non-empty token satisfies the fake service."""
-
-    def __init__(self) -> None:
-        self.scopes: list[tuple[str, ...]] = []
-
-    def get_token(self, *scopes: str, **kwargs) -> AccessToken:
-        self.scopes.append(scopes)
-        return AccessToken("fake-token", int((datetime.now(timezone.utc) + timedelta(hours=1)).timestamp()))
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +61,7 @@ def clean(fake):
 
 @pytest.fixture(scope="module")
 def credential() -> FakeCredential:
-    return FakeCredential()
+    return FakeCredential(token="fake-token")
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,7 @@ Azurite (tests/azurite.py) and is marked `integration`.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import io
 import json
@@ -38,14 +39,14 @@ from typing import Any, TypeVar
 import pytest
 
 from functions.adapters.local.store import DirectoryStore
-from functions.adapters.local.workspace import model_registered_payload
+from functions.shared.eventgrid import model_registered_payload
 from functions.domain.alerts import job_name
 from functions.domain.config import load_managed_models
 from functions.domain.decisions import Decision
 from functions.services.export import ExportReport, export_model, read_watermark
 from functions.services.handoff import accept_events, start_accepted
 from functions.services.records import RolloutStore
-from functions.services.retraining import AlertPolicy, Answer, handle_alert_body
+from functions.services.retraining import AlertPolicy, AlertAnswer, handle_alert_body
 from functions.ports import Conflict, PlatformError, Store
 from ml.schema import FEATURES
 from tests.fakes import FakeJobs, MemoryStore
@@ -110,6 +111,25 @@ def test_the_harness_holds_only_the_first_writes_and_lets_the_store_pick_one() -
 
 # --- 1. rollout claim -----------------------------------------------------------------------------
 
+class RecordingOrchestrations:
+    """ports.Orchestrations that records every start (thread-safe: the deliveries run in threads)."""
+
+    def __init__(self) -> None:
+        self.started: list[str] = []
+        self.lock = threading.Lock()
+
+    async def exists(self, instance_id: str) -> bool:
+        with self.lock:
+            return instance_id in self.started
+
+    async def start(self, name: str, instance_id: str, input_: Any) -> None:
+        with self.lock:
+            self.started.append(instance_id)
+
+    async def raise_event(self, instance_id: str, event: str, data: Any) -> bool:
+        return False
+
+
 DELIVERIES = 20
 
 
@@ -118,24 +138,18 @@ def test_concurrent_deliveries_of_one_event_start_exactly_one_rollout(backend: B
     rollouts = RolloutStore(race)
     managed = load_managed_models(None)  # credit-card-default with its defaults
     body = json.dumps([model_registered_payload("ws-staging", MODEL, "2", {})])  # one event, redelivered
-    started: list[str] = []
-    lock = threading.Lock()
-
-    def start(instance_id: str, orchestration_input: dict) -> bool:
-        with lock:
-            started.append(instance_id)
-        return True
+    orchestrations = RecordingOrchestrations()
 
     def deliver(i: int) -> list[Decision]:
         accepted = accept_events(body, managed, rollouts)
-        start_accepted(accepted, start, rollouts)
+        asyncio.run(start_accepted(accepted, orchestrations, rollouts))
         return [a.decision for a in accepted]
 
     decisions = [d for batch in run_together(DELIVERIES, deliver, race) for d in batch]
 
     assert Counter(d.action for d in decisions) == {"rollout": 1, "duplicate": DELIVERIES - 1}
     winner = next(d for d in decisions if d.action == "rollout")
-    assert started == [winner.run_key]  # one orchestration start, for the winner's claim
+    assert orchestrations.started == [winner.run_key]  # one orchestration start, for the winner's claim
     assert rollouts.get(MODEL, winner.run_key)["state"] == "running"
     assert [r["id"] for r in rollouts.running(MODEL)] == [winner.run_key]
     assert len(backend.store.list("rollouts/")) == 1
@@ -178,7 +192,7 @@ def test_concurrent_duplicates_of_one_alert_launch_one_job(backend: Backend, pri
     race = RaceStore(backend.store, f"retraining/{MODEL}/", ALERTS, timeout=backend.barrier_timeout)
     body = alert_body("storm")
 
-    answers: list[Answer] = run_together(
+    answers: list[AlertAnswer] = run_together(
         ALERTS, lambda i: handle_alert_body(body, race, jobs, POLICY, now=lambda: NOW), race)
 
     assert jobs.submissions[len(seeded):] == [job_name(MODEL, "storm")]
@@ -199,7 +213,7 @@ def test_concurrent_different_alerts_for_one_model_launch_one_job(backend: Backe
     seeded = seed_prior(prior, backend.store, jobs)
     race = RaceStore(backend.store, f"retraining/{MODEL}/", ALERTS, timeout=backend.barrier_timeout)
 
-    answers: list[Answer] = run_together(
+    answers: list[AlertAnswer] = run_together(
         ALERTS, lambda i: handle_alert_body(alert_body(f"alert-{i}"), race, jobs, POLICY, now=lambda: NOW), race)
 
     launched = jobs.submissions[len(seeded):]
@@ -224,7 +238,7 @@ class SubmitRacedByADuplicate(FakeJobs):
     def __init__(self, store: Store, body: bytes) -> None:
         super().__init__()
         self.store, self.body = store, body
-        self.duplicate: Answer | None = None
+        self.duplicate: AlertAnswer | None = None
 
     def submit_retraining(self, job_name: str, model: str, tags: dict[str, str], inputs: dict | None = None) -> dict:
         self.duplicate = handle_alert_body(self.body, self.store, FakeJobs(), POLICY, now=lambda: NOW)

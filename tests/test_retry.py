@@ -124,8 +124,8 @@ def test_retry_over_http(runtime):  # noqa: F811 (the fixture)
     fn = user_code(rollout_retry)
     asyncio.run(user_code(model_registered)(event=grid_event(3), client=client))
     [(_, first_id, _)] = client.started
-    rollouts = RolloutStore(runtime.platform.store)
-    runtime.platform.registry.add(MODEL, "3")
+    rollouts = RolloutStore(runtime.store)
+    runtime.ports.registry.add(MODEL, "3")
 
     status, body = _retry(fn, client, MODEL, "3")
     assert status == 409 and "running" in body["error"]

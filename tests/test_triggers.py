@@ -12,11 +12,12 @@ import azure.functions as func
 import pytest
 
 from functions import bootstrap
-from functions.services.activities import Platform
+from functions.domain.config import load_managed_models
+from functions.services.activities import RolloutPorts
 from functions.services.records import RolloutStore
 from functions.ports import PlatformError
 from functions.settings import Settings
-from tests.fakes import FakeEndpoints, FakeRegistry, FakeTrafficLog, MemoryStore
+from tests.fakes import FakeEndpoints, FakeParts, FakeRegistry, FakeTrafficLog, MemoryStore
 from tests.races import RaceStore, run_together
 
 TOPIC = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.MachineLearningServices/workspaces/staging"
@@ -49,12 +50,13 @@ class FakeDurableClient:
 
 @pytest.fixture()
 def runtime(monkeypatch):
-    rt = bootstrap.Runtime(Settings.from_env({}))
-    store = MemoryStore()
-    rt._platform = Platform(FakeEndpoints({}), FakeEndpoints({}), FakeRegistry(), FakeTrafficLog(), store,
-                            {"data": []})
-    monkeypatch.setattr(bootstrap, "_runtime", rt)
-    return rt
+    """The App the triggers get from bootstrap.app(), on in-memory fakes."""
+    ports = RolloutPorts(FakeEndpoints({}), FakeEndpoints({}), FakeRegistry(), FakeTrafficLog(), MemoryStore(),
+                         {"data": []})
+    settings = Settings.from_env({})
+    application = bootstrap.App(settings, load_managed_models(None), FakeParts(ports))
+    monkeypatch.setattr(bootstrap, "_app", application)
+    return application
 
 
 def grid_event(version, *, data=None, event_type="Microsoft.MachineLearningServices.ModelRegistered",
@@ -94,8 +96,8 @@ def test_fifty_concurrent_deliveries_start_one_rollout(runtime):
     """Through the real trigger: every delivery has read "no rollout yet" and decided to claim it
     before any claim is written (RaceStore), so only the create-only claim stops 49 of them."""
     client = FakeDurableClient()
-    race = RaceStore(runtime.platform.store, "rollouts/credit-card-default/", contenders=50, timeout=30.0)
-    runtime.platform.store = race
+    race = RaceStore(runtime.store, "rollouts/credit-card-default/", contenders=50, timeout=30.0)
+    runtime.store = race
     run_together(50, lambda i: call_trigger(grid_event(7), client), race)
     assert len(client.started) == 1
     assert (race.waited, race.won, race.lost) == (50, 1, 49)
@@ -106,7 +108,7 @@ def test_fifty_concurrent_deliveries_start_one_rollout(runtime):
 
 
 def test_an_older_version_after_a_newer_one_is_skipped_with_a_reason(runtime):
-    rollouts = RolloutStore(runtime.platform.store)
+    rollouts = RolloutStore(runtime.store)
     rollouts.set_production({"id": "r5", "model": "credit-card-default", "version": "5"}, "d5", {"d5": 100}, "now")
     client = FakeDurableClient()
     call_trigger(grid_event(4), client)
@@ -127,7 +129,7 @@ def test_malformed_events_are_logged_and_dropped_without_an_exception(runtime, e
     with caplog.at_level("INFO"):
         assert call_trigger(event, client) is None
     assert client.started == []
-    decision = RolloutStore(runtime.platform.store).decisions()[-1]
+    decision = RolloutStore(runtime.store).decisions()[-1]
     assert decision["action"] == "invalid" and decision["reason"]
     assert any('"action":"invalid"' in r.message for r in caplog.records)
 
@@ -136,11 +138,11 @@ def test_unmanaged_models_are_ignored(runtime):
     client = FakeDurableClient()
     call_trigger(grid_event(1, data={"modelName": "other-model", "modelVersion": "1"}, subject=""), client)
     assert client.started == []
-    assert RolloutStore(runtime.platform.store).decisions()[-1]["action"] == "ignore"
+    assert RolloutStore(runtime.store).decisions()[-1]["action"] == "ignore"
 
 
 def test_storage_outage_raises_so_event_grid_retries(runtime):
-    runtime.platform.store.fail_next = PlatformError("blob storage unavailable", transient=True)
+    runtime.store.fail_next = PlatformError("blob storage unavailable", transient=True)
     with pytest.raises(PlatformError):
         call_trigger(grid_event(2), FakeDurableClient())
     client = FakeDurableClient()

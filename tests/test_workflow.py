@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from functions.adapters.local.orchestrator import LocalOrchestrator
-from functions.services.activities import Platform, dispatch
+from functions.services.activities import RolloutPorts, dispatch
 from functions.domain.config import deployment_name, load_managed_models
 from functions.domain.events import ModelRegistered
 from functions.services.records import RolloutStore
@@ -41,7 +41,7 @@ class Harness:
         self.store = MemoryStore()
         self.store.put(f"datasets/{MODEL}/evaluation.csv", generate(400, seed=99).to_csv(index=False).encode())
         sample = {"data": generate(2, seed=5, labelled=False).to_dict(orient="records")}
-        self.platform = Platform(self.staging, self.production, self.registry, self.health, self.store, sample,
+        self.platform = RolloutPorts(self.staging, self.production, self.registry, self.health, self.store, sample,
                                  workspace_id=TOPIC)
         merged = json.loads(json.dumps(FAST))
         for key, value in (overrides or {}).items():
@@ -240,7 +240,7 @@ class _DurableTask:
 class _DurableContext:
     """Stands in for DurableOrchestrationContext: activities resolve through the fakes."""
 
-    def __init__(self, platform: Platform, instance_id: str, input_: dict):
+    def __init__(self, platform: RolloutPorts, instance_id: str, input_: dict):
         self.platform, self.instance_id, self._input = platform, instance_id, input_
         self.current_utc_datetime = datetime(2026, 1, 1, tzinfo=timezone.utc)
         self.calls: list[str] = []

@@ -1,4 +1,4 @@
-"""`modelops demo`: the whole loop on the embedded local platform, narrated.
+"""`modelops demo`: the whole loop on the embedded local application, narrated.
 
 v1 trained → registered (ModelRegistered) → staging → gates → registry → production
 live traffic through the production front door (25 requests/s, never stops)
@@ -41,7 +41,7 @@ def run_demo(settings: Settings, workdir: Path, *, rows: int = 10_000, echo: Ech
              search_iterations: int = 2) -> dict[str, Any]:
     from functions.adapters.local.jobs import labelled_dir
     from functions.adapters.local.loadgen import LoadGenerator
-    from functions.bootstrap import LocalPlatform
+    from functions.bootstrap import build_app
     from ml.datagen import STRONG_DRIFT, generate
     from ml.training import train_from_file
 
@@ -54,10 +54,10 @@ def run_demo(settings: Settings, workdir: Path, *, rows: int = 10_000, echo: Ech
     def step(n: int, text: str) -> None:
         echo(f"[{n}/8 {time.perf_counter() - started:5.0f}s] {text}")
 
-    with LocalPlatform(settings, overrides=DEMO_OVERRIDES) as platform:
-        cfg = platform.managed.get(MODEL)
+    with build_app(settings, overrides=DEMO_OVERRIDES) as application:
+        cfg = application.managed.get(MODEL)
         eval_key = f"datasets/{MODEL}/evaluation.csv"
-        platform.store.put(eval_key, generate(1500, seed=1234).to_csv(index=False).encode())
+        application.store.put(eval_key, generate(1500, seed=1234).to_csv(index=False).encode())
 
         step(1, f"training v1 on {rows:,} generated rows")
         data = workdir / "data" / "train-v1.csv"
@@ -67,13 +67,13 @@ def run_demo(settings: Settings, workdir: Path, *, rows: int = 10_000, echo: Ech
         echo(f"      held-out ROC AUC {metrics['roc_auc']:.3f}")
 
         step(2, "registering v1: ModelRegistered → staging → gates → registry → production")
-        first = _release(platform, workdir / "artifacts" / "v1", echo)
+        first = _release(application, workdir / "artifacts" / "v1", echo)
         if first["state"] != "succeeded":
             raise RuntimeError(f"v1 did not reach production: {first.get('reason')}")
 
         def target() -> tuple[str, str]:
-            state = platform.production.get_endpoint(cfg.production_endpoint)
-            return state.scoring_uri, platform.production.get_key(cfg.production_endpoint)
+            state = application.local.production.get_endpoint(cfg.production_endpoint)
+            return state.scoring_uri, application.local.production.get_key(cfg.production_endpoint)
 
         clean_rows = generate(2000, seed=99, labelled=False).to_dict(orient="records")
         drifted_rows = generate(2000, seed=98, drift=STRONG_DRIFT, labelled=False).to_dict(orient="records")
@@ -87,53 +87,53 @@ def run_demo(settings: Settings, workdir: Path, *, rows: int = 10_000, echo: Ech
             step(4, "export timer (console logs → Parquet), then drift timer")
             # the clean window ends where the last export slice wholly before the switch ends
             clean_end = drift_start - timedelta(seconds=drift_start.timestamp() % SLICE.total_seconds())
-            clean = _monitor(platform, echo, clean_start, clean_end)
+            clean = _monitor(application, echo, clean_start, clean_end)
 
             step(5, f"the population drifts (credit limits ×1.8, ages +8, more late payments); "
                     f"{PHASE_SECONDS:.0f} s of traffic")
             # ground truth for the new population arrives: labelled data for retraining and gates
-            labelled = labelled_dir(platform.home, MODEL)
+            labelled = labelled_dir(application.local.home, MODEL)
             labelled.mkdir(parents=True, exist_ok=True)
             generate(rows, seed=2, drift=STRONG_DRIFT).to_csv(labelled / "0002-after-drift.csv", index=False)
-            platform.store.put(eval_key, generate(1500, seed=4321, drift=STRONG_DRIFT).to_csv(index=False).encode())
+            application.store.put(eval_key, generate(1500, seed=4321, drift=STRONG_DRIFT).to_csv(index=False).encode())
             time.sleep(max(0.0, PHASE_SECONDS - (_now() - drift_start).total_seconds()))
             drift_end = _now()
             time.sleep((SLICE + LAG).total_seconds() + 1)
             step(6, "export timer, then drift timer → local alert rule → webhook")
-            drifted = _monitor(platform, echo, drift_start, drift_end)
+            drifted = _monitor(application, echo, drift_start, drift_end)
             alert = drifted.get("alert")
             if not alert or alert["status"] != 202:
                 raise RuntimeError(f"expected a retraining alert, got {alert}")
             job_name = alert["body"]["job"]
 
             step(7, f"retraining job {job_name}: trains on the newest labelled data, registers v2")
-            job = platform.jobs.wait(job_name, timeout=900)
+            job = application.jobs.wait(job_name, timeout=900)
             echo(f"      job {job['status']}: registered version {job.get('registered_version')}")
             if job["status"] != "Completed":
                 raise RuntimeError(f"retraining failed: {job.get('error')}")
-            second = [o for o in platform.wait_all(timeout=900) if o.get("version") == job["registered_version"]][0]
-            _narrate(platform, second, echo)
+            second = [o for o in application.wait_all(timeout=900) if o.get("version") == job["registered_version"]][0]
+            _narrate(application, second, echo)
             time.sleep(1.0)
         traffic = load.summary()
-        production = platform.production.get_endpoint(cfg.production_endpoint)
+        production = application.local.production.get_endpoint(cfg.production_endpoint)
 
         step(8, "summary")
         echo(f"live traffic: {traffic['requests']:,} requests at {traffic['rate']} req/s, {traffic['failed']} failed; "
              f"served by {traffic['by_deployment']}")
         echo(f"production traffic now: {production.traffic}")
         echo(f"drift: clean window {clean['check']['status']}, drifted window {drifted['check']['status']}")
-        store_dir = platform.home / "store"
+        store_dir = application.local.home / "store"
         reports = [r.get("gate_report") for r in (first, second) if r.get("gate_report")]
         for report in reports:
             echo(f"gate report:  {store_dir / report}")
         for item in (clean, drifted):
             if item["check"].get("report_key"):
                 echo(f"drift report: {store_dir / item['check']['report_key']}")
-        echo(f"audit trail:  {store_dir / 'audit' / MODEL}  (MODELOPS_HOME={platform.home} modelops status --audit)")
+        echo(f"audit trail:  {store_dir / 'audit' / MODEL}  (MODELOPS_HOME={application.local.home} modelops status --audit)")
         summary = {
             "v1": first, "v2": second, "traffic": traffic, "production_traffic": production.traffic,
             "drift": {"clean": clean["check"], "drifted": drifted["check"]}, "alert": alert, "job": job,
-            "gate_reports": [str(store_dir / r) for r in reports], "home": str(platform.home),
+            "gate_reports": [str(store_dir / r) for r in reports], "home": str(application.local.home),
             "seconds": round(time.perf_counter() - started, 1),
         }
     echo(f"done in {summary['seconds']} s")
@@ -144,13 +144,13 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _monitor(platform: Any, echo: Echo, start: datetime, end: datetime) -> dict[str, Any]:
-    exported = platform.export_logs(now=_now(), slice_length=SLICE, lag=LAG,
+def _monitor(application: Any, echo: Echo, start: datetime, end: datetime) -> dict[str, Any]:
+    exported = application.export_logs(now=_now(), slice_length=SLICE, lag=LAG,
                                     since=start.replace(second=0, microsecond=0) - timedelta(minutes=1))
     report = exported[MODEL]
     echo(f"      exported {report['rows']} rows into {len(report['files'])} Parquet files "
          f"(malformed lines: {report['malformed']})" + (f"; error: {report['error']}" if report["error"] else ""))
-    item = platform.check_drift(now=end, window=end - start)[-1]  # this window (after any finished jobs)
+    item = application.check_drift(now=end, window=end - start)[-1]  # this window (after any finished jobs)
     check = item["check"]
     overall = next((r["data"] for r in check["records"] if r.get("type") == "OverallDriftMetrics"), None)
     if overall:
@@ -159,7 +159,7 @@ def _monitor(platform: Any, echo: Echo, start: datetime, end: datetime) -> dict[
     else:
         echo(f"      drift: {check['status']} {check.get('reason', '')}")
     if check.get("report_key"):
-        echo(f"      report: {platform.home / 'store' / check['report_key']}")
+        echo(f"      report: {application.local.home / 'store' / check['report_key']}")
     if item.get("alert"):
         body = item["alert"]["body"]
         echo(f"      alert {body.get('alert_id', '')[-12:]} → webhook: {item['alert']['status']} {body.get('action')} "
@@ -167,19 +167,19 @@ def _monitor(platform: Any, echo: Echo, start: datetime, end: datetime) -> dict[
     return item
 
 
-def _release(platform: Any, folder: Path, echo: Echo) -> dict[str, Any]:
-    ref, payload = platform.workspace.register(folder, MODEL)
+def _release(application: Any, folder: Path, echo: Echo) -> dict[str, Any]:
+    ref, payload = application.local.workspace.register(folder, MODEL)
     echo(f"      registered {MODEL}:{ref.version} → ModelRegistered {payload[0]['id'][:8]}… → handler")
-    outcome = [o for o in platform.wait_all(timeout=900) if o.get("version") == ref.version][0]
-    _narrate(platform, outcome, echo)
-    sample = platform.production.score(platform.managed.get(MODEL).production_endpoint,
+    outcome = [o for o in application.wait_all(timeout=900) if o.get("version") == ref.version][0]
+    _narrate(application, outcome, echo)
+    sample = application.local.production.score(application.managed.get(MODEL).production_endpoint,
                                        json.loads(SAMPLE_REQUEST.read_text()))
     echo(f"      ml/sample.json via the production endpoint: {sample.status} {json.dumps(sample.body)}")
     return outcome
 
 
-def _narrate(platform: Any, outcome: dict[str, Any], echo: Echo) -> None:
-    for record in platform.rollouts.trail(MODEL, outcome["id"]):
+def _narrate(application: Any, outcome: dict[str, Any], echo: Echo) -> None:
+    for record in application.rollouts.trail(MODEL, outcome["id"]):
         echo(f"        {_describe(record)}")
     echo(f"      rollout {MODEL}:{outcome['version']} → {outcome['state']}: {outcome.get('reason', '')}")
 

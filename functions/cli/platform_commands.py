@@ -3,7 +3,7 @@ rollouts, status, demo.
 
 Each takes ownership of MODELOPS_HOME for as long as it runs (a second process on the same home is
 refused with the owner named), ends whatever a previous owner left unfinished, and ends its own
-unfinished rollouts when it stops (Ctrl-C, SIGTERM): see functions/bootstrap.py `LocalPlatform`.
+unfinished rollouts when it stops (Ctrl-C, SIGTERM): see functions/bootstrap.py `App` and functions/adapters/local/host.py.
 They exist only on the local platform: with MODELOPS_PLATFORM=azure they refuse instead of
 silently running locally. Exit codes: functions/cli/output.py.
 """
@@ -20,12 +20,12 @@ from functions.cli.output import BAD_INPUT, FAILURE, OK, ROLLOUT_UNSUCCESSFUL, e
 
 UNSUCCESSFUL = ("rejected", "rolled_back", "failed", "abandoned")
 
-events_app = typer.Typer(help="Deliver Event Grid payloads to the ModelRegistered handler (local platform).",
+events_app = typer.Typer(help="Deliver Event Grid payloads to the ModelRegistered handler (local application).",
                          no_args_is_help=True)
-alerts_app = typer.Typer(help="Deliver Azure Monitor alert payloads to the webhook handler (local platform).",
+alerts_app = typer.Typer(help="Deliver Azure Monitor alert payloads to the webhook handler (local application).",
                          no_args_is_help=True)
-timers_app = typer.Typer(help="Run the Function App's timers on the local platform.", no_args_is_help=True)
-rollouts_app = typer.Typer(help="Act on rollouts (local platform).", no_args_is_help=True)
+timers_app = typer.Typer(help="Run the Function App's timers on the local application.", no_args_is_help=True)
+rollouts_app = typer.Typer(help="Act on rollouts (local application).", no_args_is_help=True)
 
 
 def attach(app: typer.Typer) -> None:
@@ -46,20 +46,20 @@ def local_settings(command: str) -> Any:
     except SettingsError as exc:
         fail(str(exc))
     if settings.platform != "local":
-        fail(f"modelops {command} runs the embedded local platform, but MODELOPS_PLATFORM={settings.platform}: "
+        fail(f"modelops {command} runs the embedded local application, but MODELOPS_PLATFORM={settings.platform}: "
              "unset it to use the local platform (in Azure the Function App does this)")
     return settings
 
 
 def open_platform(command: str, **kwargs: Any) -> Any:
-    """The local platform, owned by this process (HomeBusy → exit 1 naming the owner)."""
+    """The local application, owned by this process (HomeBusy → exit 1 naming the owner)."""
     from functions.adapters.local.ownership import HomeBusy
-    from functions.bootstrap import LocalPlatform
+    from functions.bootstrap import build_app
     from functions.domain.config import ConfigError
 
     settings = local_settings(command)
     try:
-        return LocalPlatform(settings, **kwargs).open()
+        return build_app(settings, **kwargs).open()
     except ConfigError as exc:
         fail(str(exc))
     except HomeBusy as exc:
@@ -79,8 +79,8 @@ def read_input(file: Path) -> bytes:
         fail(f"cannot read {file}: {exc.strerror}")
 
 
-def _recovered_lines(platform: Any) -> list[str]:
-    return [f"ended {e.model}:{e.version} left by a stopped process → {e.state}: {e.reason}" for e in platform.recovered]
+def _recovered_lines(application: Any) -> list[str]:
+    return [f"ended {e.model}:{e.version} left by a stopped process → {e.state}: {e.reason}" for e in application.recovered]
 
 
 # --- events ----------------------------------------------------------------------------------
@@ -95,11 +95,11 @@ def events_send(
     """Send an Event Grid payload file to the handler; without --dry-run, run the rollouts it starts.
     Exit 2 if an event is invalid, 3 if a rollout did not succeed."""
     payload = read_input(file)
-    with open_platform("events send") as platform:
-        accepted = platform.deliver(payload, dry_run=dry_run)
+    with open_platform("events send") as application:
+        accepted = application.deliver(payload, dry_run=dry_run)
         decisions = [{k: v for k, v in a.decision.to_dict().items() if k != "event_id" or v} for a in accepted]
-        outcomes = [] if dry_run else platform.wait_all(timeout)
-        recovered = _recovered_lines(platform)
+        outcomes = [] if dry_run else application.wait_all(timeout)
+        recovered = _recovered_lines(application)
     if as_json:
         emit_json((decisions[0] if len(decisions) == 1 else decisions) if dry_run
                   else {"decisions": decisions, "rollouts": outcomes})
@@ -128,12 +128,12 @@ def alerts_send(
     """POST a payload to the alert webhook handler; prints {"status": <http status>, "body": <json>}.
     Exit 2 for a 4xx answer, 1 for a 5xx, 3 if the rollout it led to did not succeed."""
     body = read_input(file)
-    with open_platform("alerts send") as platform:
-        answer = platform.send_alert(body, dry_run=dry_run)
+    with open_platform("alerts send") as application:
+        answer = application.send_alert(body, dry_run=dry_run)
         result: dict[str, Any] = {"status": answer.status, "body": answer.body}
         if wait and not dry_run and answer.status == 202:
-            result["job"] = platform.jobs.wait(answer.body["job"])
-            result["rollouts"] = platform.wait_all()
+            result["job"] = application.jobs.wait(answer.body["job"])
+            result["rollouts"] = application.wait_all()
     if as_json:
         emit_json(result)
     else:
@@ -157,17 +157,17 @@ def timers_run(
     """Run a timer now: `export` (inference logs → Parquet) or `drift` (drift check + local alert rule)."""
     if name not in ("export", "drift"):
         fail(f"unknown timer {name!r}: choose export or drift")
-    with open_platform(f"timers run {name}") as platform:
+    with open_platform(f"timers run {name}") as application:
         outcomes: list[dict[str, Any]] = []
         if name == "export":
-            result: Any = platform.export_logs()
+            result: Any = application.export_logs()
         else:
-            result = platform.check_drift()
+            result = application.check_drift()
             for item in result:
                 alert = item.get("alert")
                 if alert and alert["status"] == 202:
-                    platform.jobs.wait(alert["body"]["job"])
-                    item["rollouts"] = platform.wait_all()
+                    application.jobs.wait(alert["body"]["job"])
+                    item["rollouts"] = application.wait_all()
                     outcomes += item["rollouts"]
     if as_json:
         emit_json(result)
@@ -202,22 +202,22 @@ def register(
         fail(f"--name: {exc}")
     artifact = check_model_dir(model_dir)
     evaluation = _read_evaluation(evaluation_data) if evaluation_data is not None else None
-    platform = open_platform("register")
-    with platform:
-        cfg = platform.managed.get(name)
+    application = open_platform("register")
+    with application:
+        cfg = application.managed.get(name)
         if cfg is not None:
             if evaluation is not None:
-                platform.store.put(cfg.evaluation_data, evaluation)
-            elif platform.store.get(cfg.evaluation_data) is None:
+                application.store.put(cfg.evaluation_data, evaluation)
+            elif application.store.get(cfg.evaluation_data) is None:
                 fail(f"no labelled evaluation data for {name} (the quality gate needs it at {cfg.evaluation_data} in "
-                     f"{platform.home / 'store'}): give it once with --evaluation-data FILE")
-        ref, payload = platform.workspace.register(artifact, name)
+                     f"{application.local.home / 'store'}): give it once with --evaluation-data FILE")
+        ref, payload = application.local.workspace.register(artifact, name)
         if not wait:
-            platform.stop_reason = "exited without waiting for it (register --no-wait)"
-        outcomes = platform.wait_all() if wait else []
-        recovered = _recovered_lines(platform)
+            application.stop_reason = "exited without waiting for it (register --no-wait)"
+        outcomes = application.wait_all() if wait else []
+        recovered = _recovered_lines(application)
     if not wait:  # ended by close(): report what the record now says
-        outcomes = [r for r in platform.rollouts.list(name) if r.get("version") == ref.version]
+        outcomes = [r for r in application.rollouts.list(name) if r.get("version") == ref.version]
     if as_json:
         emit_json({"model": ref.name, "version": ref.version, "event": payload[0], "rollouts": outcomes,
                    "recovered": recovered})
@@ -263,12 +263,12 @@ def rollouts_retry(
     import getpass
     import socket
 
-    with open_platform("rollouts retry") as platform:
-        answer = platform.retry(model, version, by=f"{getpass.getuser()}@{socket.gethostname()} (cli)",
+    with open_platform("rollouts retry") as application:
+        answer = application.retry(model, version, by=f"{getpass.getuser()}@{socket.gethostname()} (cli)",
                                 comment=comment)
         if answer.status != 202:
             fail(answer.decision.reason)
-        outcome = platform.orchestrator.wait(answer.decision.run_key, timeout)
+        outcome = application.local.driver.wait(answer.decision.run_key, timeout)
         result = outcome.output or {"id": answer.decision.run_key, "state": "failed", "reason": outcome.error}
     if as_json:
         emit_json({"rollout_id": answer.decision.run_key, "rollout": result})
@@ -288,12 +288,11 @@ def status(
     """Rollouts and their states (running, succeeded, rejected, rolled_back, skipped, failed, abandoned)
     and which process owns the home. Reads only: it never takes the home over."""
     from functions.adapters.local.ownership import is_alive, read_owner
-    from functions.adapters.local.store import DirectoryStore
-    from functions.services.records import RolloutStore
+    from functions.bootstrap import build_app
     from functions.services.status import rollouts_view
 
     settings = local_settings("status")
-    view = rollouts_view(RolloutStore(DirectoryStore(settings.home / "store")), model, with_audit=audit)
+    view = rollouts_view(build_app(settings).rollouts, model, with_audit=audit)  # read only: not opened
     owner = read_owner(settings.home)
     alive = owner is not None and is_alive(owner)
     view["owner"] = ({**owner.to_dict(), "alive": alive} if owner is not None else None)

@@ -2,14 +2,16 @@
 
 Read from the `MODELOPS_MODELS` app setting (JSON: {"<model>": {<overrides>}} — any field below),
 with sensible defaults. With no configuration the scenario's model `credit-card-default` is managed.
-Pure: no I/O beyond parsing the string it is given.
+Pure: no I/O beyond parsing the string it is given. pydantic checks the types (imported by the first
+parse: this module is on the cold-start path); ModelConfig checks the rules, for configs built in code too.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import re
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
 from functions.shared.names import InvalidName, check_endpoint_name, check_model_name
@@ -48,6 +50,10 @@ class CanaryConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
+    # pydantic's rules for this class and the two above (nested dataclasses inherit them): unknown fields
+    # refused; strict: an int is accepted for a float, a bool or "1" never for a number. A plain dict.
+    __pydantic_config__ = {"strict": True, "extra": "forbid"}
+
     name: str
     staging_endpoint: str = ""
     production_endpoint: str = ""
@@ -132,52 +138,50 @@ def load_managed_models(raw: str | None, overrides: Mapping[str, Any] | None = N
         if not isinstance(spec, dict) or not all(isinstance(k, str) for k in spec):
             raise ConfigError('MODELOPS_MODELS must be a JSON object {"<model>": {...}} or a list of names')
     models = {}
-    for name, fields_ in spec.items():
-        merged = _merge(dict(overrides or {}), fields_ or {})
-        models[name] = build_model_config(name, merged)
+    for name, values in spec.items():
+        values = values or {}  # null: the defaults; not an object: build_model_config says so
+        models[name] = build_model_config(name, _merge(dict(overrides or {}), values)
+                                          if isinstance(values, Mapping) else values)
     return ManagedModels(models)
 
 
 def build_model_config(name: str, values: Mapping[str, Any]) -> ModelConfig:
+    """ModelConfig from a model's overrides; the ConfigError names every field that is wrong.
+    The values are JSON data (the app setting, a Durable payload): pydantic reads them as JSON, where
+    strict means JSON's types (an array for canary.steps, an object for gates)."""
+    from pydantic import ValidationError
+
     where = f"MODELOPS_MODELS[{name!r}]"
-    if not isinstance(values, Mapping):
-        raise ConfigError(f"{where} must be an object")
-    known = {f.name for f in fields(ModelConfig)} - {"name"}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ConfigError(f"{where}: unknown field(s) {', '.join(unknown)}")
-    kwargs: dict[str, Any] = {}
-    for key, value in values.items():
-        if key == "gates":
-            kwargs[key] = _sub(GateConfig, value, f"{where}.gates")
-        elif key == "canary":
-            value = dict(value) if isinstance(value, Mapping) else value
-            if isinstance(value, dict) and "steps" in value:
-                value["steps"] = tuple(value["steps"])
-            kwargs[key] = _sub(CanaryConfig, value, f"{where}.canary")
-        else:
-            kwargs[key] = value
+    if isinstance(values, Mapping):
+        if "name" in values:  # the key names the model; a field cannot rename it
+            raise ConfigError(f"{where}: unknown field(s) name")
+        values = {**values, "name": name}
     try:
-        return ModelConfig(name=name, **kwargs)
-    except TypeError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
+        return _validator().validate_json(json.dumps(values))
+    except ValidationError as exc:
+        raise ConfigError("; ".join(_problem(where, error) for error in exc.errors())) from None
 
 
-def _sub(cls: type, value: Any, where: str) -> Any:
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"{where} must be an object")
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(value) - known)
-    if unknown:
-        raise ConfigError(f"{where}: unknown field(s) {', '.join(unknown)}")
-    defaults = cls()
-    for key, item in value.items():
-        expected = type(getattr(defaults, key))
-        if expected is float and isinstance(item, int) and not isinstance(item, bool):
-            continue
-        if not isinstance(item, expected) or isinstance(item, bool) and expected is not bool:
-            raise ConfigError(f"{where}.{key} must be {expected.__name__}, got {item!r}")
-    return replace(defaults, **value)
+@functools.cache
+def _validator() -> Any:
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(ModelConfig)
+
+
+_WANTS = {"int_type": "int", "float_type": "float", "bool_type": "bool", "string_type": "str",
+          "tuple_type": "a list", "dataclass_type": "an object"}  # pydantic error type → what was wanted
+
+
+def _problem(where: str, error: Any) -> str:
+    """One pydantic error in the setting's words: MODELOPS_MODELS['m'].gates.min_roc_auc must be float, got 'x'."""
+    *parent, last = [where, *(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"])]
+    if error["type"] == "unexpected_keyword_argument":
+        return f"{''.join(parent)}: unknown field(s) {last[1:]}"
+    if error["type"] == "value_error":  # a ConfigError from ModelConfig.__post_init__: it names itself
+        return str(error["ctx"]["error"])
+    path, wants = "".join(parent) + last, _WANTS.get(error["type"])
+    return f"{path} must be {wants}, got {error['input']!r}" if wants else f"{path}: {error['msg']}"
 
 
 def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:

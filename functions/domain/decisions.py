@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from functions.domain.config import ManagedModels
-from functions.domain.events import InvalidEvent, ModelRegistered, is_newer, version_key
+from functions.domain.events import InvalidEvent, ModelRegistered, is_newer
+from functions.shared.names import version_key
 
 Action = Literal["rollout", "ignore", "skip", "duplicate", "invalid"]
 

@@ -14,9 +14,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from functions.shared.names import is_model_name, is_version
+from functions.shared.eventgrid import MODEL_REGISTERED
+from functions.shared.names import is_model_name, is_version, version_key
 
-MODEL_REGISTERED = "Microsoft.MachineLearningServices.ModelRegistered"
 SUBSCRIPTION_VALIDATION = "Microsoft.EventGrid.SubscriptionValidationEvent"
 
 
@@ -134,11 +134,6 @@ def parse_model_registered(raw: Any) -> ModelRegistered:
         properties=props if isinstance(props, dict) else {},
         schema="CloudEvents" if is_cloud_event else "EventGridSchema",
     )
-
-
-def version_key(version: str) -> tuple:
-    """Order versions numerically where numeric ("10" > "9"); otherwise as text, after numbers."""
-    return (0, int(version), "") if version.isdigit() else (1, 0, version)
 
 
 def is_newer(candidate: str, than: str | None) -> bool:

@@ -16,7 +16,7 @@ from typing import Any, Callable
 from functions.domain import gates as g
 from functions.domain import traffic as tmap
 from functions.domain.config import build_model_config
-from functions.domain.events import version_key
+from functions.shared.names import version_key
 from functions.services.records import RolloutStore
 from functions.ports import (
     DeploymentSpec,
@@ -29,8 +29,8 @@ from functions.ports import (
 
 
 @dataclass
-class Platform:
-    """Everything the activities touch; built once by the composition root."""
+class RolloutPorts:
+    """The ports the rollout's activities touch (built once by the composition root)."""
 
     staging: Endpoints
     production: Endpoints
@@ -54,37 +54,45 @@ class Platform:
         raise ValueError(f"unknown workspace {workspace!r}")
 
 
-def dispatch(platform: Platform, payload: dict[str, Any]) -> Any:
+def payload(activity: Callable[..., Any], **args: Any) -> dict[str, Any]:
+    """The dispatcher's input for one activity, checked against the registry (OPS, below)."""
+    if OPS.get(activity.__name__) is not activity:
+        raise ValueError(f"{activity.__name__} is not a rollout activity")
+    return {"op": activity.__name__, "args": args}
+
+
+def dispatch(ports: RolloutPorts, payload: dict[str, Any]) -> Any:
+    """The one Durable activity (`rollout_activity`): run the named activity with its arguments."""
     op = payload["op"]
     handler = OPS.get(op)
     if handler is None:
         raise ValueError(f"unknown rollout activity {op!r}")
-    return handler(platform, **payload["args"])
+    return handler(ports, **payload["args"])
 
 
 # --- records -------------------------------------------------------------------------------
 
-def begin(p: Platform, rollout: dict, event: dict, config: dict, at: str) -> dict:
+def begin(p: RolloutPorts, rollout: dict, event: dict, config: dict, at: str) -> dict:
     p.rollouts.start(rollout, event, config, at)
     return {"ok": True}
 
 
-def audit(p: Platform, rollout: dict, seq: int, step: str, at: str, details: dict) -> dict:
+def audit(p: RolloutPorts, rollout: dict, seq: int, step: str, at: str, details: dict) -> dict:
     p.rollouts.audit(rollout, seq, step, at, details)
     return {"ok": True}
 
 
-def finish(p: Platform, rollout: dict, outcome: dict, at: str) -> dict:
+def finish(p: RolloutPorts, rollout: dict, outcome: dict, at: str) -> dict:
     p.rollouts.finish(rollout, outcome, at)
     return {"ok": True}
 
 
-def set_production(p: Platform, rollout: dict, deployment: str, traffic: dict) -> dict:
+def set_production(p: RolloutPorts, rollout: dict, deployment: str, traffic: dict) -> dict:
     p.rollouts.set_production(rollout, deployment, traffic, p.clock().isoformat())
     return {"ok": True}
 
 
-def superseded(p: Platform, rollout: dict) -> dict:
+def superseded(p: RolloutPorts, rollout: dict) -> dict:
     """A newer version already in production or rolling out makes this rollout moot."""
     mine = version_key(rollout["version"])
     production = p.rollouts.production(rollout["model"])
@@ -105,7 +113,7 @@ def _endpoint_dict(state: Any, name: str) -> dict:
             "deployments": dict(state.deployments), "scoring_uri": state.scoring_uri}
 
 
-def ensure_endpoint(p: Platform, rollout: dict, workspace: str, endpoint: str) -> dict:
+def ensure_endpoint(p: RolloutPorts, rollout: dict, workspace: str, endpoint: str) -> dict:
     endpoints = p.endpoints(workspace)
     state = endpoints.get_endpoint(endpoint)
     if state is None:
@@ -116,11 +124,11 @@ def ensure_endpoint(p: Platform, rollout: dict, workspace: str, endpoint: str) -
     return _endpoint_dict(state, endpoint)
 
 
-def get_endpoint(p: Platform, rollout: dict, workspace: str, endpoint: str) -> dict:
+def get_endpoint(p: RolloutPorts, rollout: dict, workspace: str, endpoint: str) -> dict:
     return _endpoint_dict(p.endpoints(workspace).get_endpoint(endpoint), endpoint)
 
 
-def create_deployment(p: Platform, rollout: dict, workspace: str, endpoint: str, deployment: str, source: str,
+def create_deployment(p: RolloutPorts, rollout: dict, workspace: str, endpoint: str, deployment: str, source: str,
                       instance_type: str, instance_count: int, model_uri: str = "") -> dict:
     name, version = rollout["model"], rollout["version"]
     if source == "workspace":
@@ -140,14 +148,14 @@ def create_deployment(p: Platform, rollout: dict, workspace: str, endpoint: str,
     return {"model_uri": model.uri}
 
 
-def get_deployment(p: Platform, rollout: dict, workspace: str, endpoint: str, deployment: str) -> dict:
+def get_deployment(p: RolloutPorts, rollout: dict, workspace: str, endpoint: str, deployment: str) -> dict:
     state = p.endpoints(workspace).get_deployment(endpoint, deployment)
     if state is None:
         return {"provisioning_state": "Missing", "error": "deployment not found"}
     return {"provisioning_state": state.provisioning_state, "error": state.error, "model_uri": state.model_uri}
 
 
-def delete_deployment(p: Platform, rollout: dict, workspace: str, endpoint: str, deployment: str) -> dict:
+def delete_deployment(p: RolloutPorts, rollout: dict, workspace: str, endpoint: str, deployment: str) -> dict:
     endpoints = p.endpoints(workspace)
     state = endpoints.get_endpoint(endpoint)
     if state is not None and state.traffic.get(deployment, 0) > 0:
@@ -161,12 +169,12 @@ def delete_deployment(p: Platform, rollout: dict, workspace: str, endpoint: str,
     return {"deleted": deployment}
 
 
-def set_traffic(p: Platform, rollout: dict, workspace: str, endpoint: str, traffic: dict) -> dict:
+def set_traffic(p: RolloutPorts, rollout: dict, workspace: str, endpoint: str, traffic: dict) -> dict:
     p.endpoints(workspace).set_traffic(endpoint, {k: int(v) for k, v in traffic.items()})
     return {"traffic": traffic}
 
 
-def take_over_staging(p: Platform, rollout: dict, endpoint: str, deployment: str) -> dict:
+def take_over_staging(p: RolloutPorts, rollout: dict, endpoint: str, deployment: str) -> dict:
     """Staging always serves the newest validated model: 100% to it, older deployments removed."""
     state = p.staging.get_endpoint(endpoint)
     live = dict(state.traffic) if state else {}
@@ -183,7 +191,7 @@ def take_over_staging(p: Platform, rollout: dict, endpoint: str, deployment: str
     return {"traffic": {deployment: 100}, "removed": removed}
 
 
-def retire(p: Platform, rollout: dict, endpoint: str, keep: str) -> dict:
+def retire(p: RolloutPorts, rollout: dict, endpoint: str, keep: str) -> dict:
     """After the final bake: everything but `keep` is at 0%; delete those deployments."""
     state = p.production.get_endpoint(endpoint)
     removed = []
@@ -204,12 +212,12 @@ def _scorer(endpoints: Endpoints, endpoint: str, deployment: str | None) -> Call
     return lambda body: endpoints.score(endpoint, body, deployment=deployment)
 
 
-def smoke(p: Platform, rollout: dict, workspace: str, endpoint: str, deployment: str) -> dict:
+def smoke(p: RolloutPorts, rollout: dict, workspace: str, endpoint: str, deployment: str) -> dict:
     result = g.smoke(_scorer(p.endpoints(workspace), endpoint, deployment), p.sample_request)
     return {"passed": result.passed, "reason": result.reason, "figures": result.figures}
 
 
-def run_gates(p: Platform, rollout: dict, workspace: str, endpoint: str, deployment: str, gates: dict,
+def run_gates(p: RolloutPorts, rollout: dict, workspace: str, endpoint: str, deployment: str, gates: dict,
               production_endpoint: str, at: str, evaluation_data: str = "") -> dict:
     cfg = build_model_config(rollout["model"], {"gates": gates}).gates
     score = _scorer(p.endpoints(workspace), endpoint, deployment)
@@ -242,14 +250,14 @@ def run_gates(p: Platform, rollout: dict, workspace: str, endpoint: str, deploym
     }
 
 
-def _evaluation(p: Platform, key: str, limit: int) -> tuple[list[dict], list[int]]:
+def _evaluation(p: RolloutPorts, key: str, limit: int) -> tuple[list[dict], list[int]]:
     found = p.store.get(key)
     if found is None:
         raise g.GateError(f"no labelled evaluation data at {key} (store)")
     return g.read_evaluation_csv(found[0], limit)
 
 
-def _quality(p: Platform, score: Callable, rows: list[dict], labels: list[int], cfg: Any,
+def _quality(p: RolloutPorts, score: Callable, rows: list[dict], labels: list[int], cfg: Any,
              production_endpoint: str) -> g.GateResult:
     challenger = g.roc_auc(labels, g.predict_all(score, rows, cfg.batch_rows))
     champion_auc = None
@@ -265,7 +273,7 @@ def _quality(p: Platform, score: Callable, rows: list[dict], labels: list[int], 
 HEALTH_QUERY_ATTEMPTS = 3  # a flaky health query is retried before the canary is failed (closed)
 
 
-def check_health(p: Platform, rollout: dict, endpoint: str, deployment: str, start: str, end: str,
+def check_health(p: RolloutPorts, rollout: dict, endpoint: str, deployment: str, start: str, end: str,
                  canary: dict) -> dict:
     """The canary's figures for [start, end) and the verdict: healthy, unhealthy or insufficient
     (too few requests to judge: the workflow extends the bake). A query that keeps failing is
@@ -294,7 +302,7 @@ def check_health(p: Platform, rollout: dict, endpoint: str, deployment: str, sta
 
 # --- registry ------------------------------------------------------------------------------
 
-def promote(p: Platform, rollout: dict, gate_report: str, gate_summary: dict) -> dict:
+def promote(p: RolloutPorts, rollout: dict, gate_report: str, gate_summary: dict) -> dict:
     name, version = rollout["model"], rollout["version"]
     existing = p.registry.get_registry_model(name, version)
     if existing is not None:

@@ -1,7 +1,7 @@
 """ModelRegistered hand-off: parse → gather facts → decide → record → claim → start.
 
-The Event Grid trigger (Azure) and `modelops events send` (local) both call `accept_events`, then
-start an orchestration for each `rollout` decision. Claiming the rollout record is a create-only
+The Event Grid trigger (Azure) and the local platform both call `accept_events`, then
+`start_accepted` (one start path: an instance that exists already is not started twice). Claiming the rollout record is a create-only
 write, so of N concurrent deliveries of one event exactly one proceeds; the rest are `duplicate`.
 A claim whose start fails is released, so Event Grid's retry can try again.
 """
@@ -11,12 +11,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any
 
 from functions.domain.config import ManagedModels
 from functions.domain.decisions import Decision, Facts, decide
 from functions.domain.events import InvalidEvent, ModelRegistered, iter_model_events
+from functions.ports import Orchestrations
 from functions.services.records import RolloutStore
+from functions.services.workflow import ORCHESTRATOR
 from functions.shared.logs import log_event
 
 logger = logging.getLogger("modelops.handoff")
@@ -73,17 +75,33 @@ def accept_events(payload: Any, managed: ManagedModels, rollouts: RolloutStore,
     return out
 
 
-def start_accepted(accepted: list[Accepted], start: Callable[[str, dict], bool], rollouts: RolloutStore) -> None:
-    """Start the orchestration of each rollout decision. `start(instance_id, input)` returns False
-    when the instance already exists (a duplicate). A failed start releases the claim and raises."""
+async def start_accepted(accepted: list[Accepted], orchestrations: Orchestrations, rollouts: RolloutStore) -> None:
+    """Start the orchestration of each rollout decision — the one start path of both platforms.
+    An instance that already exists is a redelivery: nothing starts. A failed start releases the
+    claim and raises, so Event Grid's retry can start it."""
     for item in accepted:
-        if item.decision.action != "rollout":
-            continue
-        try:
-            start(item.decision.run_key, item.orchestration_input or {})
-        except Exception:
-            rollouts.release(item.decision.model, item.decision.run_key)
-            raise
+        if item.decision.action == "rollout":
+            await _start(item.decision, item.orchestration_input or {}, orchestrations, rollouts)
+
+
+async def start_retry(answer: "RetryAnswer", orchestrations: Orchestrations, rollouts: RolloutStore) -> None:
+    """Start the run a 202 retry answer claimed (same path as an accepted event)."""
+    if answer.status == 202:
+        await _start(answer.decision, answer.orchestration_input or {}, orchestrations, rollouts)
+
+
+async def _start(decision: Decision, input_: dict[str, Any], orchestrations: Orchestrations,
+                 rollouts: RolloutStore) -> None:
+    instance_id = decision.run_key
+    try:
+        if await orchestrations.exists(instance_id):
+            log_event(logger, "rollout_already_started", instance_id=instance_id)
+            return
+        await orchestrations.start(ORCHESTRATOR, instance_id, input_)
+    except Exception:
+        rollouts.release(decision.model, instance_id)
+        raise
+    log_event(logger, "rollout_started", instance_id=instance_id, model=decision.model, version=decision.version)
 
 
 @dataclass(frozen=True)

@@ -396,3 +396,46 @@ traces
 | project timestamp, model_name = tostring(record.model_name),
           share_drifted = todouble(record.data.share_drifted_features)
 """
+
+
+def drift_job_submitter(jobs: Any, extra_inputs: dict[str, Any] | None = None,
+                        report: bool = True) -> SubmitDriftJob:
+    """The `submit_drift_job` of run_drift_check on a Jobs port (`extra_inputs`: e.g. the AzureML
+    datastore the job reads the staged window through)."""
+
+    def submit(name: str, model: str, version: str, staged: str, output: str, config: dict) -> dict:
+        inputs = {**drift_job_inputs(staged, output, config, report), **(extra_inputs or {})}
+        return jobs.submit_drift(name, model, inputs, {"modelops.model_version": version,
+                                                       "modelops.trigger": "drift-timer"})
+
+    return submit
+
+
+def check_models(models: list[str], store: Store, reference_file: Callable[[str, str, Path], Path], *,
+                 now: datetime | None = None, window: timedelta = timedelta(hours=24),
+                 config: dict[str, Any] | None = None, report: bool = True, job_rows: int = 0,
+                 submit_drift_job: SubmitDriftJob | None = None,
+                 alert: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """The drift timer: for each model, the results of finished drift jobs, then this window.
+    One model's failure never stops the others (an error item: `{"check": {..., "status": "error"},
+    "error": ...}`). `alert(payload)` — the local platform's stand-in for Azure Monitor's log alert
+    rule — receives the alert a drifted check raises and answers {"status", "body"}."""
+    out: list[dict[str, Any]] = []
+    for model in models:
+        try:
+            checks = collect_drift_jobs(store, model, now)
+            checks.append(run_drift_check(model, store, reference_file, now=now, window=window, config=config,
+                                          report=report, job_rows=job_rows, submit_drift_job=submit_drift_job))
+        except Exception as exc:  # noqa: BLE001 - reported per model, never swallowed
+            error = f"{type(exc).__name__}: {str(exc)[:500]}"
+            log_event(logger, "drift_check_failed", logging.ERROR, model=model, error=error)
+            out.append({"check": {"model": model, "status": "error", "reason": error, "version": None,
+                                  "dataset_drift": None, "result_key": None, "report_key": None}, "error": error})
+            continue
+        for check in checks:
+            item: dict[str, Any] = {"check": check.to_dict()}
+            payload = drift_alert_payload(check) if alert is not None else None
+            if payload is not None:
+                item["alert"] = alert(payload)
+            out.append(item)
+    return out

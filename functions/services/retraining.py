@@ -40,9 +40,27 @@ class AlertPolicy:
     rule_map: dict[str, str]
     cooldown: timedelta = timedelta(hours=24)
 
+    @classmethod
+    def from_settings(cls, rules_json: str | None, managed: list[str], cooldown_hours: float) -> "AlertPolicy":
+        """MODELOPS_ALERT_RULES ({"<alert rule name>": "<model>"}) checked against the managed models."""
+        from functions.domain.config import ConfigError
+
+        rule_map: dict[str, str] = {}
+        if rules_json:
+            try:
+                rule_map = json.loads(rules_json)
+            except ValueError as exc:
+                raise ConfigError(f"MODELOPS_ALERT_RULES is not valid JSON: {exc}") from None
+            if not isinstance(rule_map, dict) or not all(isinstance(v, str) for v in rule_map.values()):
+                raise ConfigError('MODELOPS_ALERT_RULES must be {"<alert rule name>": "<model name>"}')
+            unknown = sorted(set(rule_map.values()) - set(managed))
+            if unknown:
+                raise ConfigError(f"MODELOPS_ALERT_RULES maps to unmanaged model(s) {', '.join(unknown)}")
+        return cls(managed=list(managed), rule_map=rule_map, cooldown=timedelta(hours=cooldown_hours))
+
 
 @dataclass(frozen=True)
-class Answer:
+class AlertAnswer:
     status: int
     body: dict[str, Any]
 
@@ -57,37 +75,37 @@ def _launch_key(model: str) -> str:
 
 def handle_alert_body(body: bytes | None, store: Store, jobs: Jobs, policy: AlertPolicy, *,
                       now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
-                      dry_run: bool = False, max_bytes: int | None = None) -> Answer:
+                      dry_run: bool = False, max_bytes: int | None = None) -> AlertAnswer:
     try:
         alert = parse_alert(body) if max_bytes is None else parse_alert(body, max_bytes)
     except AlertError as exc:
-        return Answer(exc.status, {"error": exc.message})
+        return AlertAnswer(exc.status, {"error": exc.message})
     return handle_alert(alert, store, jobs, policy, now=now, dry_run=dry_run)
 
 
 def handle_alert(alert: Alert, store: Store, jobs: Jobs, policy: AlertPolicy, *,
-                 now: Callable[[], datetime] = lambda: datetime.now(timezone.utc), dry_run: bool = False) -> Answer:
+                 now: Callable[[], datetime] = lambda: datetime.now(timezone.utc), dry_run: bool = False) -> AlertAnswer:
     try:
         model = resolve_model(alert, policy.rule_map, policy.managed)
     except AlertError as exc:
-        return Answer(exc.status, {"error": exc.message, "alert_id": alert.alert_id})
+        return AlertAnswer(exc.status, {"error": exc.message, "alert_id": alert.alert_id})
     try:
         return _decide_and_launch(alert, model, store, jobs, policy, now, dry_run)
     except PlatformError as exc:
         log_event(logger, "alert_transient_failure", logging.WARNING, alert_id=alert.alert_id, error=str(exc))
         if exc.transient:
-            return Answer(503, {"error": f"temporarily unable to process the alert: {str(exc)[:300]}",
+            return AlertAnswer(503, {"error": f"temporarily unable to process the alert: {str(exc)[:300]}",
                                 "alert_id": alert.alert_id})
-        return Answer(502, {"error": f"platform refused the retraining: {str(exc)[:300]}",
+        return AlertAnswer(502, {"error": f"platform refused the retraining: {str(exc)[:300]}",
                             "alert_id": alert.alert_id})
 
 
 def _decide_and_launch(alert: Alert, model: str, store: Store, jobs: Jobs, policy: AlertPolicy,
-                       now: Callable[[], datetime], dry_run: bool) -> Answer:
+                       now: Callable[[], datetime], dry_run: bool) -> AlertAnswer:
     first = store.get(_alert_key(alert.alert_id))
     if first is not None:  # a duplicate delivery: the same answer as the first time
         recorded = json.loads(first[0])
-        return Answer(recorded["status"], recorded["body"])
+        return AlertAnswer(recorded["status"], recorded["body"])
 
     for _ in range(20):  # compare-and-swap loop on the model's launch record
         found = store.get(_launch_key(model))
@@ -95,7 +113,7 @@ def _decide_and_launch(alert: Alert, model: str, store: Store, jobs: Jobs, polic
         if last and not last.get("submitted", True):
             if now() - datetime.fromisoformat(last["at"]) < LAUNCH_TIMEOUT:
                 # a launch is in flight (perhaps of this very alert): not decided yet, so not recorded
-                return Answer(503, {"error": f"a retraining of {model} is being launched (job {last.get('job')}); "
+                return AlertAnswer(503, {"error": f"a retraining of {model} is being launched (job {last.get('job')}); "
                                              "retry shortly", "alert_id": alert.alert_id})
             last = last.get("previous") or None  # abandoned before its submission: it never happened
         if last and last.get("alert_id") == alert.alert_id:  # a duplicate of the alert that launched
@@ -160,8 +178,8 @@ def _release(store: Store, model: str, launch: dict, last: dict | None) -> None:
             pass
 
 
-def _record(store: Store, alert: Alert, decision: AlertDecision, dry_run: bool) -> Answer:
-    answer = Answer(decision.status, decision.to_dict())
+def _record(store: Store, alert: Alert, decision: AlertDecision, dry_run: bool) -> AlertAnswer:
+    answer = AlertAnswer(decision.status, decision.to_dict())
     log_event(logger, "alert_decision", **decision.to_dict(), condition=alert.monitor_condition,
               rule=alert.rule, dry_run=dry_run)
     if dry_run:
@@ -174,14 +192,5 @@ def _record(store: Store, alert: Alert, decision: AlertDecision, dry_run: bool) 
         existing = store.get(_alert_key(alert.alert_id))
         if existing:
             recorded = json.loads(existing[0])
-            return Answer(recorded["status"], recorded["body"])
+            return AlertAnswer(recorded["status"], recorded["body"])
     return answer
-
-
-def alert_history(store: Store, limit: int = 100) -> list[dict[str, Any]]:
-    out = []
-    for key in store.list("alerts/")[-limit:]:
-        found = store.get(key)
-        if found:
-            out.append(json.loads(found[0]))
-    return sorted(out, key=lambda r: r.get("at", ""))

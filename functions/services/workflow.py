@@ -2,8 +2,9 @@
 
 A Durable orchestrator is a generator that yields tasks and is replayed from its history, so this
 code is deterministic: no I/O, no clocks but `context.current_utc_datetime`, no randomness. Every
-side effect is an activity (`functions/services/activities.py`), called through one dispatcher
-activity, `rollout_activity`, with {"op": ..., "args": ...}.
+side effect is an activity (`functions/services/activities.py`), named by the function itself
+(`run.call(act.set_traffic, ...)`) and run through one dispatcher activity, `rollout_activity`,
+whose input is {"op": <the function's name>, "args": {...}}.
 
     staging: endpoint → deployment at 0% → poll → gates → (fail: delete, rejected)
              → staging traffic to the new deployment, older staging deployments removed
@@ -16,11 +17,15 @@ activity, `rollout_activity`, with {"op": ..., "args": ...}.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any, Generator
+from typing import Any, Callable, Generator
 
 from functions.domain import traffic as tmap
+from functions.services import activities as act
 from functions.domain.config import build_model_config, deployment_name
 
+# The Durable function names, defined here only: the triggers register these, the composition root
+# starts ORCHESTRATOR, and the local driver runs the same generator under the same names.
+ORCHESTRATOR = "rollout_orchestrator"
 ACTIVITY = "rollout_activity"
 APPROVAL_EVENT = "approval"
 
@@ -33,13 +38,16 @@ class _Run:
         self.rollout = rollout
         self.seq = 0
 
-    def call(self, op: str, **args: Any):
-        return self.ctx.call_activity(ACTIVITY, {"op": op, "args": {"rollout": self.rollout, **args}})
+    def call(self, activity: Callable[..., Any], **args: Any):
+        """Schedule one activity through the single Durable dispatcher activity. Called with the
+        activity function itself: go-to-definition lands on it, and a misspelt name fails the
+        moment that step runs (every step runs in the workflow tests), never in Azure."""
+        return self.ctx.call_activity(ACTIVITY, act.payload(activity, rollout=self.rollout, **args))
 
     def audit(self, step: str, **details: Any):
         self.seq += 1
         self.ctx.set_custom_status({"step": step, "seq": self.seq})
-        return self.call("audit", seq=self.seq, step=step, at=self.now(), details=details)
+        return self.call(act.audit, seq=self.seq, step=step, at=self.now(), details=details)
 
     def now(self) -> str:
         return self.ctx.current_utc_datetime.isoformat()
@@ -58,7 +66,7 @@ def rollout_orchestrator(context: Any) -> Generator[Any, Any, dict[str, Any]]:
     run = _Run(context, rollout)
     new = deployment_name(model, version)
 
-    yield run.call("begin", event=event, config=cfg.to_dict(), at=run.now())
+    yield run.call(act.begin, event=event, config=cfg.to_dict(), at=run.now())
     retry = payload.get("retry")  # an explicit retry: who asked, and which run it follows
     yield run.audit("started", event_id=event["event_id"], deployment=new, **({"retry": retry} if retry else {}))
     try:
@@ -67,7 +75,7 @@ def rollout_orchestrator(context: Any) -> Generator[Any, Any, dict[str, Any]]:
         reason = f"{type(exc).__name__}: {str(exc)[:500]}"
         yield run.audit("failed", reason=reason)
         outcome = {"state": "failed", "reason": reason}
-    yield run.call("finish", outcome=outcome, at=run.now())
+    yield run.call(act.finish, outcome=outcome, at=run.now())
     return {**rollout, **outcome}
 
 
@@ -76,31 +84,31 @@ def _stage_gate_promote_release(run: _Run, cfg: Any, new: str):
 
     # 1. Staging deployment at 0%.
     yield from _ensure_endpoint(run, "staging", staging, cfg)
-    created = yield run.call("create_deployment", workspace="staging", endpoint=staging, deployment=new,
+    created = yield run.call(act.create_deployment, workspace="staging", endpoint=staging, deployment=new,
                              source="workspace", instance_type=cfg.instance_type, instance_count=cfg.instance_count)
     yield run.audit("staging_deployment_created", endpoint=staging, deployment=new, model_uri=created["model_uri"])
     state = yield from _wait_deployment(run, "staging", staging, new, cfg)
     if state != "Succeeded":
-        yield run.call("delete_deployment", workspace="staging", endpoint=staging, deployment=new)
+        yield run.call(act.delete_deployment, workspace="staging", endpoint=staging, deployment=new)
         reason = f"staging deployment {new} did not provision: {state}"
         yield run.audit("rejected", reason=reason)
         return {"state": "rejected", "reason": reason}
 
     # 2. Gates against the new deployment alone (explicit deployment header).
-    report = yield run.call("run_gates", workspace="staging", endpoint=staging, deployment=new,
+    report = yield run.call(act.run_gates, workspace="staging", endpoint=staging, deployment=new,
                             gates=cfg.to_dict()["gates"], production_endpoint=production, at=run.now(),
                             evaluation_data=cfg.evaluation_data)
     yield run.audit("gates", passed=report["passed"], report=report["report_key"], results=report["summary"])
     if not report["passed"]:
-        yield run.call("delete_deployment", workspace="staging", endpoint=staging, deployment=new)
+        yield run.call(act.delete_deployment, workspace="staging", endpoint=staging, deployment=new)
         reason = f"gate failed: {report['reason']}"
         yield run.audit("rejected", reason=reason, report=report["report_key"])
         return {"state": "rejected", "reason": reason, "gate_report": report["report_key"]}
-    moved = yield run.call("take_over_staging", endpoint=staging, deployment=new)
+    moved = yield run.call(act.take_over_staging, endpoint=staging, deployment=new)
     yield run.audit("staging_traffic", endpoint=staging, traffic=moved["traffic"], removed=moved["removed"])
 
     # 3. Promote into the shared registry (idempotent).
-    promoted = yield run.call("promote", gate_report=report["report_key"], gate_summary=report["summary"])
+    promoted = yield run.call(act.promote, gate_report=report["report_key"], gate_summary=report["summary"])
     yield run.audit("promoted", registry_uri=promoted["uri"], already=promoted["already"])
 
     # 4. Optional approval by a person.
@@ -124,7 +132,7 @@ def _stage_gate_promote_release(run: _Run, cfg: Any, new: str):
             yield run.audit("rejected", reason=reason)
             return {"state": "rejected", "reason": reason, "gate_report": report["report_key"]}
 
-    superseded = yield run.call("superseded")
+    superseded = yield run.call(act.superseded)
     if superseded["by"]:
         reason = f"superseded by version {superseded['by']} before production"
         yield run.audit("skipped", reason=reason)
@@ -139,9 +147,9 @@ def _stage_gate_promote_release(run: _Run, cfg: Any, new: str):
 def _release(run: _Run, cfg: Any, new: str, registry_uri: str):
     production = cfg.production_endpoint
     yield from _ensure_endpoint(run, "production", production, cfg)
-    before = yield run.call("get_endpoint", workspace="production", endpoint=production)
+    before = yield run.call(act.get_endpoint, workspace="production", endpoint=production)
     previous = {k: int(v) for k, v in before["traffic"].items() if k != new}
-    created = yield run.call("create_deployment", workspace="production", endpoint=production, deployment=new,
+    created = yield run.call(act.create_deployment, workspace="production", endpoint=production, deployment=new,
                              source="registry", model_uri=registry_uri, instance_type=cfg.instance_type,
                              instance_count=cfg.instance_count)
     yield run.audit("production_deployment_created", endpoint=production, deployment=new,
@@ -149,9 +157,9 @@ def _release(run: _Run, cfg: Any, new: str, registry_uri: str):
     state = yield from _wait_deployment(run, "production", production, new, cfg)
     smoke = {"passed": False, "reason": f"deployment did not provision: {state}"}
     if state == "Succeeded":
-        smoke = yield run.call("smoke", workspace="production", endpoint=production, deployment=new)
+        smoke = yield run.call(act.smoke, workspace="production", endpoint=production, deployment=new)
     if not smoke["passed"]:
-        yield run.call("delete_deployment", workspace="production", endpoint=production, deployment=new)
+        yield run.call(act.delete_deployment, workspace="production", endpoint=production, deployment=new)
         reason = f"production smoke failed: {smoke['reason']}"
         yield run.audit("rejected", reason=reason, traffic=previous)
         return {"state": "rejected", "reason": reason}
@@ -159,10 +167,10 @@ def _release(run: _Run, cfg: Any, new: str, registry_uri: str):
 
     if not tmap.serving(previous):  # first version (no champion): straight to 100% after the gates
         full = tmap.canary_map(previous, new, 100)
-        yield run.call("set_traffic", workspace="production", endpoint=production, traffic=full)
+        yield run.call(act.set_traffic, workspace="production", endpoint=production, traffic=full)
         yield run.audit("traffic", traffic=full, percent=100, first_version=True)
-        removed = yield run.call("retire", endpoint=production, keep=new)
-        yield run.call("set_production", deployment=new, traffic=full)
+        removed = yield run.call(act.retire, endpoint=production, keep=new)
+        yield run.call(act.set_production, deployment=new, traffic=full)
         yield run.audit("succeeded", traffic=full, removed=removed["removed"])
         return {"state": "succeeded", "reason": "first version: 100% after gates", "traffic": full}
 
@@ -170,7 +178,7 @@ def _release(run: _Run, cfg: Any, new: str, registry_uri: str):
     try:
         for step in cfg.canary.steps:
             current = tmap.canary_map(previous, new, step)
-            yield run.call("set_traffic", workspace="production", endpoint=production, traffic=current)
+            yield run.call(act.set_traffic, workspace="production", endpoint=production, traffic=current)
             yield run.audit("traffic", traffic=current, percent=step)
             health = yield from _bake(run, cfg, production, new, step)
             if not health["healthy"]:
@@ -182,8 +190,8 @@ def _release(run: _Run, cfg: Any, new: str, registry_uri: str):
                                        f"error during canary: {type(exc).__name__}: {str(exc)[:300]}", {})
         return outcome
 
-    removed = yield run.call("retire", endpoint=production, keep=new)
-    yield run.call("set_production", deployment=new, traffic={new: 100})
+    removed = yield run.call(act.retire, endpoint=production, keep=new)
+    yield run.call(act.set_production, deployment=new, traffic={new: 100})
     yield run.audit("succeeded", traffic={new: 100}, removed=removed["removed"])
     return {"state": "succeeded", "reason": f"canary {list(cfg.canary.steps)} healthy", "traffic": {new: 100}}
 
@@ -202,7 +210,7 @@ def _bake(run: _Run, cfg: Any, endpoint: str, new: str, step: int):
         window_end = run.now()
         if canary.health_delay_seconds > 0:
             yield run.sleep(canary.health_delay_seconds)
-        health = yield run.call("check_health", endpoint=endpoint, deployment=new, start=window_start,
+        health = yield run.call(act.check_health, endpoint=endpoint, deployment=new, start=window_start,
                                 end=window_end, canary=cfg.to_dict()["canary"])
         figures = {**health["figures"], "baked_seconds": baked}
         verdict = health.get("verdict", "healthy" if health["healthy"] else "unhealthy")
@@ -221,28 +229,28 @@ def _bake(run: _Run, cfg: Any, endpoint: str, new: str, step: int):
 
 def _rollback(run: _Run, endpoint: str, previous: dict[str, int], new: str, reason: str, figures: dict):
     restored = tmap.restore(previous, new)
-    yield run.call("set_traffic", workspace="production", endpoint=endpoint, traffic=restored)
-    yield run.call("delete_deployment", workspace="production", endpoint=endpoint, deployment=new)
+    yield run.call(act.set_traffic, workspace="production", endpoint=endpoint, traffic=restored)
+    yield run.call(act.delete_deployment, workspace="production", endpoint=endpoint, deployment=new)
     yield run.audit("rolled_back", reason=reason, traffic=tmap.without(restored, new), figures=figures)
     return {"state": "rolled_back", "reason": reason, "figures": figures, "traffic": tmap.without(restored, new)}
 
 
 def _ensure_endpoint(run: _Run, workspace: str, endpoint: str, cfg: Any):
-    state = yield run.call("ensure_endpoint", workspace=workspace, endpoint=endpoint)
+    state = yield run.call(act.ensure_endpoint, workspace=workspace, endpoint=endpoint)
     waited = 0.0
     while state["provisioning_state"] != "Succeeded":
         if state["provisioning_state"] in ("Failed", "Canceled") or waited >= cfg.provisioning_timeout_seconds:
             raise RuntimeError(f"{workspace} endpoint {endpoint} is {state['provisioning_state']}")
         yield run.sleep(cfg.poll_seconds)
         waited += cfg.poll_seconds
-        state = yield run.call("get_endpoint", workspace=workspace, endpoint=endpoint)
+        state = yield run.call(act.get_endpoint, workspace=workspace, endpoint=endpoint)
 
 
 def _wait_deployment(run: _Run, workspace: str, endpoint: str, deployment: str, cfg: Any):
     """Poll (durable timers between polls) until Succeeded/Failed or the provisioning timeout."""
     waited = 0.0
     while True:
-        state = yield run.call("get_deployment", workspace=workspace, endpoint=endpoint, deployment=deployment)
+        state = yield run.call(act.get_deployment, workspace=workspace, endpoint=endpoint, deployment=deployment)
         provisioning = state["provisioning_state"]
         if provisioning == "Succeeded" or provisioning in ("Failed", "Canceled", "Missing"):
             return provisioning if provisioning == "Succeeded" else f"{provisioning}: {state.get('error', '')}"

@@ -58,3 +58,8 @@ def is_model_name(name: Any) -> bool:
 
 def is_version(version: Any) -> bool:
     return isinstance(version, str) and VERSION.fullmatch(version) is not None
+
+
+def version_key(version: str) -> tuple:
+    """Order versions numerically where numeric ("10" > "9"); otherwise as text, after numbers."""
+    return (0, int(version), "") if version.isdigit() else (1, 0, version)

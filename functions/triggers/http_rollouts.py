@@ -25,19 +25,19 @@ def _json(body: Any, status: int = 200) -> func.HttpResponse:
 @bp.function_name("rollouts")
 @bp.route(route="rollouts", methods=["GET"])
 def list_rollouts(req: func.HttpRequest) -> func.HttpResponse:
-    from functions.bootstrap import runtime
+    from functions.bootstrap import app
     from functions.services.status import rollouts_view
 
     model = req.params.get("model") or None
-    return _json(rollouts_view(runtime().rollouts, model))
+    return _json(rollouts_view(app().rollouts, model))
 
 
 @bp.function_name("rollout_detail")
 @bp.route(route="rollouts/{model}/{rollout_id}", methods=["GET"])
 def rollout_detail(req: func.HttpRequest) -> func.HttpResponse:
-    from functions.bootstrap import runtime
+    from functions.bootstrap import app
 
-    rollouts = runtime().rollouts
+    rollouts = app().rollouts
     model, rollout_id = req.route_params.get("model", ""), req.route_params.get("rollout_id", "")
     record = rollouts.get(model, rollout_id)
     if record is None:
@@ -49,20 +49,20 @@ def rollout_detail(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="rollouts/{rollout_id}/approval", methods=["POST"])
 @bp.durable_client_input(client_name="client")
 async def rollout_approval(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    from functions.bootstrap import app
     from functions.domain.approvals import parse_approval
+    from functions.services.workflow import APPROVAL_EVENT
 
     rollout_id = req.route_params.get("rollout_id", "")
     try:
         answer = parse_approval(req.get_body())
     except ValueError as exc:
         return _json({"error": str(exc)}, 400)
-    status = await client.get_status(rollout_id)
-    if status is None or getattr(status, "runtime_status", None) is None:
+    orchestrations = app().orchestrations(client)
+    if not await orchestrations.exists(rollout_id):
         return _json({"error": f"no rollout orchestration {rollout_id!r}"}, 404)
-    if str(status.runtime_status.value if hasattr(status.runtime_status, "value") else status.runtime_status) \
-            not in ("Running", "Pending"):
-        return _json({"error": f"rollout {rollout_id!r} is {status.runtime_status}, not awaiting approval"}, 409)
-    await client.raise_event(rollout_id, "approval", answer)
+    if not await orchestrations.raise_event(rollout_id, APPROVAL_EVENT, answer):
+        return _json({"error": f"rollout {rollout_id!r} has finished: it is not awaiting approval"}, 409)
     return _json({"rollout_id": rollout_id, "sent": answer}, 202)
 
 
@@ -70,29 +70,25 @@ async def rollout_approval(req: func.HttpRequest, client: df.DurableOrchestratio
 @bp.route(route="rollouts/{model}/{version}/retry", methods=["POST"])
 @bp.durable_client_input(client_name="client")
 async def rollout_retry(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    from functions.bootstrap import ORCHESTRATOR, runtime
+    from functions.bootstrap import app
     from functions.domain.approvals import parse_actor
-    from functions.services.handoff import accept_retry
     from functions.ports import PlatformError
+    from functions.services.handoff import accept_retry, start_retry
 
     model, version = req.route_params.get("model", ""), req.route_params.get("version", "")
     try:
         by, comment = parse_actor(req.get_body(), default_by="function key")
     except ValueError as exc:
         return _json({"error": str(exc)}, 400)
-    rt = runtime()
+    application = app()
     try:
-        in_workspace = rt.platform.registry.get_workspace_model(model, version) is not None
-        answer = accept_retry(model, version, rt.managed, rt.rollouts, by=by, comment=comment,
+        in_workspace = application.ports.registry.get_workspace_model(model, version) is not None
+        answer = accept_retry(model, version, application.managed, application.rollouts, by=by, comment=comment,
                               in_workspace=in_workspace)
     except PlatformError as exc:
         return _json({"error": f"temporarily unable to retry: {str(exc)[:300]}"}, 503 if exc.transient else 502)
     body = {"action": answer.decision.action, "reason": answer.decision.reason, "model": model, "version": version}
     if answer.status != 202:
         return _json({**body, "error": answer.decision.reason}, answer.status)
-    try:
-        await client.start_new(ORCHESTRATOR, answer.decision.run_key, answer.orchestration_input)
-    except Exception:
-        rt.rollouts.release(model, answer.decision.run_key)
-        raise
+    await start_retry(answer, application.orchestrations(client), application.rollouts)
     return _json({**body, "rollout_id": answer.decision.run_key}, 202)

@@ -17,7 +17,7 @@ logger = logging.getLogger("modelops.monitor")
 @bp.function_name("run_status_changed")
 @bp.event_grid_trigger(arg_name="event")
 def run_status_changed(event: func.EventGridEvent) -> None:
-    from functions.bootstrap import runtime
+    from functions.bootstrap import app
     from functions.domain.alerts import AlertError, alert_from_run_status
     from functions.services.retraining import handle_alert
     from functions.triggers.rollout_events import event_to_dict
@@ -29,8 +29,8 @@ def run_status_changed(event: func.EventGridEvent) -> None:
         return
     if alert is None:
         return  # an ordinary run: not a monitor signal
-    rt = runtime()
-    answer = handle_alert(alert, rt.platform.store, rt.jobs, rt.alert_policy)
+    application = app()
+    answer = handle_alert(alert, application.store, application.jobs, application.alert_policy)
     log_event(logger, "model_monitor_signal", event_id=event.id, status=answer.status, **answer.body)
     if answer.status == 503:
         raise RuntimeError(answer.body.get("error", "transient failure"))  # Event Grid redelivers

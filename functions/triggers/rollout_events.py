@@ -17,11 +17,10 @@ from functions.shared.logs import log_event
 
 bp = df.Blueprint()
 logger = logging.getLogger("modelops.events")
-ORCHESTRATOR = "rollout_orchestrator"
 
 
 def event_to_dict(event: func.EventGridEvent) -> dict[str, Any]:
-    """func.EventGridEvent back to the Event Grid schema dict the core parser reads."""
+    """func.EventGridEvent back to the Event Grid schema dict the domain parser reads."""
     try:
         data = event.get_json()
     except ValueError:
@@ -37,37 +36,22 @@ def event_to_dict(event: func.EventGridEvent) -> dict[str, Any]:
 @bp.event_grid_trigger(arg_name="event")
 @bp.durable_client_input(client_name="client")
 async def model_registered(event: func.EventGridEvent, client: df.DurableOrchestrationClient) -> None:
-    from functions.bootstrap import runtime
-    from functions.services.handoff import accept_events
+    from functions.bootstrap import app
     from functions.ports import PlatformError
+    from functions.services.handoff import accept_events, start_accepted
 
-    rt = runtime()
+    application = app()
     try:
         raw = event_to_dict(event)
     except Exception as exc:  # a payload the binding could not even map: log and drop
         log_event(logger, "model_registered_dropped", logging.WARNING, reason=f"unreadable event: {exc}")
         return
     try:
-        accepted = accept_events([raw], rt.managed, rt.rollouts, rt.settings.allowed_topics)
+        accepted = accept_events([raw], application.managed, application.rollouts,
+                                 application.settings.allowed_topics)
     except PlatformError as exc:
         if exc.transient:
             raise  # storage unavailable: let Event Grid redeliver
         log_event(logger, "model_registered_dropped", logging.ERROR, event_id=raw.get("id"), reason=str(exc))
         return
-    for item in accepted:
-        if item.decision.action != "rollout":
-            continue
-        instance_id = item.decision.run_key
-        try:
-            status = await client.get_status(instance_id)
-            if status is not None and getattr(status, "runtime_status", None) is not None:
-                log_event(logger, "model_registered_duplicate", instance_id=instance_id,
-                          status=str(status.runtime_status))
-                continue
-            await client.start_new(ORCHESTRATOR, instance_id, item.orchestration_input)
-            log_event(logger, "rollout_started", instance_id=instance_id, model=item.decision.model,
-                      version=item.decision.version)
-        except Exception:
-            # release the claim so the redelivery can start it
-            rt.rollouts.release(item.decision.model, instance_id)
-            raise
+    await start_accepted(accepted, application.orchestrations(client), application.rollouts)

@@ -15,7 +15,7 @@ from functions.services import workflow
 bp = df.Blueprint()
 
 
-@bp.orchestration_trigger(context_name="context", orchestration="rollout_orchestrator")
+@bp.orchestration_trigger(context_name="context", orchestration=workflow.ORCHESTRATOR)
 def rollout_orchestrator(context: df.DurableOrchestrationContext):
     result = yield from workflow.rollout_orchestrator(context)
     return result
@@ -23,7 +23,7 @@ def rollout_orchestrator(context: df.DurableOrchestrationContext):
 
 @bp.activity_trigger(input_name="payload", activity=workflow.ACTIVITY)
 def rollout_activity(payload: dict[str, Any]) -> Any:
-    from functions.bootstrap import runtime
+    from functions.bootstrap import app
     from functions.services.activities import dispatch
 
-    return dispatch(runtime().platform, payload)
+    return dispatch(app().ports, payload)

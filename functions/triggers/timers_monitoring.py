@@ -20,9 +20,9 @@ logger = logging.getLogger("modelops.timers")
 @bp.function_name("export_inference_logs")
 @bp.timer_trigger(arg_name="timer", schedule="0 5 * * * *", run_on_startup=False, use_monitor=True)
 def export_inference_logs(timer: func.TimerRequest) -> None:
-    from functions.bootstrap import runtime
+    from functions.bootstrap import app
 
-    reports = runtime().export_logs()
+    reports = app().export_logs()
     for model, report in reports.items():
         level = logging.ERROR if report.get("error") else logging.INFO
         log_event(logger, "export", level, model=model, rows=report["rows"], malformed=report["malformed"],
@@ -36,10 +36,10 @@ def export_inference_logs(timer: func.TimerRequest) -> None:
 @bp.function_name("drift_check")
 @bp.timer_trigger(arg_name="timer", schedule="0 30 2 * * *", run_on_startup=False, use_monitor=True)
 def drift_check(timer: func.TimerRequest) -> None:
-    from functions.bootstrap import runtime
+    from functions.bootstrap import app
 
     failed = []
-    for item in runtime().check_drift():
+    for item in app().check_drift():
         check = item["check"]
         level = logging.ERROR if item.get("error") else logging.INFO
         log_event(logger, "drift", level, model=check["model"], status=check["status"], version=check["version"],

@@ -32,15 +32,10 @@ import urllib.request
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from functions.ports import AuthError
+
 ACTION_GROUPS_APP_ID = "461e8683-5575-4561-ac7f-899cc907d62a"  # "AzNS AAD Webhook", Microsoft's first-party app
 ALGORITHMS = ("RS256",)  # what Entra ID signs access tokens with; nothing else is accepted
-
-
-class AuthError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 def jwks_url(tenant_id: str) -> str:

@@ -13,11 +13,11 @@ with_itemindex) and projects typed columns: TimeGenerated, request_id, model_ver
 record_index (long), the categoricals (tostring: "" when null, Kusto strings are never null) and
 the numerics (todouble: null when missing or not a number).
 
-Reading the answer is the hot path. Measured on 50,006-row answers from the fake service
-(tests/fake_log_analytics.py) on a quiet 2-core machine: query_workspace 4.6–5.6k rows/s (a
-Python object per cell, every datetime parsed); send_request + json.loads 42–49k rows/s (and
-without stream=True the pipeline json-decodes the body once more first); this module 240–310k
-rows/s (download + parse + types). Requests go through the client's own pipeline (`send_request`:
+Reading the answer is the hot path: the SDK's query_workspace builds a Python object per cell and
+parses every datetime, and send_request + json.loads still builds one per cell (and without
+stream=True the pipeline json-decodes the body once more first). The export's end-to-end
+throughput through this module is printed by `make bench-export` (bench/export.py). Requests go
+through the client's own pipeline (`send_request`:
 bearer token, retries, user agent) with `stream=True`; the rows are cut out of the JSON text and
 read by Arrow's CSV reader in C++ (see `_parse_rows_as_csv` for why that is exact); an answer it
 cannot read that way is read with the json module. While one answer is parsed, the next one
@@ -211,7 +211,7 @@ def _parse_rows_as_csv(body: bytes | bytearray) -> Answer:
     table = pcsv.read_csv(
         pa.BufferReader(text),
         read_options=pcsv.ReadOptions(column_names=names, use_threads=True, block_size=1 << 20),
-        # no backslash anywhere (the usual answer): parse without escape handling, ~10 % less CPU
+        # no backslash anywhere (the usual answer): parse without escape handling, which costs less CPU
         parse_options=pcsv.ParseOptions(quote_char='"', escape_char="\\" if b"\\" in body else False,
                                         double_quote=False, newlines_in_values=False, ignore_empty_lines=False),
         convert_options=pcsv.ConvertOptions(column_types={n: _csv_type(t) for n, t in columns},

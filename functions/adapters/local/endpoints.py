@@ -41,7 +41,7 @@ from functions.adapters.local.front_door import Fault, FrontDoor
 from functions.adapters.local.inference_server import InferenceServer
 from functions.adapters.local.ownership import runs
 from functions.adapters.local.traffic_log import TrafficLogWriter, traffic_log_path, utc_now_iso
-from functions.ports import DeploymentSpec, DeploymentState, EndpointState, PlatformError, ScoreResult
+from functions.ports import DeploymentSpec, DeploymentState, EndpointState, ModelRef, PlatformError, ScoreResult
 from functions.settings import SCORE_SCRIPT
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,31}$")  # AzureML's alphabet; safe as a folder name
@@ -495,6 +495,31 @@ class LocalEndpoints:
         write_state(folder / STATE_FILE, state)
 
     # -- after the owner stopped ----------------------------------------------------------------
+
+    def revive(self, timeout: float = 180.0) -> list[str]:
+        """Bring back the endpoints a previous owner of the home recorded: same deployments, same
+        traffic map, new processes and ports (the owner ends interrupted rollouts first, so the
+        recorded maps are the restored ones). Only the home's owner calls this."""
+        revived = []
+        for name, state in read_states(self.home).items():
+            if self.get_endpoint(name) is not None:
+                continue
+            deployments = {d: info for d, info in state.get("deployments", {}).items()
+                           if info.get("provisioning_state") == "Succeeded" and info.get("spec")}
+            if not deployments:
+                continue
+            self.begin_create_endpoint(name, tags=state.get("tags") or {})
+            for info in deployments.values():
+                spec = dict(info["spec"])
+                spec["model"] = ModelRef(**spec["model"])
+                self.begin_create_deployment(DeploymentSpec(**spec))
+            for dep_name in deployments:
+                self.wait_deployment(name, dep_name, timeout=timeout)
+            traffic = {d: int(w) for d, w in state.get("traffic", {}).items() if d in deployments}
+            if traffic and sum(traffic.values()) in (0, 100):
+                self.set_traffic(name, traffic)
+            revived.append(name)
+        return revived
 
     def recorded(self, name: str) -> EndpointState | None:
         """The endpoint as its state.json records it (for a process that does not serve it)."""

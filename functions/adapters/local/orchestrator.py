@@ -147,6 +147,16 @@ class LocalOrchestrator:
                 interrupted.append(instance)
         return interrupted
 
+    def wait_all(self, timeout: float | None = None) -> list[dict[str, Any]]:
+        """Wait for every orchestration started so far; their outputs (a failed or interrupted one
+        as {"id", "state": "failed" | "interrupted", "reason"})."""
+        outputs = []
+        for instance_id in list(self.instances):
+            instance = self.wait(instance_id, timeout)
+            state = "interrupted" if instance.status == "Interrupted" else "failed"
+            outputs.append(instance.output or {"id": instance_id, "state": state, "reason": instance.error})
+        return outputs
+
     def wait(self, instance_id: str, timeout: float | None = None) -> Instance:
         instance = self.instances[instance_id]
         if not instance.done.wait(timeout):
@@ -223,3 +233,19 @@ class LocalOrchestrator:
                         return child
                 instance.events.wait(0.05)
         raise ValueError(f"unknown task kind {task.kind}")
+
+
+class LocalOrchestrations:
+    """ports.Orchestrations on the local driver (async like the Durable client it stands in for)."""
+
+    def __init__(self, driver: LocalOrchestrator) -> None:
+        self.driver = driver
+
+    async def exists(self, instance_id: str) -> bool:
+        return instance_id in self.driver.instances
+
+    async def start(self, name: str, instance_id: str, input_: Any) -> None:
+        self.driver.start(name, instance_id, input_)
+
+    async def raise_event(self, instance_id: str, event: str, data: Any) -> bool:
+        return self.driver.raise_event(instance_id, event, data)

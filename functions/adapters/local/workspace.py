@@ -18,13 +18,12 @@ import json
 import os
 import shutil
 import tempfile
-import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from functions.domain.events import MODEL_REGISTERED, version_key
-from functions.shared.names import InvalidName, check_model_name, check_version
+from functions.shared.eventgrid import model_registered_payload
+from functions.shared.names import InvalidName, check_model_name, check_version, version_key
 from functions.ports import ModelRef, PlatformError
 
 META = ".modelops-model.json"
@@ -114,21 +113,6 @@ class LocalWorkspace:
         if emit and self.on_registered is not None:
             self.on_registered(payload)
         return ref, payload
-
-
-def model_registered_payload(topic: str, name: str, version: str, tags: dict[str, str],
-                             when: datetime | None = None) -> dict[str, Any]:
-    when = when or datetime.now(timezone.utc)
-    return {
-        "topic": topic,
-        "subject": f"models/{name}:{version}",
-        "eventType": MODEL_REGISTERED,
-        "eventTime": when.isoformat().replace("+00:00", "Z"),
-        "id": str(uuid.uuid4()),
-        "data": {"modelName": name, "modelVersion": version, "modelTags": tags, "modelProperties": {}},
-        "dataVersion": "2",
-        "metadataVersion": "1",
-    }
 
 
 def _first_error(exc: OSError) -> str:

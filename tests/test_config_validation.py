@@ -1,0 +1,86 @@
+"""MODELOPS_MODELS validation (pydantic, imported on the first parse) and the settings readers:
+every wrong field is named, with the setting; nothing of it is imported at cold start."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import FrozenInstanceError
+
+import pytest
+
+from functions.domain.config import CanaryConfig, ConfigError, ModelConfig, build_model_config, load_managed_models
+from functions.settings import REPO_ROOT, AzureSettings, SettingsError
+
+WHERE = "MODELOPS_MODELS['m']"
+
+
+@pytest.mark.parametrize("fields, message", [
+    ('{"instance_count": "2"}', f"{WHERE}.instance_count must be int, got '2'"),
+    ('{"approval_required": "yes"}', f"{WHERE}.approval_required must be bool, got 'yes'"),
+    ('{"gates": {"latency_requests": true}}', f"{WHERE}.gates.latency_requests must be int, got True"),
+    ('{"gates": {"min_roc_auc": false}}', f"{WHERE}.gates.min_roc_auc must be float, got False"),
+    ('{"gates": {"evaluation_rows": 5.0}}', f"{WHERE}.gates.evaluation_rows must be int, got 5.0"),
+    ('{"canary": {"steps": 5}}', f"{WHERE}.canary.steps must be a list, got 5"),
+    ('{"canary": {"steps": [10, "x"]}}', f"{WHERE}.canary.steps[1] must be int, got 'x'"),
+    ('{"gates": 3}', f"{WHERE}.gates must be an object, got 3"),
+    ('{"staging_endpoint": null}', f"{WHERE}.staging_endpoint must be str, got None"),
+    ('5', f"{WHERE} must be an object, got 5"),
+    ('[1]', f"{WHERE} must be an object, got [1]"),
+    ('{"name": "other"}', f"{WHERE}: unknown field(s) name"),
+    ('{"canary": {"bake": 1}}', f"{WHERE}.canary: unknown field(s) bake"),
+])
+def test_wrong_types_and_shapes_are_refused_naming_the_field(fields, message):
+    with pytest.raises(ConfigError) as caught:
+        load_managed_models(f'{{"m": {fields}}}')
+    assert str(caught.value) == message
+
+
+def test_every_problem_is_reported_at_once():
+    with pytest.raises(ConfigError) as caught:
+        load_managed_models('{"m": {"colour": 1, "gates": {"min_roc_auc": "high"}, "instance_count": true}}')
+    message = str(caught.value)
+    for part in (f"{WHERE}: unknown field(s) colour", f"{WHERE}.gates.min_roc_auc must be float, got 'high'",
+                 f"{WHERE}.instance_count must be int, got True"):
+        assert part in message
+
+
+def test_ints_are_floats_and_the_rules_between_fields_still_apply():
+    cfg = load_managed_models('{"m": {"poll_seconds": 5, "canary": {"bake_seconds": 60}}}').get("m")
+    assert cfg.poll_seconds == 5.0 and type(cfg.poll_seconds) is float and cfg.canary.bake_seconds == 60.0
+    with pytest.raises(ConfigError, match=r"MODELOPS_MODELS\['m'\].instance_count must be at least 1, got 0"):
+        load_managed_models('{"m": {"instance_count": 0}}')
+    with pytest.raises(ConfigError, match=r"canary.max_error_rate must be within \[0, 1\]"):
+        load_managed_models(None, {"canary": {"max_error_rate": 2}})
+    # built in code, the rules hold too (the types are the caller's business there)
+    with pytest.raises(ConfigError, match="must rise strictly to 100"):
+        ModelConfig(name="m", canary=CanaryConfig(steps=(50,)))
+
+
+def test_a_config_survives_its_durable_payload_round_trip_and_stays_hashable():
+    cfg = load_managed_models(None, {"canary": {"health_delay_seconds": 300.0}}).get("credit-card-default")
+    payload = cfg.to_dict()
+    again = build_model_config(payload.pop("name"), payload)
+    assert again == cfg and hash(again) == hash(cfg) and again.canary.steps == (10, 50, 100)
+    with pytest.raises(FrozenInstanceError):
+        again.instance_count = 2  # type: ignore[misc]
+
+
+def test_the_ingestion_lag_is_read_like_every_other_number():
+    env = {"AZURE_SUBSCRIPTION_ID": "s", "MODELOPS_STAGING_RESOURCE_GROUP": "rg", "MODELOPS_STAGING_WORKSPACE": "w",
+           "MODELOPS_PRODUCTION_WORKSPACE": "p", "MODELOPS_REGISTRY_NAME": "r",
+           "MODELOPS_LOG_ANALYTICS_WORKSPACE_ID": "la", "MODELOPS_STORAGE_ACCOUNT_URL": "https://a"}
+    assert AzureSettings.from_env(env).ingestion_lag_seconds == 300.0
+    assert AzureSettings.from_env({**env, "MODELOPS_INGESTION_LAG_SECONDS": "60"}).ingestion_lag_seconds == 60.0
+    for raw, message in (("soon", "MODELOPS_INGESTION_LAG_SECONDS must be a number, got 'soon'"),
+                         ("-5", "MODELOPS_INGESTION_LAG_SECONDS must not be negative, got -5.0")):
+        with pytest.raises(SettingsError, match=message):
+            AzureSettings.from_env({**env, "MODELOPS_INGESTION_LAG_SECONDS": raw})
+
+
+def test_pydantic_is_not_imported_at_cold_start():
+    code = ("import sys, function_app; from functions.settings import Settings; Settings.from_env({}); "
+            "print('pydantic' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
