@@ -155,14 +155,36 @@ class LocalJobs:
         return files[-1]
 
     def _run(self, job: dict[str, Any]) -> None:
-        name = job["name"]
-        folder = self.root / name
-        out = folder / "model"
-        job.update(status="Running", started=_now())
-        self._write(name, job)
+        """A retraining job: `modelops train` on the labelled data, then register the artifact."""
+        out = self.root / job["name"] / "model"
         command = [self.python, "-m", "functions.cli.main", "train", "--data", job["training_data"],
                    "--out", str(out), "--model-name", job["model"], "--json",
                    "--search-iterations", str(self.search_iterations)]
+
+        def registered() -> None:
+            ref = self.register(out, job["model"], {**job["tags"], "modelops.job": job["name"]})
+            job.update(status="Completed", registered_version=getattr(ref, "version", None))
+
+        self._execute(job, command, "training", registered)
+
+    def _run_drift(self, job: dict[str, Any]) -> None:
+        """A drift job: `python -m ml.steps.drift` (what ml/jobs/drift.yml runs on AzureML)."""
+        out = self.root / job["name"] / "output"
+        command = [self.python, "-m", "ml.steps.drift", "--reference", job["reference"], "--current", job["current"],
+                   "--output", str(out), "--model-name", job["model"]]
+        if job["config"]:
+            command += ["--config", json.dumps(job["config"])]
+        if not job["report"]:
+            command.append("--no-report")
+        self._execute(job, command, "drift", lambda: self._drift_completed(job, out))
+
+    def _execute(self, job: dict[str, Any], command: list[str], what: str, on_success: Callable[[], None]) -> None:
+        """Run a job's subprocess (its output in job.log, its pid recorded for a later owner), then
+        `on_success`; any failure is the job's (Failed with the reason), never the platform's."""
+        name = job["name"]
+        folder = self.root / name
+        job.update(status="Running", started=_now())
+        self._write(name, job)
         try:
             with open(folder / "job.log", "wb") as log:
                 process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -174,9 +196,8 @@ class LocalJobs:
                 self._write(name, job)
                 code = process.wait()
             if code != 0:
-                raise PlatformError(f"training exited with code {code}; see {folder / 'job.log'}")
-            ref = self.register(out, job["model"], {**job["tags"], "modelops.job": name})
-            job.update(status="Completed", registered_version=getattr(ref, "version", None))
+                raise PlatformError(f"{what} exited with code {code}; see {folder / 'job.log'}")
+            on_success()
         except Exception as exc:  # the job failed; the platform did not
             job.update(status="Failed", error=str(exc)[:1000])
         finally:
@@ -184,44 +205,6 @@ class LocalJobs:
             self._write(name, job)
             with self._lock:
                 self._processes.pop(name, None)
-
-    def _run_drift(self, job: dict[str, Any]) -> None:
-        name = job["name"]
-        folder = self.root / name
-        out = folder / "output"
-        job.update(status="Running", started=_now())
-        self._write(name, job)
-        command = [self.python, "-m", "ml.steps.drift", "--reference", job["reference"], "--current", job["current"],
-                   "--output", str(out), "--model-name", job["model"]]
-        if job["config"]:
-            command += ["--config", json.dumps(job["config"])]
-        if not job["report"]:
-            command.append("--no-report")
-        try:
-            code = self._subprocess(name, command, folder)
-            if code != 0:
-                raise PlatformError(f"drift exited with code {code}; see {folder / 'job.log'}")
-            self._drift_completed(job, out)
-        except Exception as exc:  # the job failed; the platform did not
-            job.update(status="Failed", error=str(exc)[:1000])
-        finally:
-            job["finished"] = _now()
-            self._write(name, job)
-            with self._lock:
-                self._processes.pop(name, None)
-
-    def _subprocess(self, name: str, command: list[str], folder: Path) -> int:
-        with open(folder / "job.log", "wb") as log:
-            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                       cwd=str(Path(__file__).resolve().parents[3]),
-                                       env={**os.environ, "PYTHONUNBUFFERED": "1"})
-            with self._lock:
-                self._processes[name] = process
-            job = self.get_job(name)
-            if job is not None:
-                job["pid"] = process.pid
-                self._write(name, job)
-            return process.wait()
 
     def _drift_completed(self, job: dict[str, Any], out: Path) -> None:
         """What the AzureML job's output binding does (files into the store), plus the records as logs."""

@@ -13,7 +13,9 @@ from typing import Any, Callable
 
 
 @dataclass(frozen=True)
-class Answer:
+class Observed:
+    """One request as the client saw it."""
+
     at: float
     status: int
     deployment: str
@@ -27,7 +29,7 @@ class LoadGenerator:
     rate: float = 25.0  # requests per second, all threads together
     threads: int = 4
     max_seconds: float = 900.0  # bounded: the generator stops by itself
-    answers: list[Answer] = field(default_factory=list)
+    answers: list[Observed] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _workers: list[threading.Thread] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -71,7 +73,7 @@ class LoadGenerator:
                     status, deployment = response.status_code, response.headers.get("azureml-model-deployment", "")
                 except Exception:
                     status, deployment = 0, ""  # connection-level failure counts as failed
-                answer = Answer(time.time(), status, deployment, (time.perf_counter() - started) * 1000)
+                answer = Observed(time.time(), status, deployment, (time.perf_counter() - started) * 1000)
                 with self._lock:
                     self.answers.append(answer)
                 next_at += interval
