@@ -31,15 +31,21 @@ def table_files(path: str | Path, suffixes: tuple[str, ...] = (".csv", ".parquet
     return files
 
 
-def read_table(path: str | Path) -> "pd.DataFrame":
-    """Read a CSV or Parquet file as raw columns (no schema coercion yet)."""
-    import pandas as pd
-
+def readable_file(path: str | Path) -> Path:
+    """`path` as a Path once it is a non-empty file (DataError naming the problem otherwise)."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise DataError(f"{path}: the file is empty")
+    return path
+
+
+def read_table(path: str | Path) -> "pd.DataFrame":
+    """Read a CSV or Parquet file as raw columns (no schema coercion yet)."""
+    import pandas as pd
+
+    path = readable_file(path)
     try:
         if path.suffix.lower() in (".parquet", ".pq"):
             return pd.read_parquet(path)

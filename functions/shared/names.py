@@ -29,20 +29,20 @@ class InvalidName(ValueError):
     """A name AzureML would refuse; the message says which rule it breaks."""
 
 
+def _checked(value: Any, pattern: re.Pattern[str], what: str, rule: str, shown: int) -> str:
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise InvalidName(f"{what} {value[:shown] if isinstance(value, str) else value!r} is invalid: {rule}")
+    return value
+
+
 def check_model_name(name: Any) -> str:
-    if not isinstance(name, str) or not MODEL_NAME.fullmatch(name):
-        shown = name[:80] if isinstance(name, str) else name
-        raise InvalidName(f"model name {shown!r} is invalid: 1–255 letters, digits, '_', '.' or '-', starting "
-                          "with a letter or digit and not ending with '.'")
-    return name
+    return _checked(name, MODEL_NAME, "model name", "1–255 letters, digits, '_', '.' or '-', starting with a "
+                    "letter or digit and not ending with '.'", 80)
 
 
 def check_version(version: Any) -> str:
-    if not isinstance(version, str) or not VERSION.fullmatch(version):
-        shown = version[:60] if isinstance(version, str) else version
-        raise InvalidName(f"model version {shown!r} is invalid: 1–50 letters, digits, '_', '.' or '-', starting "
-                          "with a letter or digit and not ending with '.'")
-    return version
+    return _checked(version, VERSION, "model version", "1–50 letters, digits, '_', '.' or '-', starting with a "
+                    "letter or digit and not ending with '.'", 60)
 
 
 def check_endpoint_name(name: Any, kind: str = "endpoint") -> str:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 import numpy as np
 
 from ml import schema
-from ml.dataset import DataError
+from ml.dataset import DataError, readable_file
 from ml.drift.config import DriftInputError, InputSummary
 
 if TYPE_CHECKING:
@@ -175,11 +175,7 @@ def _footer_rows(path: Path) -> int:
 
 def read_frame(path: str | Path) -> "pd.DataFrame":
     """The schema's columns of one file (others are not read), categoricals as pandas categories."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise DataError(f"{path}: the file is empty")
+    path = readable_file(path)
     suffix = path.suffix.lower()
     try:
         if suffix in PARQUET_SUFFIXES:

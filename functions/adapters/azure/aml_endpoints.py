@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from functions.adapters.azure.aml_registry import model_identity, normalize_model_uri
-from functions.adapters.azure.errors import azure_errors, is_not_found
+from functions.adapters.azure.errors import azure_errors, or_none_if_missing
 from functions.ports import (
     Conflict,
     DeploymentSpec,
@@ -92,14 +92,11 @@ class AzureEndpoints:
     # ------------------------------------------------------------------ endpoints
 
     def get_endpoint(self, name: str) -> EndpointState | None:
-        with azure_errors(f"get endpoint {name}"):
-            try:
-                endpoint = self._ml.online_endpoints.get(name=name)
-                deployments = list(self._ml.online_deployments.list(endpoint_name=name))
-            except Exception as exc:
-                if is_not_found(exc):
-                    return None
-                raise
+        found = or_none_if_missing(f"get endpoint {name}", lambda: (
+            self._ml.online_endpoints.get(name=name), list(self._ml.online_deployments.list(endpoint_name=name))))
+        if found is None:
+            return None
+        endpoint, deployments = found
         return EndpointState(
             name=endpoint.name,
             provisioning_state=_state(endpoint.provisioning_state),
@@ -200,13 +197,8 @@ class AzureEndpoints:
         return deployment
 
     def begin_delete_deployment(self, endpoint: str, name: str) -> None:
-        with azure_errors(f"delete deployment {endpoint}/{name}"):
-            try:
-                self._ml.online_deployments.begin_delete(name=name, endpoint_name=endpoint)
-            except Exception as exc:
-                if is_not_found(exc):
-                    return
-                raise
+        or_none_if_missing(f"delete deployment {endpoint}/{name}",  # deleting what is gone is fine
+                           lambda: self._ml.online_deployments.begin_delete(name=name, endpoint_name=endpoint))
 
     # ------------------------------------------------------------------ traffic
 
@@ -268,13 +260,8 @@ class AzureEndpoints:
     # ------------------------------------------------------------------ helpers
 
     def _get_deployment_entity(self, endpoint: str, name: str) -> Any | None:
-        with azure_errors(f"get deployment {endpoint}/{name}"):
-            try:
-                return self._ml.online_deployments.get(name=name, endpoint_name=endpoint)
-            except Exception as exc:
-                if is_not_found(exc):
-                    return None
-                raise
+        return or_none_if_missing(f"get deployment {endpoint}/{name}",
+                                  lambda: self._ml.online_deployments.get(name=name, endpoint_name=endpoint))
 
 
 def _state(value: Any) -> str:

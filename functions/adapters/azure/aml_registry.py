@@ -30,7 +30,7 @@ import re
 import threading
 from typing import Any, Callable
 
-from functions.adapters.azure.errors import azure_errors, is_not_found
+from functions.adapters.azure.errors import azure_errors, or_none_if_missing
 from functions.ports import ModelRef, PlatformError
 
 REGISTRY_MODEL_RE = re.compile(
@@ -129,13 +129,10 @@ class AzureModelRegistry:
     # ------------------------------------------------------------------ ports.ModelRegistry
 
     def get_workspace_model(self, name: str, version: str) -> ModelRef | None:
-        with azure_errors(f"get workspace model {name}:{version}"):
-            try:
-                model = self._ws.models.get(name=name, version=str(version))
-            except Exception as exc:
-                if is_not_found(exc):
-                    return None
-                raise
+        model = or_none_if_missing(f"get workspace model {name}:{version}",
+                                   lambda: self._ws.models.get(name=name, version=str(version)))
+        if model is None:
+            return None
         return ModelRef(
             name=model.name,
             version=str(model.version),
@@ -175,13 +172,8 @@ class AzureModelRegistry:
     # ------------------------------------------------------------------ helpers
 
     def _get_registry_entity(self, name: str, version: str) -> Any | None:
-        with azure_errors(f"get registry model {name}:{version}"):
-            try:
-                return self.registry.models.get(name=name, version=version)
-            except Exception as exc:
-                if is_not_found(exc):
-                    return None
-                raise
+        return or_none_if_missing(f"get registry model {name}:{version}",
+                                  lambda: self.registry.models.get(name=name, version=version))
 
     def _registry_ref(self, model: Any) -> ModelRef:
         return ModelRef(

@@ -14,11 +14,13 @@ from __future__ import annotations
 import re
 
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
 
 from functions.ports import PlatformError
 
 TRANSIENT_STATUS = frozenset({408, 409, 429})
+
+T = TypeVar("T")
 
 
 def is_not_found(exc: BaseException) -> bool:
@@ -68,6 +70,18 @@ def azure_errors(action: str) -> Iterator[None]:
         if mapped is None:
             raise
         raise mapped from exc
+
+
+def or_none_if_missing(action: str, call: Callable[[], T]) -> T | None:
+    """`call()` under azure_errors(action), with "not found" answered as None (the ports'
+    convention for getters; deletes use it for idempotency)."""
+    with azure_errors(action):
+        try:
+            return call()
+        except Exception as exc:
+            if is_not_found(exc):
+                return None
+            raise
 
 
 def _is_ml_exception(exc: BaseException) -> bool:
