@@ -12,6 +12,7 @@ from functions.triggers import (
     http_health,
     http_rollouts,
     model_monitor_events,
+    rollout_activity,
     rollout_events,
     rollout_orchestration,
     timers_monitoring,
@@ -21,6 +22,7 @@ app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(http_health.bp)
 app.register_functions(rollout_events.bp)
 app.register_functions(rollout_orchestration.bp)
+app.register_functions(rollout_activity.bp)
 app.register_functions(http_rollouts.bp)
 app.register_functions(http_alerts.bp)
 app.register_functions(model_monitor_events.bp)

@@ -99,24 +99,24 @@ class TrafficWatcher(threading.Thread):
         self.endpoint = platform.managed.get(MODEL).production_endpoint
         self.production = platform.local.production
         self.seen: list[tuple[float, dict | None]] = []
-        self._stop = threading.Event()
+        self._done = threading.Event()
 
     def run(self) -> None:
         last: object = ()
-        while not self._stop.is_set():
+        while not self._done.is_set():
             state = self.production.get_endpoint(self.endpoint)
             traffic = dict(state.traffic) if state is not None else None
             if traffic != last:
                 self.seen.append((time.time(), traffic))
                 last = traffic
-            self._stop.wait(0.01)
+            self._done.wait(0.01)
 
     def __enter__(self) -> "TrafficWatcher":
         self.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
+        self._done.set()
         self.join(60)
 
     def first(self, predicate, after: float = 0.0) -> float | None:
@@ -145,7 +145,7 @@ def test_first_version_is_released_to_production(platform, artifacts):
         (Path(__file__).parent.parent / "ml" / "sample.json").read_text()))
     assert answer.status == 200 and 0 <= answer.body["predictions"][0] <= 1
     # production serves the registry copy
-    registry_copy = platform.registry.get_registry_model(MODEL, "1")
+    registry_copy = platform.local.registry.get_registry_model(MODEL, "1")
     assert registry_copy is not None and registry_copy.tags["source_event_id"]
 
 
@@ -194,7 +194,7 @@ def test_a_bad_model_is_rejected_at_staging_and_production_keeps_the_champion(pl
     assert platform.local.production.get_endpoint(cfg.production_endpoint).traffic == {champion: 100}
     report = json.loads(platform.store.get(outcome["gate_report"])[0])
     assert {g["name"]: g["passed"] for g in report["gates"]}["quality"] is False
-    assert platform.registry.get_registry_model(MODEL, outcome["version"]) is None
+    assert platform.local.registry.get_registry_model(MODEL, outcome["version"]) is None
 
 
 def test_a_canary_with_injected_errors_is_rolled_back_and_only_its_share_fails(platform, artifacts):

@@ -33,6 +33,7 @@ from functions.services import activities
 from functions.services.activities import dispatch
 from functions.services.records import RolloutStore
 from functions.services.workflow import rollout_orchestrator
+from functions.triggers import rollout_activity as activity_trigger
 from functions.triggers import rollout_orchestration as triggers
 from ml import schema
 from ml import score as scoring
@@ -50,9 +51,9 @@ GOOD = model_from_labels(1.0)
 # (`Orchestrator.create(workflow)`), and the name of the one dispatcher activity.
 ORCHESTRATOR = triggers.rollout_orchestrator._function.get_user_function()
 ORCHESTRATOR_NAME = triggers.rollout_orchestrator._function.get_function_name()
-ACTIVITY = triggers.rollout_activity._function.get_function_name()
-# the activities' ports (`RolloutPorts`, formerly `Platform`)
-Ports = getattr(activities, "RolloutPorts", None) or activities.Platform
+ACTIVITY = activity_trigger.rollout_activity._function.get_function_name()
+# the ports the activities run against
+Ports = activities.RolloutPorts
 
 
 @pytest.fixture(autouse=True)
