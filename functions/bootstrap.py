@@ -337,7 +337,8 @@ def _wire_local(app_: App, embedded: Any) -> None:
     """The embedded platform calls back into the application the way Azure would: a registration
     emits ModelRegistered to the hand-off, and the driver runs the workflow's one activity."""
     from functions.services.activities import dispatch
-    from functions.services.workflow import ACTIVITY, ORCHESTRATOR, rollout_orchestrator
+    from functions.services.workflow import rollout_orchestrator
+    from functions.shared.orchestration import ACTIVITY, ORCHESTRATOR
 
     embedded.workspace.on_registered = app_.deliver
     embedded.driver.orchestrators[ORCHESTRATOR] = rollout_orchestrator

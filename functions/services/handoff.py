@@ -18,7 +18,7 @@ from functions.domain.decisions import Decision, Facts, decide
 from functions.domain.events import InvalidEvent, ModelRegistered, iter_model_events
 from functions.ports import Orchestrations
 from functions.services.records import RolloutStore
-from functions.services.workflow import ORCHESTRATOR
+from functions.shared.orchestration import ORCHESTRATOR
 from functions.shared.logs import log_event
 
 logger = logging.getLogger("modelops.handoff")

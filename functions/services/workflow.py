@@ -21,13 +21,10 @@ from typing import Any, Callable, Generator
 
 from functions.domain import traffic as tmap
 from functions.services import activities as act
+from functions.shared.orchestration import ACTIVITY, APPROVAL_EVENT
 from functions.domain.config import build_model_config, deployment_name
 
-# The Durable function names, defined here only: the triggers register these, the composition root
-# starts ORCHESTRATOR, and the local driver runs the same generator under the same names.
-ORCHESTRATOR = "rollout_orchestrator"
-ACTIVITY = "rollout_activity"
-APPROVAL_EVENT = "approval"
+
 
 
 class _Run:

@@ -51,7 +51,7 @@ def rollout_detail(req: func.HttpRequest) -> func.HttpResponse:
 async def rollout_approval(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     from functions.bootstrap import app
     from functions.domain.approvals import parse_approval
-    from functions.services.workflow import APPROVAL_EVENT
+    from functions.shared.orchestration import APPROVAL_EVENT
 
     rollout_id = req.route_params.get("rollout_id", "")
     try:

@@ -7,12 +7,12 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from functions.services import workflow
+from functions.shared.orchestration import ACTIVITY
 
 bp = df.Blueprint()
 
 
-@bp.activity_trigger(input_name="payload", activity=workflow.ACTIVITY)
+@bp.activity_trigger(input_name="payload", activity=ACTIVITY)
 def rollout_activity(payload: dict[str, Any]) -> Any:
     from functions.bootstrap import app
     from functions.services.activities import dispatch

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import azure.durable_functions as df
 
-from functions.services import workflow
+from functions.shared.orchestration import ORCHESTRATOR
 
 bp = df.Blueprint()
 
 
-@bp.orchestration_trigger(context_name="context", orchestration=workflow.ORCHESTRATOR)
+@bp.orchestration_trigger(context_name="context", orchestration=ORCHESTRATOR)
 def rollout_orchestrator(context: df.DurableOrchestrationContext):
+    from functions.services import workflow  # on first replay, not at cold start
+
     result = yield from workflow.rollout_orchestrator(context)
     return result

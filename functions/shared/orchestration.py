@@ -1,0 +1,8 @@
+"""The Durable function names of the rollout, defined here only: the triggers register them, the
+hand-off starts ORCHESTRATOR, the workflow calls ACTIVITY and waits for APPROVAL_EVENT, and the
+local driver runs the same generator under the same names. (A module of its own, stdlib only, so
+the trigger modules can name them at cold start without importing the workflow.)"""
+
+ORCHESTRATOR = "rollout_orchestrator"
+ACTIVITY = "rollout_activity"
+APPROVAL_EVENT = "approval"
