@@ -10,7 +10,7 @@ import azure.functions as func
 
 from functions.settings import REPO_ROOT
 
-HEAVY = ("azure.ai.ml", "evidently", "sklearn", "pandas", "scipy", "pyarrow", "numpy")
+HEAVY = ("azure.ai.ml", "evidently", "sklearn", "pandas", "scipy", "pyarrow", "numpy", "pydantic")
 
 # name -> (trigger binding type, expected trigger binding JSON subset)
 EXPECTED = {
