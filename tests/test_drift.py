@@ -452,3 +452,19 @@ def test_rows_without_a_single_comparable_value_are_insufficient_data_not_an_err
     empty_reference = pd.DataFrame({name: [None] * 600 for name in schema.FEATURE_NAMES})
     with pytest.raises(DriftInputError, match="nothing to compare"):  # the reference's problem: an error still
         drift_scores(empty_reference, generate(600, seed=2), ANY_ROWS)
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"drift_share": "0.5"}, "drift_share must be a number, got '0.5'"),
+    ({"min_current_rows": "10"}, "min_current_rows must be an integer"),
+    ({"min_current_rows": True}, "min_current_rows must be an integer"),
+    ({"sustain_n": "3", "sustain_m": 1}, "sustain_n must be an integer or null"),
+    ({"per_column_method": ["age"]}, "per_column_method must be an object"),
+    ({"per_column_threshold": {"age": "high"}}, "per_column_threshold must be an object of column → number"),
+    ({"include_target": "no"}, "include_target must be true or false"),
+])
+def test_a_drift_config_of_the_wrong_shape_is_refused_naming_the_setting(settings, message):
+    from ml.drift.config import DriftConfig, DriftInputError
+
+    with pytest.raises(DriftInputError, match=message.replace("(", r"\(")):
+        DriftConfig.from_dict(settings)

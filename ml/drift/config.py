@@ -64,6 +64,36 @@ def feature_type(column: str) -> FeatureType:
     raise KeyError(f"{column!r} is not a column of the schema")
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _optional(check: Any) -> Any:
+    return lambda value: value is None or check(value)
+
+
+def _mapping_of(check: Any) -> Any:
+    return lambda value: isinstance(value, Mapping) and all(isinstance(k, str) and check(v) for k, v in value.items())
+
+
+_FIELD_TYPES: dict[str, tuple[str, Any]] = {
+    "drift_share": ("a number", _number),
+    "method": ("a method name or null", _optional(lambda v: isinstance(v, str))),
+    "cat_method": ("a method name or null", _optional(lambda v: isinstance(v, str))),
+    "num_method": ("a method name or null", _optional(lambda v: isinstance(v, str))),
+    "per_column_method": ("an object of column → method name", _mapping_of(lambda v: isinstance(v, str))),
+    "threshold": ("a number or null", _optional(_number)),
+    "cat_threshold": ("a number or null", _optional(_number)),
+    "num_threshold": ("a number or null", _optional(_number)),
+    "per_column_threshold": ("an object of column → number", _mapping_of(_number)),
+    "min_current_rows": ("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    "include_target": ("true or false", lambda v: isinstance(v, bool)),
+    "report_max_rows": ("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    "sustain_m": ("an integer or null", _optional(lambda v: isinstance(v, int) and not isinstance(v, bool))),
+    "sustain_n": ("an integer or null", _optional(lambda v: isinstance(v, int) and not isinstance(v, bool))),
+}
+
+
 @dataclass(frozen=True)
 class DriftConfig:
     """What DataDriftPreset takes (same names, same precedence), plus the alert-noise guards.
@@ -93,6 +123,10 @@ class DriftConfig:
     sustain_n: int | None = None
 
     def __post_init__(self) -> None:
+        wrong = [f"{name} must be {kind}, got {getattr(self, name)!r}" for name, (kind, ok) in _FIELD_TYPES.items()
+                 if not ok(getattr(self, name))]
+        if wrong:  # the checks below assume the types: a JSON config of the wrong shape stops here
+            raise DriftInputError("drift config: " + "; ".join(wrong))
         problems: list[str] = []
         for where, name in self._method_settings():
             if name not in METHODS:
