@@ -10,7 +10,7 @@ PIP_FLAGS := --quiet --disable-pip-version-check
 ENV_DIR := ml/environments
 NPM := $(shell command -v npm 2>/dev/null)
 
-.PHONY: demo test bench bench-scoring bench-handoff bench-drift bench-export env serving-env check-python clean help
+.PHONY: demo test bench bench-scoring bench-handoff bench-drift bench-export bench-endpoints bench-rollout env serving-env check-python clean help
 
 help:
 	@echo "make demo         run the main job on the embedded local platform"
@@ -25,7 +25,7 @@ demo: env
 test: env
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
-bench: bench-scoring bench-handoff bench-drift bench-export
+bench: bench-scoring bench-handoff bench-drift bench-export bench-endpoints bench-rollout
 
 bench-drift: env
 	$(VENV)/bin/python bench/drift.py
@@ -33,8 +33,14 @@ bench-drift: env
 bench-export: env
 	$(VENV)/bin/python bench/export.py
 
+bench-endpoints: env
+	$(VENV)/bin/python bench/endpoints.py
+
 bench-handoff: env
 	$(VENV)/bin/python bench/handoff.py
+
+bench-rollout: env
+	$(VENV)/bin/python bench/rollout_load.py
 
 bench-scoring: env
 	$(VENV)/bin/python bench/scoring_overhead.py

@@ -257,7 +257,7 @@ class _AzureParts:
 
     @cached_property
     def logs_client(self) -> Any:
-        from functions.adapters.azure.traffic_log import logs_client
+        from functions.adapters.azure.log_analytics import logs_client
 
         return logs_client(self.azure.logs_endpoint or None, self.credential)
 

@@ -20,7 +20,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from functions.adapters.azure.inference_logs import FETCH_COLUMNS, parse_answer, typed_table
+from functions.adapters.azure.inference_logs import FETCH_COLUMNS, typed_table
+from functions.adapters.azure.query_answer import parse_answer
 from functions.adapters.local.inference_logs import LocalInferenceLogs
 from functions.adapters.local.store import DirectoryStore
 from functions.ports import Malformed, PlatformError, Store

@@ -203,7 +203,7 @@ def test_faults_abort_or_delay_requests_of_one_deployment(door, stubs, tmp_path)
     assert aborted.status_code == 500 and "injected" in aborted.json()["error"]
     started = time.perf_counter()
     assert call(door, azureml_model_deployment="green").status_code == 200
-    assert time.perf_counter() - started >= 0.2
+    assert time.perf_counter() - started >= 0.2  # a lower bound: the delay happened (slowness only adds)
     door.clear_faults("blue")
     assert call(door, azureml_model_deployment="blue").status_code == 200
     assert [r.get("error") for r in records(tmp_path)] == ["fault_injected", None, None]

@@ -10,7 +10,6 @@ Its answer reader is also tested on answer bodies alone, without a server (not `
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import timedelta
 from typing import Any
@@ -19,21 +18,16 @@ import pyarrow as pa
 import pytest
 
 from functions.adapters.azure.inference_logs import (
-    FETCH_COLUMNS,
     LogAnalyticsInferenceLogs,
-    _parse_rows_as_csv,
-    _parse_with_json,
     fetch_query,
-    parse_answer,
     summary_query,
 )
 from functions.adapters.local.inference_logs import LocalInferenceLogs
 from functions.adapters.local.store import DirectoryStore
-from functions.ports import InferenceLogSource, Malformed, PlatformError
+from functions.ports import InferenceLogSource, Malformed
 from functions.services.export import ExportError, export_model, part_key, read_watermark
 from functions.shared.export_table import export_schema
 from functions.shared.names import InvalidName
-from ml.schema import CATEGORICAL, NUMERIC
 from tests.export_helpers import (
     MODEL,
     NOW,
@@ -330,71 +324,3 @@ def test_non_finite_reals_from_log_analytics_are_null_as_from_the_local_source(f
     for key in parquet_keys(from_local):
         assert from_azure.get(key)[0] == from_local.get(key)[0]
     assert azure.quarantined == local.quarantined == 0  # a non-finite number is a missing value, not a bad record
-
-
-# --- the fast answer reader (answer bodies, no server) --------------------------------------------
-
-def _answer(rows: list[list[Any]], *, ensure_ascii: bool = False, **extra: Any) -> bytes:
-    columns = [{"name": n, "type": "datetime" if n == "TimeGenerated" else "long" if n == "record_index" else
-                "real" if n in NUMERIC else "string"} for n in FETCH_COLUMNS]
-    body = {"tables": [{"name": "PrimaryResult", "columns": columns, "rows": rows}], **extra}
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=ensure_ascii).encode()
-
-
-def _row(i: int, **cells: Any) -> list[Any]:
-    base = {"TimeGenerated": f"2026-05-09T07:00:{i:02d}.1234567Z", "request_id": f"r{i}", "model_version": "3",
-            "deployment": "blue", "record_index": i, **{n: "x" for n in CATEGORICAL}, **{n: float(i) for n in NUMERIC}}
-    base.update(cells)
-    return [base[n] for n in FETCH_COLUMNS]
-
-
-# values the CSV path reads itself (no escape but \" and \\) and values that send it to the json path
-PLAIN_TRICKY = ['a],["20', 'a"],["2026', '],[', '"],["20', 'quote " inside', 'back\\slash', 'ends with \\', '\\"',
-                "null", "", "ünïcode ☃", "emoji 🙂", "a,b", '["20"]', "'single'"]
-
-
-ESCAPED = ["tab\there", "new\nline", "\u0000 nul", "bell \a"]
-
-
-def test_fast_reader_reads_tricky_values_exactly():
-    rows = [_row(i, sex=v, request_id=v, education=PLAIN_TRICKY[-1 - i]) for i, v in enumerate(PLAIN_TRICKY)]
-    rows.append(_row(40, credit_limit=None, age=1e20, marriage=None, bill_amount_1=-0.5))
-    body = _answer(rows)
-
-    fast, slow = _parse_rows_as_csv(body), _parse_with_json(body)  # the CSV path, no fallback
-
-    assert fast.error is None and fast.table.num_rows == len(rows)
-    assert fast.table.to_pylist() == slow.table.to_pylist()
-    assert [r["sex"] for r in fast.table.to_pylist()[:len(PLAIN_TRICKY)]] == PLAIN_TRICKY
-    last = fast.table.to_pylist()[-1]
-    assert (last["credit_limit"], last["age"], last["marriage"], last["bill_amount_1"]) == (None, 1e20, None, -0.5)
-
-
-@pytest.mark.parametrize("ensure_ascii", [False, True])
-def test_answers_the_fast_reader_refuses_are_read_the_slow_way(ensure_ascii):
-    from functions.adapters.azure.inference_logs import _Unusual
-
-    rows = [_row(i, sex=v) for i, v in enumerate(ESCAPED + PLAIN_TRICKY)]
-    body = _answer(rows, ensure_ascii=ensure_ascii)
-    with pytest.raises(_Unusual):
-        _parse_rows_as_csv(body)
-    read = parse_answer(body)
-    assert [r["sex"] for r in read.table.to_pylist()] == ESCAPED + PLAIN_TRICKY
-
-    plain = _answer([_row(i) for i in range(5)])
-    pretty = json.dumps(json.loads(plain), indent=1).encode()
-    with pytest.raises(_Unusual):
-        _parse_rows_as_csv(pretty)
-    assert parse_answer(pretty).table.to_pylist() == parse_answer(plain).table.to_pylist()
-
-
-def test_partial_and_empty_answers():
-    for body in (_answer([_row(0)], error={"code": "PartialError", "message": "cut"}),
-                 json.dumps({"error": {"code": "PartialError", "message": "cut"},
-                             "tables": json.loads(_answer([_row(0)]))["tables"]}).encode()):
-        partial = parse_answer(body)
-        assert partial.table is None and partial.error["code"] == "PartialError"
-    empty = parse_answer(_answer([]))
-    assert empty.table.num_rows == 0 and empty.error is None
-    with pytest.raises(PlatformError, match="unreadable"):
-        parse_answer(_answer([_row(0)])[:-10])  # a body cut short (connection dropped)

@@ -15,15 +15,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from functions.adapters.azure.traffic_log import (
-    InvalidName,
-    LogAnalyticsTrafficLog,
-    kql_string,
-    logs_client,
-    stats_query,
-)
+from functions.adapters.azure.log_analytics import kql_string, logs_client
+from functions.adapters.azure.traffic_log import LogAnalyticsTrafficLog, stats_query
 from functions.adapters.local.traffic_log import percentile
 from functions.ports import PlatformError, TrafficLog
+from functions.shared.names import InvalidName
 from tests.fake_credentials import FakeCredential
 from tests.fake_log_analytics import (
     BYTE_LIMIT,

@@ -13,15 +13,11 @@ with_itemindex) and projects typed columns: TimeGenerated, request_id, model_ver
 record_index (long), the categoricals (tostring: "" when null, Kusto strings are never null) and
 the numerics (todouble: null when missing or not a number).
 
-Reading the answer is the hot path: the SDK's query_workspace builds a Python object per cell and
-parses every datetime, and send_request + json.loads still builds one per cell (and without
-stream=True the pipeline json-decodes the body once more first). The export's end-to-end
-throughput through this module is printed by `make bench-export` (bench/export.py). Requests go
-through the client's own pipeline (`send_request`:
-bearer token, retries, user agent) with `stream=True`; the rows are cut out of the JSON text and
-read by Arrow's CSV reader in C++ (see `_parse_rows_as_csv` for why that is exact); an answer it
-cannot read that way is read with the json module. While one answer is parsed, the next one
-downloads (`prefetch`).
+Reading the answer is the hot path (query_answer.py reads it with Arrow's CSV reader, not a Python
+object per cell). Requests go through the client's own pipeline (`send_request`: bearer token,
+retries, user agent) with `stream=True`; while one answer is parsed, the next one downloads
+(`prefetch`). The export's end-to-end throughput through this module is printed by
+`make bench-export` (bench/export.py).
 
 Limits: Log Analytics cuts a result at 500,000 rows or 64 MB and marks it partial. Each slice is
 counted first (one summarize query: records, malformed lines, message bytes) and cut into equal
@@ -30,28 +26,36 @@ answer anyway (skewed traffic, or a partial failure in the service) is dropped w
 window fetched again as two halves, down to `min_window`; past that, PlatformError — nothing is
 ever returned short.
 
-Value safety: the model name is checked (functions.shared.names.check_model_name) and enters the KQL only as
-an escaped string literal (kql_string); times are formatted from datetimes.
+Value safety: the model name is checked (functions.shared.names.check_model_name) and enters the
+KQL only as an escaped string literal (log_analytics.kql_string); times are formatted from datetimes.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import re
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from functions.adapters.azure.traffic_log import kql_datetime, kql_string, logs_client
-from functions.ports import Malformed
+from functions.adapters.azure.log_analytics import (
+    describe_error,
+    error_in_body,
+    is_transient,
+    kql_datetime,
+    kql_string,
+    logs_client,
+    platform_error,
+    utc,
+)
+from functions.adapters.azure.query_answer import parse_answer
+from functions.ports import Malformed, PlatformError
 from functions.shared.export_table import export_schema, normalize
 from functions.shared.names import check_model_name
-from functions.ports import PlatformError
 from ml.schema import CATEGORICAL, NUMERIC
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -63,7 +67,6 @@ SUMMARY_COLUMNS = ("Messages", "Records", "Malformed", "Bytes")
 DEFAULT_MAX_ROWS = 100_000  # well under 500,000, and what one query's answer may cost in memory
 DEFAULT_MAX_BYTES = 48 * 1024 * 1024  # under the 64 MB result limit, with room for the estimate's error
 ROW_OVERHEAD = 128  # bytes a result row adds over its record's share of the Message
-_TRANSIENT_STATUS = frozenset({408, 429})
 
 
 # --- the queries --------------------------------------------------------------------------------
@@ -112,7 +115,7 @@ def fetch_query(model: str, start: datetime, end: datetime) -> str:
     ] + [f"    {', '.join(fields[i:i + 4])}{',' if i + 4 < len(fields) else ''}" for i in range(0, len(fields), 4)])
 
 
-# --- reading answers ------------------------------------------------------------------------------
+# --- the answers ---------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Summary:
@@ -120,210 +123,6 @@ class Summary:
     records: int
     malformed: int
     bytes: int
-
-
-@dataclass
-class Answer:
-    """A query answer: its columns [(name, Log Analytics type)], its rows as an Arrow table (None
-    when the answer is partial: those rows are never used) and the partial error, if any."""
-
-    columns: list[tuple[str, str]]
-    table: pa.Table | None
-    error: dict[str, Any] | None
-
-
-class _Unusual(Exception):
-    """The fast path cannot read this answer safely; the json module will."""
-
-
-_ROWS_KEY = b'"rows":['
-# After removing escaped backslashes (\\ pairs), a backslash before anything but a quote is an
-# escape CSV cannot decode (\n, \uXXXX, \/ ...).
-_OTHER_ESCAPE = re.compile(rb'\\[^"]')
-
-
-def _other_escapes(region: bytes | bytearray) -> bool:
-    if b"\\" not in region:  # the usual answer: no escapes at all
-        return False
-    return _OTHER_ESCAPE.search(region.replace(b"\\\\", b"")) is not None
-
-
-_ARROW_TYPES = {"real": "float64", "double": "float64", "long": "int64", "int": "int64", "bool": "bool"}
-
-
-def parse_answer(body: bytes | bytearray) -> Answer:
-    """Read a query answer. Fast path: the rows are cut out of the JSON and read by Arrow's
-    multi-threaded CSV reader (see `_parse_rows_as_csv`); an answer it cannot read safely (a
-    partial answer with its error after the rows, escapes CSV cannot decode, an unexpected
-    layout) is read with the json module instead — slower, never different."""
-    try:
-        return _parse_rows_as_csv(body)
-    except _Unusual:
-        return _parse_with_json(body)
-    except Exception:  # noqa: BLE001 - pyarrow's ArrowInvalid & co: read it the slow way
-        return _parse_with_json(body)
-
-
-def _parse_rows_as_csv(body: bytes | bytearray) -> Answer:
-    r"""The answer is {"tables":[{"name":..,"columns":[..],"rows":[["20..",..],["20..",..],..]}]}
-    and the first cell of every row is TimeGenerated, a quoted time. Between two rows the text is
-    `],["` followed by the time's first digits (`],["20`). Nowhere else can that occur: inside a
-    JSON string every quote is escaped (\"), and the one raw quote a string has at its end is
-    followed by `,` or `]`, never by a digit. Replacing `],["20` with a newline and `"20` turns
-    the rows into CSV lines (quote ", escape \) that Arrow parses in C++ on all cores, typed by
-    the answer's column types, with no Python object per cell: JSON strings are quoted fields,
-    numbers plain fields, `null` the null value (a quoted "null" stays a string). Escapes other
-    than \" and \\ would decode differently, so an answer holding one takes the json path, as
-    does one with raw newlines (pretty-printed) or rows that do not start with a time. A split
-    that went wrong anyway could not go unnoticed: a line with the wrong number of fields, or
-    broken quoting, is an error, and the json path reads the answer again."""
-    import pyarrow as pa
-    import pyarrow.csv as pcsv
-
-    at = body.find(_ROWS_KEY)
-    if at < 0:
-        raise _Unusual("no rows")
-    start = at + len(_ROWS_KEY)
-    try:
-        head = json.loads(bytes(body[:start]) + b"]}]}")  # close rows, table, tables, answer
-    except ValueError as exc:
-        raise _Unusual("unexpected layout") from exc
-    tables = head.get("tables") if isinstance(head, dict) else None
-    if not isinstance(tables, list) or len(tables) != 1:
-        raise _Unusual("not one table")
-    columns = [(str(c["name"]), str(c.get("type", "string"))) for c in tables[0]["columns"]]
-    if head.get("error"):  # partial, with the error before the rows: the rows are not needed
-        return Answer(columns, None, head["error"])
-    if not body.endswith(b"]}]}"):  # something after the table (an error, statistics)
-        raise _Unusual("a tail after the rows")
-    end = len(body) - 4  # the rows are body[start:end]: [...],[...],...,[...]
-    if end == start:
-        return Answer(columns, _empty_table(columns), None)
-    if columns[0][0] != "TimeGenerated" or body[start:start + 2] != b'["' or not body[start + 2:start + 4].isdigit() \
-            or body[end - 1:end] != b"]" or b"\n" in body or b"\r" in body or _other_escapes(body):
-        raise _Unusual("not plain rows")  # (the checks look at the whole body: its head has none of these)
-    century = bytes(body[start + 2:start + 4])  # every row's time starts with the same two digits ("20")
-    # One copy: the head cannot hold `],["20` either, so the whole body is rewritten and the CSV
-    # text is a zero-copy slice of it, between the first row's "[" and the last row's "]".
-    text = pa.py_buffer(body.replace(b'],["' + century, b'\n"' + century))
-    text = text.slice(start + 1, text.size - 5 - (start + 1))  # after the first "[", before "]]}]}"
-    names = [name for name, _ in columns]
-    table = pcsv.read_csv(
-        pa.BufferReader(text),
-        read_options=pcsv.ReadOptions(column_names=names, use_threads=True, block_size=1 << 20),
-        # no backslash anywhere (the usual answer): parse without escape handling, which costs less CPU
-        parse_options=pcsv.ParseOptions(quote_char='"', escape_char="\\" if b"\\" in body else False,
-                                        double_quote=False, newlines_in_values=False, ignore_empty_lines=False),
-        convert_options=pcsv.ConvertOptions(column_types={n: _csv_type(t) for n, t in columns},
-                                            null_values=["null"], strings_can_be_null=True,
-                                            quoted_strings_can_be_null=False),
-    )
-    return Answer(columns, table, None)
-
-
-def _csv_type(kind: str) -> pa.DataType:
-    import pyarrow as pa
-
-    if kind == "datetime":  # ISO 8601 with 7 fractional digits and "Z": nanoseconds, UTC
-        return pa.timestamp("ns", tz="UTC")
-    name = _ARROW_TYPES.get(kind)
-    return getattr(pa, name)() if name else pa.string()
-
-
-def _empty_table(columns: list[tuple[str, str]]) -> pa.Table:
-    import pyarrow as pa
-
-    return pa.table({name: pa.array([], _csv_type(kind)) for name, kind in columns})
-
-
-def _parse_with_json(body: bytes | bytearray) -> Answer:
-    """The slow, careful reader. It never raises because of a cell's value: what cannot be typed
-    as its column's type stays untyped for the exporter to judge per record (core.export
-    .conform_batch quarantines exactly those records) — a real column holding text that is no
-    number stays text; a string that UTF-8 cannot hold (a lone surrogate, from a "\\ud800"
-    escape or from bytes that were not UTF-8) makes its column binary, each such cell encoded
-    with "surrogatepass" so the quarantine shows the very string."""
-    import pyarrow as pa
-
-    try:
-        # surrogateescape: bytes that are not UTF-8 become lone surrogates in their own cells
-        # (which the exporter quarantines) instead of failing the whole answer
-        answer = json.loads(bytes(body).decode("utf-8", "surrogateescape"))
-        tables = answer["tables"]
-        if len(tables) != 1:
-            raise PlatformError(f"expected one result table, got {len(tables)}")
-        columns = [(str(c["name"]), str(c.get("type", "string"))) for c in tables[0]["columns"]]
-        rows = tables[0]["rows"]
-    except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
-        raise PlatformError(f"unreadable Log Analytics answer ({type(exc).__name__}: {exc})", transient=True) from exc
-    error = answer.get("error")
-    if error:
-        return Answer(columns, None, error)
-    arrays = {}
-    for j, (name, kind) in enumerate(columns):
-        cells = [row[j] if j < len(row) else None for row in rows]
-        arrow_type = _csv_type(kind)
-        if pa.types.is_floating(arrow_type):
-            numbers = [_real(c) for c in cells]
-            if not any(n is _NOT_A_REAL for n in numbers):
-                arrays[name] = pa.array(numbers, arrow_type)
-                continue
-            # a real column holding text that is no number: an answer the service should never
-            # give (todouble() makes such values null); kept as text for the exporter to judge
-            cells = [c if c is None or isinstance(c, str) else json.dumps(c) for c in cells]
-            arrow_type = pa.string()
-        elif pa.types.is_integer(arrow_type):
-            cells = [c if isinstance(c, int) and not isinstance(c, bool) else None for c in cells]
-        elif pa.types.is_boolean(arrow_type):
-            cells = [c if isinstance(c, bool) else None for c in cells]
-        else:
-            cells = [c if c is None or isinstance(c, str) else json.dumps(c) for c in cells]
-        if pa.types.is_timestamp(arrow_type):
-            try:
-                arrays[name] = pa.array(cells, pa.string()).cast(arrow_type)
-            except (ValueError, TypeError) as exc:  # a datetime column the service always fills: the answer is broken
-                raise PlatformError(f"Log Analytics answer: column {name} holds a value that is not a datetime "
-                                    f"({type(exc).__name__}: {str(exc)[:200]})") from exc
-        else:
-            arrays[name] = _text_array(cells) if pa.types.is_string(arrow_type) else pa.array(cells, arrow_type)
-    return Answer(columns, pa.table(arrays) if arrays else None, None)
-
-
-_NOT_A_REAL = object()
-_NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
-
-
-def _real(value: Any) -> Any:
-    """A real cell: a JSON number, null, or — as the service writes non-finite reals — the text
-    "NaN", "Infinity" or "-Infinity" (azure-kusto-data's dataframe_from_result_table maps exactly
-    these back in real columns); text that reads as a number is taken too. Anything else:
-    _NOT_A_REAL. (Non-finite values become null in functions.shared.export_table.normalize, for every reader.)"""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return _NOT_A_REAL
-    if isinstance(value, (int, float)):
-        try:
-            return float(value)
-        except OverflowError:
-            return _NOT_A_REAL
-    if isinstance(value, str):
-        if value in _NON_FINITE:
-            return _NON_FINITE[value]
-        try:
-            return float(value)
-        except ValueError:
-            return _NOT_A_REAL
-    return _NOT_A_REAL
-
-
-def _text_array(cells: list[Any]) -> pa.Array:
-    import pyarrow as pa
-
-    try:
-        return pa.array(cells, pa.string())
-    except UnicodeEncodeError:  # a lone surrogate: binary, which the exporter's cast to string refuses per cell
-        return pa.array([c.encode("utf-8", "surrogatepass") if isinstance(c, str) else c for c in cells], pa.binary())
 
 
 def typed_table(table: pa.Table) -> pa.Table:
@@ -408,7 +207,7 @@ class LogAnalyticsInferenceLogs:
         return self.summary(model, start, end).records
 
     def summary(self, model: str, start: datetime, end: datetime) -> Summary:
-        start, end = _utc(start), _utc(end)
+        start, end = utc(start), utc(end)
         query = summary_query(model, start, end)  # validates the name before anything is sent
         if end <= start:
             return Summary(0, 0, 0, 0)
@@ -421,7 +220,7 @@ class LogAnalyticsInferenceLogs:
         except (ValueError, KeyError, TypeError, IndexError) as exc:
             raise PlatformError(f"inference log summary of {model}: unreadable answer ({exc})", transient=True) from exc
         if answer.get("error"):
-            raise PlatformError(f"inference log summary of {model}: partial result ({_describe(answer['error'])})",
+            raise PlatformError(f"inference log summary of {model}: partial result ({describe_error(answer['error'])})",
                                 transient=True)
         if any(name not in names for name in SUMMARY_COLUMNS):
             raise PlatformError(f"inference log summary of {model}: unexpected columns {names}")
@@ -434,7 +233,7 @@ class LogAnalyticsInferenceLogs:
         return Summary(*numbers)
 
     def fetch(self, model: str, start: datetime, end: datetime) -> Iterator[Any]:
-        start, end = _utc(start), _utc(end)
+        start, end = utc(start), utc(end)
         check_model_name(model)
         summary = self.summary(model, start, end)
         if summary.malformed:
@@ -490,7 +289,7 @@ class LogAnalyticsInferenceLogs:
             return
         del answer
         if depth >= self.max_depth or end - start <= self.min_window:
-            raise PlatformError(f"{action}: Log Analytics keeps returning a partial result ({_describe(error)}); "
+            raise PlatformError(f"{action}: Log Analytics keeps returning a partial result ({describe_error(error)}); "
                                 "nothing was exported for this slice", transient=True)
         self.splits += 1
         middle = start + (end - start) / 2
@@ -518,14 +317,12 @@ class LogAnalyticsInferenceLogs:
             finally:
                 response.close()
         except AzureError as exc:
-            raise _platform_error(exc, action) from exc
+            raise platform_error(exc, action) from exc
         except OSError as exc:
             raise PlatformError(f"{action}: no answer from Log Analytics ({exc})", transient=True) from exc
         status = response.status_code
         if status != 200:
-            detail = _error_detail(body)
-            transient = status in _TRANSIENT_STATUS or status >= 500
-            raise PlatformError(f"{action}: HTTP {status} {detail}".rstrip(), transient=transient)
+            raise PlatformError(f"{action}: HTTP {status} {error_in_body(body)}".rstrip(), transient=is_transient(status))
         return body
 
 
@@ -538,49 +335,6 @@ def inference_logs_client(endpoint: str | None = None, credential: Any = None, *
     blocks (the transport's default is 4 KiB: a 40 MB answer would be ten thousand reads)."""
     kwargs.setdefault("connection_data_block_size", 1 << 20)
     return logs_client(endpoint=endpoint, credential=credential, **kwargs)
-
-
-def _platform_error(exc: BaseException, action: str) -> PlatformError:
-    from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError, ServiceResponseError
-
-    first = (str(getattr(exc, "message", None) or exc).strip().splitlines() or [type(exc).__name__])[0][:500]
-    if isinstance(exc, ClientAuthenticationError):
-        return PlatformError(f"{action}: not authorized ({first})")
-    if isinstance(exc, ServiceRequestError) and "non-TLS" in first:
-        return PlatformError(f"{action}: {first} (pass enforce_https=False only for a local endpoint)")
-    if isinstance(exc, (ServiceRequestError, ServiceResponseError)):
-        return PlatformError(f"{action}: no answer from Log Analytics ({first})", transient=True)
-    return PlatformError(f"{action}: {type(exc).__name__}: {first}", transient=True)
-
-
-def _error_detail(body: bytes | bytearray) -> str:
-    try:
-        error = json.loads(body).get("error") or {}
-    except (ValueError, AttributeError):
-        return bytes(body[:200]).decode("utf-8", "replace")
-    return _describe(error)
-
-
-def _describe(error: Mapping[str, Any]) -> str:
-    """code: message, then the inner messages (a partial error's own message says little)."""
-    if not isinstance(error, Mapping):
-        return str(error)[:500]
-    parts = [f"{error.get('code') or ''}: {error.get('message') or ''}".strip(": ")]
-    inner = error.get("innererror")
-    while isinstance(inner, Mapping):
-        if inner.get("message"):
-            parts.append(str(inner["message"]))
-        inner = inner.get("innererror")
-    for detail in error.get("details") or []:
-        if isinstance(detail, Mapping):
-            text = (detail.get("innererror") or {}).get("message") or detail.get("message")
-            if text:
-                parts.append(str(text))
-    return "; ".join(p for p in parts if p)[:1000]
-
-
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
 def _ms(value: datetime, *, up: bool) -> str:

@@ -20,62 +20,24 @@ ends "now" therefore under-counts, and an empty window reads as "no traffic". Ca
 Azure must be longer than the ingestion delay; `ingestion_lag` shifts the queried window back by
 that much so the figures describe traffic that has had time to arrive.
 
-Value safety: endpoint and deployment names are checked against AzureML's name rules and enter
-the query only as escaped KQL string literals (`kql_string`); datetimes are formatted from
-datetime objects. Nothing a caller passes is pasted into KQL as it is.
+Value safety: endpoint and deployment names are checked against AzureML's name rules
+(functions.shared.names) and enter the query only as escaped KQL string literals (`kql_string`);
+datetimes are formatted from datetime objects. Nothing a caller passes is pasted into KQL as it is.
+The client and the error mapping are shared with the export: log_analytics.py.
 
 No Azure SDK import at module level: this module is imported when the Function App is composed.
 """
 
 from __future__ import annotations
 
-import re
-import unicodedata
-from collections.abc import Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
+from functions.adapters.azure.log_analytics import describe_error, kql_datetime, kql_string, platform_error, utc
 from functions.ports import PlatformError, TrafficStats
+from functions.shared.names import check_endpoint_name
 
 TABLE = "AmlOnlineEndpointTrafficLog"
-
-# AzureML endpoint and deployment names: 3–32 characters, a letter first, then letters, digits or
-# hyphens, ending with a letter or digit (azure-ai-ml's validate_endpoint_or_deployment_name).
-_AML_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]{1,30}[A-Za-z0-9]")
-
-# Statuses worth retrying later (with a new request): throttling, timeouts, server errors.
-_TRANSIENT_STATUS = frozenset({408, 429})
-
-
-class InvalidName(ValueError):
-    """An endpoint or deployment name that AzureML would not accept (and KQL must never see)."""
-
-
-def check_aml_name(value: Any, what: str = "name") -> str:
-    if not isinstance(value, str) or not _AML_NAME.fullmatch(value):
-        raise InvalidName(
-            f"{what} {value!r} is not a valid AzureML name (3–32 letters, digits or hyphens, "
-            "starting with a letter and not ending with a hyphen)"
-        )
-    return value
-
-
-def kql_string(value: str) -> str:
-    """`value` as a double-quoted KQL string literal: backslashes and quotes escaped.
-
-    Control characters (and Unicode line/paragraph separators) are refused rather than escaped:
-    no legitimate name contains them, and refusing is safer than trusting an escape table."""
-    if not isinstance(value, str):
-        raise TypeError(f"kql_string takes str, not {type(value).__name__}")
-    for ch in value:
-        if unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp"):
-            raise ValueError(f"control character U+{ord(ch):04X} not allowed in a KQL string literal")
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def kql_datetime(value: datetime) -> str:
-    """A KQL datetime literal for an aware (or UTC-naive) datetime."""
-    return f"datetime({_utc(value).strftime('%Y-%m-%dT%H:%M:%S.%fZ')})"
 
 
 def stats_query(endpoint: str, deployment: str, start: datetime, end: datetime) -> str:
@@ -83,8 +45,8 @@ def stats_query(endpoint: str, deployment: str, start: datetime, end: datetime) 
 
     The window is stated in the query as well as in the request's `timespan`: the API does not
     document whether the timespan's end is inclusive, and the health window is half-open."""
-    endpoint_literal = kql_string(check_aml_name(endpoint, "endpoint"))
-    deployment_literal = kql_string(check_aml_name(deployment, "deployment"))
+    endpoint_literal = kql_string(check_endpoint_name(endpoint, "endpoint"))
+    deployment_literal = kql_string(check_endpoint_name(deployment, "deployment"))
     return "\n".join([
         TABLE,
         f"| where TimeGenerated >= {kql_datetime(start)} and TimeGenerated < {kql_datetime(end)}",
@@ -118,7 +80,7 @@ class LogAnalyticsTrafficLog:
         self.server_timeout = server_timeout
 
     def stats(self, endpoint: str, deployment: str, start: datetime, end: datetime) -> TrafficStats:
-        start, end = _utc(start) - self.ingestion_lag, _utc(end) - self.ingestion_lag
+        start, end = utc(start) - self.ingestion_lag, utc(end) - self.ingestion_lag
         if end < start:
             raise ValueError(f"window ends ({end.isoformat()}) before it starts ({start.isoformat()})")
         query = stats_query(endpoint, deployment, start, end)  # validates the names first
@@ -147,29 +109,13 @@ class LogAnalyticsTrafficLog:
         try:
             response = self.client.query_workspace(self.workspace_id, query, **kwargs)
         except AzureError as exc:
-            raise _platform_error(exc, action) from exc
+            raise platform_error(exc, action) from exc
         if response.status == LogsQueryStatus.PARTIAL:
-            detail = _describe(response.partial_error)
+            detail = describe_error(response.partial_error)
             raise PlatformError(f"{action}: Log Analytics returned a partial result ({detail})")
         if response.status != LogsQueryStatus.SUCCESS:
             raise PlatformError(f"{action}: unexpected query status {response.status!r}")
         return response
-
-
-def logs_client(endpoint: str | None = None, credential: Any = None, **kwargs: Any) -> Any:
-    """A LogsQueryClient: `endpoint` defaults to the public cloud's https://api.loganalytics.io
-    (the token audience follows it), `credential` to DefaultAzureCredential (the Function App's
-    managed identity in Azure, az login on a laptop). Extra kwargs go to the client (retry_total,
-    transport, …). Builds no connection until the first query."""
-    from azure.monitor.query import LogsQueryClient
-
-    if credential is None:
-        from azure.identity import DefaultAzureCredential
-
-        credential = DefaultAzureCredential()
-    if endpoint:
-        kwargs["endpoint"] = endpoint
-    return LogsQueryClient(credential, **kwargs)
 
 
 def _read_summary(response: Any, action: str) -> tuple[int, int, int, float | None]:
@@ -197,54 +143,3 @@ def _read_summary(response: Any, action: str) -> tuple[int, int, int, float | No
         raise PlatformError(f"{action}: inconsistent summary (requests={requests}, errors={errors}, "
                             f"client_errors={client_errors})")
     return requests, errors, client_errors, p90
-
-
-def _platform_error(exc: BaseException, action: str) -> PlatformError:
-    from azure.core.exceptions import (
-        ClientAuthenticationError,
-        HttpResponseError,
-        ServiceRequestError,
-        ServiceResponseError,
-    )
-
-    if isinstance(exc, ClientAuthenticationError):
-        return PlatformError(f"{action}: not authorized ({_first_line(exc)})")
-    if isinstance(exc, HttpResponseError):
-        status = exc.status_code or 0
-        transient = status in _TRANSIENT_STATUS or status >= 500
-        detail = _describe(getattr(exc, "model", None)) or _first_line(exc)
-        return PlatformError(f"{action}: HTTP {status} {detail}", transient=transient)
-    if isinstance(exc, ServiceRequestError) and "non-TLS" in str(exc):
-        # azure-core's bearer policy refused a plain-http endpoint before sending: configuration
-        return PlatformError(f"{action}: {_first_line(exc)} (pass enforce_https=False only for a local endpoint)")
-    if isinstance(exc, (ServiceRequestError, ServiceResponseError)):  # no answer, incl. timeouts
-        return PlatformError(f"{action}: no answer from Log Analytics ({_first_line(exc)})", transient=True)
-    return PlatformError(f"{action}: {_first_line(exc)}")
-
-
-def _describe(error: Any) -> str:
-    """`code: message` of a LogsQueryError, with the inner messages of its details (the partial
-    error's own message is only "There were some errors when processing your query.")."""
-    if error is None:
-        return ""
-    code = getattr(error, "code", "") or ""
-    message = getattr(error, "message", "") or ""
-    if not code and not message:
-        return ""
-    parts = [f"{code}: {message}" if code else message]
-    for detail in getattr(error, "details", None) or []:
-        if isinstance(detail, Mapping):  # the SDK's models are MutableMappings, not dicts
-            inner = detail.get("innererror") or {}
-            text = inner.get("message") or detail.get("message")
-            if text:
-                parts.append(str(text))
-    return "; ".join(parts)[:1000]
-
-
-def _first_line(exc: BaseException) -> str:
-    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-    return str(message).strip().splitlines()[0][:500] if str(message).strip() else type(exc).__name__
-
-
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
