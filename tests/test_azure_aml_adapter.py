@@ -100,6 +100,16 @@ def endpoints(ml) -> AzureEndpoints:
 
 
 @pytest.fixture
+def slow():
+    """A fake whose operations finish only on settle(), and endpoints on it."""
+    fake_slow = FakeAzureML(settle_after=None)
+    eps = AzureEndpoints(workspace_client(SUBSCRIPTION, RESOURCE_GROUP, WORKSPACE, credential=FakeCredential(),
+                                          transport=fake_slow.transport()), ASSETS)
+    yield fake_slow, eps
+    fake_slow.settle()  # let background poller threads finish
+
+
+@pytest.fixture
 def registry(fake, ml, credential) -> AzureModelRegistry:
     def connect():
         return registry_client(REGISTRY, credential=credential, transport=fake.transport(), retry_backoff_factor=0.0)
@@ -159,11 +169,8 @@ def test_adapters_satisfy_the_ports(endpoints, registry, credential, fake):
 # ------------------------------------------------------------------------------------- endpoints
 
 
-def test_create_endpoint_puts_key_auth_and_returns_without_waiting():
-    fake_slow = FakeAzureML(settle_after=None)  # operations finish only on settle()
-    slow_ml = workspace_client(SUBSCRIPTION, RESOURCE_GROUP, WORKSPACE, credential=FakeCredential(),
-                               transport=fake_slow.transport())
-    eps = AzureEndpoints(slow_ml, ASSETS)
+def test_create_endpoint_puts_key_auth_and_returns_without_waiting(slow):
+    fake_slow, eps = slow
     try:
         eps.begin_create_endpoint("ccd-staging", tags={"stage": "staging"})
         (put,) = fake_slow.requests_to("PUT")
@@ -277,10 +284,8 @@ def test_recreating_a_deployment_is_a_noop_for_the_same_model_and_a_conflict_for
     assert fake.writes() == []
 
 
-def test_a_failed_deployment_is_re_put():
-    slow = FakeAzureML(settle_after=None)
-    eps = AzureEndpoints(workspace_client(SUBSCRIPTION, RESOURCE_GROUP, WORKSPACE, credential=FakeCredential(),
-                                          transport=slow.transport()), ASSETS)
+def test_a_failed_deployment_is_re_put(slow):
+    slow, eps = slow
     try:
         eps.begin_create_endpoint("ccd-staging")
         slow.settle()
@@ -549,10 +554,8 @@ def test_score_on_a_missing_endpoint_is_a_platform_error(fake, endpoints):
         endpoints.score("nope", {"data": [{}]})
 
 
-def test_recreating_a_deployment_that_is_being_deleted_is_transient():
-    slow = FakeAzureML(settle_after=None)
-    eps = AzureEndpoints(workspace_client(SUBSCRIPTION, RESOURCE_GROUP, WORKSPACE, credential=FakeCredential(),
-                                          transport=slow.transport()), ASSETS)
+def test_recreating_a_deployment_that_is_being_deleted_is_transient(slow):
+    slow, eps = slow
     try:
         eps.begin_create_endpoint("ccd-staging")
         slow.settle()
