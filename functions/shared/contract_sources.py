@@ -65,6 +65,7 @@ def read_contract(read: Read, overrides: dict[str, Any] | None = None, where: st
     merged["source"] = " + ".join(sources)
     if "sample_request" not in merged or not merged["sample_request"]:
         merged["sample_request"] = synthesized_sample(merged, where)
+    merged["sample_request"] = _in_shape(merged["sample_request"], merged)
     label = f"{where} ({merged['source']})"
     if "metric" not in merged and merged.get("task") in DEFAULT_METRIC:
         merged["metric"] = DEFAULT_METRIC[merged["task"]]
@@ -144,9 +145,19 @@ def synthesized_sample(fields: dict[str, Any], where: str) -> dict[str, Any]:
             lo, hi = f.get("minimum"), f.get("maximum")
             record[f["name"]] = float((lo + hi) / 2 if lo is not None and hi is not None else lo if lo is not None
                                       else hi if hi is not None else 0.0)
-    if fields.get("request_shape") == "rows":
-        return {"data": [[record[f["name"]] for f in features]]}
     return {"data": [record]}
+
+
+def _in_shape(sample: Any, fields: dict[str, Any]) -> Any:
+    """A sample of records, for a model that takes rows: the same values as lists in feature order
+    (MLflow's input example and a synthesized sample are records)."""
+    rows = sample.get("data") if isinstance(sample, dict) else None
+    features = fields.get("features")
+    if fields.get("request_shape") != "rows" or not isinstance(rows, list) or not isinstance(features, list) \
+            or not all(isinstance(r, dict) for r in rows) or not all(isinstance(f, dict) for f in features):
+        return sample
+    names = [f.get("name") for f in features]
+    return {**sample, "data": [[r.get(n) for n in names] for r in rows]}
 
 
 def _input_example(mlmodel: dict[str, Any], read: Read, features: list[dict], where: str) -> dict[str, Any] | None:
