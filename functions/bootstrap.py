@@ -24,7 +24,7 @@ from functions.domain.config import ManagedModels, load_managed_models
 from functions.ports import Jobs, Orchestrations, ReferenceSource, Store
 from functions.services.activities import RolloutPorts
 from functions.services.records import RolloutStore
-from functions.settings import SAMPLE_REQUEST, AzureSettings, Settings, SettingsError
+from functions.settings import AzureSettings, Settings, SettingsError
 
 
 class App:
@@ -183,10 +183,6 @@ def _answer(answer: Any) -> dict[str, Any]:
     return {"status": answer.status, "body": answer.body}
 
 
-def _sample_request() -> dict[str, Any]:
-    return json.loads(SAMPLE_REQUEST.read_text())
-
-
 # --- the two platforms ---------------------------------------------------------------------------
 
 class _LocalParts:
@@ -202,9 +198,11 @@ class _LocalParts:
         return self.embedded.store
 
     def rollout_ports(self, store: Store) -> RolloutPorts:
+        from functions.adapters.local.model_files import FolderModelFiles
+
         e = self.embedded
         return RolloutPorts(staging=e.staging, production=e.production, registry=e.registry, traffic_log=e.traffic_log,
-                            store=store, sample_request=_sample_request(), workspace_id=e.workspace.topic,
+                            store=store, model_files=FolderModelFiles(), workspace_id=e.workspace.topic,
                             deployment_env=self.deployment_env)
 
     def jobs(self) -> Jobs:
@@ -275,6 +273,7 @@ class _AzureParts:
     def rollout_ports(self, store: Store) -> RolloutPorts:
         from functions.adapters.azure.aml_endpoints import AzureEndpoints, DeploymentAssets
         from functions.adapters.azure.aml_registry import AzureModelRegistry
+        from functions.adapters.azure.model_files import DownloadedModelFiles
         from functions.adapters.azure.traffic_log import LogAnalyticsTrafficLog
 
         a = self.azure
@@ -287,7 +286,8 @@ class _AzureParts:
             # the workflow waits canary.health_delay_seconds (the ingestion lag) before it reads
             traffic_log=LogAnalyticsTrafficLog(self.logs_client, a.log_analytics_workspace_id,
                                                ingestion_lag=timedelta(0)),
-            store=store, sample_request=_sample_request(), workspace_id=a.staging_workspace_id,
+            store=store, model_files=DownloadedModelFiles(lambda: self.staging_client, lambda: self.registry_client),
+            workspace_id=a.staging_workspace_id,
         )
 
     def jobs(self) -> Jobs:

@@ -265,6 +265,16 @@ class ReferenceSource(Protocol):
         """A local path to the version's reference.parquet (downloaded into `tmp` if need be)."""
 
 
+@runtime_checkable
+class ModelFiles(Protocol):
+    """The small files registered with a model version (its contract's sources: model_card.json,
+    MLmodel, contract.json, an MLflow input example), read by name within the model's folder."""
+
+    def read(self, model: ModelRef, name: str) -> bytes | None:
+        """The file's bytes, or None when the version has no such file. PlatformError when the
+        model's files cannot be reached."""
+
+
 class AuthError(Exception):
     """A caller that may not call (the alert webhook's Secure Webhook check): `status` 401 or 403."""
 

@@ -7,6 +7,8 @@ deleted; promotion is idempotent; conditional store writes conflict.
 
 from __future__ import annotations
 
+import functools
+import json
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -270,6 +272,39 @@ class FakeJobs:
 
     def finish(self, name: str, status: str = "Completed") -> None:
         self.jobs[name]["status"] = status
+
+
+@functools.cache
+def _credit_card_sample() -> str:
+    from ml.datagen import generate
+
+    return json.dumps({"data": generate(2, seed=5, labelled=False).to_dict(orient="records")})
+
+
+def credit_card_contract(sample: dict | None = None) -> dict[str, Any]:
+    """The scenario model's contract, as its model card carries it (ml/artifact.py)."""
+    from ml import schema
+
+    return {"features": schema.schema_dict()["features"], "target": schema.TARGET, "task": "binary_classification",
+            "response_kind": "probability", "classes": [0, 1], "positive_class": 1, "metric": "roc_auc",
+            "sample_request": sample or json.loads(_credit_card_sample()),
+            "reference": "reference.parquet"}
+
+
+@dataclass
+class FakeModelFiles:
+    """ports.ModelFiles: every version is a credit-card artifact (a model card with its contract)
+    unless `files[(name, version)]` gives the version's own files ({file name: bytes})."""
+
+    files: dict[tuple[str, str], dict[str, bytes]] = field(default_factory=dict)
+    reads: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def read(self, model: ModelRef, name: str) -> bytes | None:
+        self.reads.append((model.name, model.version, name))
+        files = self.files.get((model.name, model.version))
+        if files is None:
+            files = {"model_card.json": json.dumps({"artifact_format": 1, "contract": credit_card_contract()}).encode()}
+        return files.get(name)
 
 
 class FakeParts:

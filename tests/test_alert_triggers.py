@@ -13,7 +13,7 @@ from functions import bootstrap
 from functions.domain.config import load_managed_models
 from functions.services.activities import RolloutPorts
 from functions.settings import Settings
-from tests.fakes import FakeEndpoints, FakeJobs, FakeParts, FakeRegistry, FakeTrafficLog, MemoryStore
+from tests.fakes import FakeEndpoints, FakeJobs, FakeModelFiles, FakeParts, FakeRegistry, FakeTrafficLog, MemoryStore
 
 PAYLOADS = Path(__file__).parent / "payloads"
 
@@ -22,7 +22,7 @@ PAYLOADS = Path(__file__).parent / "payloads"
 def runtime(monkeypatch):
     """The App the triggers get from bootstrap.app(), on in-memory fakes."""
     ports = RolloutPorts(FakeEndpoints({}), FakeEndpoints({}), FakeRegistry(), FakeTrafficLog(), MemoryStore(),
-                         {"data": []})
+                         FakeModelFiles())
     application = bootstrap.App(Settings.from_env({}), load_managed_models(None), FakeParts(ports, FakeJobs()))
     monkeypatch.setattr(bootstrap, "_app", application)
     return application

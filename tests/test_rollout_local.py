@@ -163,7 +163,7 @@ def test_v2_rolls_out_under_live_traffic_with_zero_failed_requests(platform, art
     assert summary["failed"] == 0, summary
     assert summary["by_deployment"].get(v1, 0) > 0 and summary["by_deployment"].get(v2, 0) > 0
     trail = steps(platform, outcome)
-    for step in ("started", "staging_deployment_created", "gates", "staging_traffic", "promoted",
+    for step in ("started", "contract", "staging_deployment_created", "gates", "staging_traffic", "promoted",
                  "production_deployment_created", "production_smoke", "traffic", "health", "succeeded"):
         assert step in trail, step
     judged = [r["details"] for r in platform.rollouts.trail(MODEL, outcome["id"])

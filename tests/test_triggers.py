@@ -17,7 +17,7 @@ from functions.services.activities import RolloutPorts
 from functions.services.records import RolloutStore
 from functions.ports import PlatformError
 from functions.settings import Settings
-from tests.fakes import FakeEndpoints, FakeParts, FakeRegistry, FakeTrafficLog, MemoryStore
+from tests.fakes import FakeEndpoints, FakeModelFiles, FakeParts, FakeRegistry, FakeTrafficLog, MemoryStore
 from tests.races import RaceStore, run_together
 
 TOPIC = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.MachineLearningServices/workspaces/staging"
@@ -52,7 +52,7 @@ class FakeDurableClient:
 def runtime(monkeypatch):
     """The App the triggers get from bootstrap.app(), on in-memory fakes."""
     ports = RolloutPorts(FakeEndpoints({}), FakeEndpoints({}), FakeRegistry(), FakeTrafficLog(), MemoryStore(),
-                         {"data": []})
+                         FakeModelFiles())
     settings = Settings.from_env({})
     application = bootstrap.App(settings, load_managed_models(None), FakeParts(ports))
     monkeypatch.setattr(bootstrap, "_app", application)

@@ -17,8 +17,8 @@ from functions.services.workflow import rollout_orchestrator
 from ml import schema
 from ml import score as scoring
 from ml.datagen import generate
-from tests.fakes import (FakeEndpoints, FakeRegistry, FakeTrafficLog, MemoryStore, constant_model, model_from_labels,
-                         weak_model)
+from tests.fakes import (FakeEndpoints, FakeModelFiles, FakeRegistry, FakeTrafficLog, MemoryStore, constant_model,
+                         model_from_labels, weak_model)
 
 MODEL = "credit-card-default"
 TOPIC = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.MachineLearningServices/workspaces/staging"
@@ -40,9 +40,9 @@ class Harness:
         self.health = FakeTrafficLog()
         self.store = MemoryStore()
         self.store.put(f"datasets/{MODEL}/evaluation.csv", generate(400, seed=99).to_csv(index=False).encode())
-        sample = {"data": generate(2, seed=5, labelled=False).to_dict(orient="records")}
-        self.platform = RolloutPorts(self.staging, self.production, self.registry, self.health, self.store, sample,
-                                 workspace_id=TOPIC)
+        self.model_files = FakeModelFiles()
+        self.platform = RolloutPorts(self.staging, self.production, self.registry, self.health, self.store,
+                                     self.model_files, workspace_id=TOPIC)
         merged = json.loads(json.dumps(FAST))
         for key, value in (overrides or {}).items():
             if isinstance(value, dict):
@@ -84,16 +84,18 @@ def test_first_version_goes_straight_to_100_percent():
     dep = deployment_name(MODEL, "1")
     assert h.production.live(h.config.production_endpoint) == {dep: 100}
     assert h.staging.live(h.config.staging_endpoint) == {dep: 100}
-    assert h.steps(out) == ["started", "staging_deployment_created", "gates", "staging_traffic", "promoted",
+    assert h.steps(out) == ["started", "contract", "staging_deployment_created", "gates", "staging_traffic",
+                            "promoted",
                             "production_deployment_created", "production_smoke", "traffic", "succeeded"]
     # Production deployed the registry copy, with lineage tags.
     prod = h.production.deployments[(h.config.production_endpoint, dep)]
     assert prod.spec.model.uri.startswith("azureml://registries/")
     version, tags = h.registry.promotions[0]
     assert version == "1" and tags["source_event_id"] == "evt-1" and tags["source_workspace"] == TOPIC
-    assert json.loads(tags["gate_results"]) == {"smoke": True, "contract": True, "latency": True, "quality": True}
+    assert json.loads(tags["gate_results"]) == {"compatibility": True, "smoke": True, "contract": True, "latency": True, "quality": True}
     report = json.loads(h.store.get(out["gate_report"])[0])
-    assert report["passed"] and [g["name"] for g in report["gates"]] == ["smoke", "contract", "latency", "quality"]
+    assert report["passed"] and [g["name"] for g in report["gates"]] == ["compatibility", "smoke", "contract", "latency",
+                                                                            "quality"]
     assert h.rollouts.production(MODEL)["version"] == "1"
     record = h.rollouts.get(MODEL, out["id"])
     assert record["state"] == "succeeded" and record["finished"]
@@ -292,3 +294,73 @@ def test_the_configured_evaluation_data_is_used():
     h2.store.put("datasets/elsewhere/eval.csv", h2.store.get(f"datasets/{MODEL}/evaluation.csv")[0])
     h2.store.delete(f"datasets/{MODEL}/evaluation.csv")
     assert h2.roll("1")["state"] == "succeeded"
+
+
+# --- the version's contract ---------------------------------------------------------------------
+
+def _card(contract: dict) -> dict[str, bytes]:
+    return {"model_card.json": json.dumps({"artifact_format": 1, "contract": contract}).encode()}
+
+
+def test_the_contract_is_read_stored_served_and_made_current_on_release():
+    h = Harness({"1": GOOD})
+    out = h.roll("1")
+    assert out["state"] == "succeeded", out
+    stored = json.loads(h.store.get(f"contracts/{MODEL}/1.json")[0])
+    current = json.loads(h.store.get(f"contracts/{MODEL}/current.json")[0])
+    assert current["version"] == "1" and current["contract"] == stored and stored["contract_version"] == 1
+    assert stored["features"] == schema.schema_dict()["features"] and stored["source"] == "model_card.json"
+    for endpoints, name in ((h.staging, h.config.staging_endpoint), (h.production, h.config.production_endpoint)):
+        env = endpoints.deployments[(name, deployment_name(MODEL, "1"))].spec.environment_variables
+        assert json.loads(env["MODELOPS_CONTRACT"]) == stored  # the scoring entry point answers by it
+    contract_step = next(r for r in h.rollouts.trail(MODEL, out["id"]) if r["step"] == "contract")
+    assert contract_step["details"]["metric"] == "roc_auc" and contract_step["details"]["features"] == 23
+
+
+def test_a_model_without_a_usable_contract_is_rejected_with_the_reason_and_nothing_deployed():
+    h = Harness({"1": GOOD})
+    h.model_files.files[(MODEL, "1")] = {"MLmodel": b"flavors: {python_function: {}}\n"}
+    out = h.roll("1")
+    assert out["state"] == "rejected"
+    assert out["reason"].startswith("no usable contract: model credit-card-default:1") and "no signature" in out["reason"]
+    assert h.staging.deployments == {} and h.production.deployments == {}
+    assert h.steps(out) == ["started", "rejected"]
+    assert h.rollouts.get(MODEL, out["id"])["state"] == "rejected"  # recorded: a redelivery is a duplicate
+
+
+def test_a_contract_change_that_breaks_callers_is_rejected_unless_allowed():
+    from tests.fakes import credit_card_contract
+
+    changed = credit_card_contract()
+    changed["features"] = [f for f in changed["features"] if f["name"] != "age"]  # callers' "age" now refused
+    changed["sample_request"] = {"data": [{k: v for k, v in row.items() if k != "age"}
+                                          for row in changed["sample_request"]["data"]]}
+    h = Harness({"1": GOOD, "2": GOOD})
+    h.roll("1")
+    h.model_files.files[(MODEL, "2")] = _card(changed)
+    out = h.roll("2")
+    assert out["state"] == "rejected" and "compatibility" in out["reason"] and "feature 'age' removed" in out["reason"]
+    report = json.loads(h.store.get(out["gate_report"])[0])
+    assert report["gates"][0]["figures"]["changes"] == ["feature 'age' removed"]
+    assert h.production.live(h.config.production_endpoint) == {deployment_name(MODEL, "1"): 100}
+
+    allowed = Harness({"1": GOOD, "2": GOOD}, {"allow_contract_change": True})
+    allowed.roll("1")
+    allowed.model_files.files[(MODEL, "2")] = _card(changed)
+    out = allowed.roll("2")
+    report = json.loads(allowed.store.get(out["gate_report"])[0])
+    first = report["gates"][0]
+    assert first["name"] == "compatibility" and first["passed"] and "allowed by the configuration" in first["reason"]
+
+
+def test_the_quality_gate_uses_the_contracts_metric_and_direction():
+    from tests.fakes import credit_card_contract
+
+    h = Harness({"1": GOOD, "2": weak_model()}, {"gates": {"min_metric": 0.95}})
+    h.model_files.files[(MODEL, "1")] = _card({**credit_card_contract(), "metric": "accuracy"})
+    out = h.roll("1")
+    assert out["state"] == "rejected" and "accuracy" in out["reason"] and "< floor 0.9500" in out["reason"]
+    h2 = Harness({"1": GOOD}, {"gates": {"min_metric": 0.1}})
+    h2.model_files.files[(MODEL, "1")] = _card({**credit_card_contract(), "metric": "log_loss"})
+    out = h2.roll("1")  # log loss is lower-is-better: 0.1 is a ceiling
+    assert out["state"] == "rejected" and "log_loss" in out["reason"] and "> ceiling 0.1000" in out["reason"]

@@ -39,7 +39,7 @@ from ml import schema
 from ml import score as scoring
 from ml.datagen import generate
 from tests.durable_history import Episode, NonDeterminismDetected, ReplayHost, Scheduled, host_payload, parse_actions
-from tests.fakes import FakeEndpoints, FakeRegistry, FakeTrafficLog, MemoryStore, model_from_labels
+from tests.fakes import FakeEndpoints, FakeModelFiles, FakeRegistry, FakeTrafficLog, MemoryStore, model_from_labels
 
 MODEL = "credit-card-default"
 TOPIC = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.MachineLearningServices/workspaces/staging"
@@ -63,10 +63,9 @@ def _score_contract():
 
 
 @functools.cache
-def _data() -> tuple[bytes, dict]:
-    """The labelled evaluation set and the sample request (generated once: the generator is slow)."""
-    return (generate(400, seed=99).to_csv(index=False).encode(),
-            {"data": generate(2, seed=5, labelled=False).to_dict(orient="records")})
+def _data() -> bytes:
+    """The labelled evaluation set (generated once: the generator is slow)."""
+    return generate(400, seed=99).to_csv(index=False).encode()
 
 
 class World:
@@ -78,9 +77,9 @@ class World:
         self.registry = FakeRegistry()
         self.health = FakeTrafficLog()
         self.store = MemoryStore()
-        evaluation, sample = _data()
+        evaluation = _data()
         self.store.put(f"datasets/{MODEL}/evaluation.csv", evaluation)
-        self.platform = Ports(self.staging, self.production, self.registry, self.health, self.store, sample,
+        self.platform = Ports(self.staging, self.production, self.registry, self.health, self.store, FakeModelFiles(),
                               workspace_id=TOPIC, clock=lambda: datetime(2026, 3, 2, tzinfo=timezone.utc))
         merged = json.loads(json.dumps(CONFIG))
         for key, value in (overrides or {}).items():
@@ -133,7 +132,8 @@ def play(host: ReplayHost, expected: list[str], events: dict[str, Any] | None = 
     return episode
 
 
-STAGING = ["begin", "audit started", "ensure_endpoint", "create_deployment", "audit staging_deployment_created",
+STAGING = ["begin", "audit started", "read_contract", "audit contract", "ensure_endpoint", "create_deployment",
+           "audit staging_deployment_created",
            "get_deployment", "timer 30s", "get_deployment",  # the fake provisions after one poll
            "run_gates", "audit gates", "take_over_staging", "audit staging_traffic", "promote", "audit promoted"]
 PRODUCTION = ["superseded", "ensure_endpoint", "get_endpoint", "create_deployment",
@@ -268,8 +268,8 @@ def test_approval_timeout_fires_the_timer_and_rejects():
 def test_an_activity_that_fails_for_good_is_a_task_failed_and_the_rollout_ends_failed():
     world = World()
     host = world.host("1")
-    world.registry.workspace.clear()  # create_deployment raises PlatformError in the activity
-    final = play(host, ["begin", "audit started", "ensure_endpoint", "create_deployment", "audit failed", "finish"])
+    world.registry.workspace.clear()  # read_contract (the first to look) raises PlatformError in the activity
+    final = play(host, ["begin", "audit started", "read_contract", "audit failed", "finish"])
     assert any(e.delivered.endswith("failed") for e in host.episodes)
     output = final.state["output"]
     assert output["state"] == "failed" and "not in the staging workspace" in output["reason"]

@@ -66,9 +66,10 @@ def check_output_dir(path: Path, option: str) -> None:
 
 
 def check_model_dir(model_dir: Path) -> Path:
-    """The artifact folder behind --model-dir, as score.py will find it under AZUREML_MODEL_DIR:
-    the folder itself or its single subfolder (AzureML mounts <dir>/<name>/). Anything else is
-    named here rather than discovered by a server that exits during start-up."""
+    """The model folder behind --model-dir, as score.py will find it under AZUREML_MODEL_DIR:
+    the folder itself or its single subfolder (AzureML mounts <dir>/<name>/) — a modelops artifact
+    (model_card.json + model.joblib) or an MLflow model (MLmodel). Anything else is named here
+    rather than discovered by a server that exits during start-up."""
     from ml.artifact import CARD_FILE, MODEL_FILE, find_artifact_dir
 
     option = f"--model-dir {model_dir}"
@@ -79,9 +80,12 @@ def check_model_dir(model_dir: Path) -> Path:
     try:
         if not any(model_dir.iterdir()):
             fail(f"{option}: the folder is empty (train one with `modelops train --out`)")
+        mlflow = [p for p in (model_dir, *sorted(model_dir.iterdir())) if p.is_dir() and (p / "MLmodel").is_file()]
+        if mlflow and not (model_dir / CARD_FILE).is_file():
+            return mlflow[0]  # an MLflow model: its contract is checked when it is read
         folder = find_artifact_dir(model_dir)
     except FileNotFoundError as exc:
-        fail(f"{option}: {exc}")
+        fail(f"{option}: {exc} (nor an MLflow MLmodel)")
     except OSError as exc:
         fail(f"{option}: cannot be read: {exc.strerror}")
     if not (folder / MODEL_FILE).is_file():

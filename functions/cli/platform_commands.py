@@ -201,10 +201,11 @@ def register(
     except InvalidName as exc:
         fail(f"--name: {exc}")
     artifact = check_model_dir(model_dir)
-    evaluation = _read_evaluation(evaluation_data) if evaluation_data is not None else None
     application = open_platform("register")
     with application:
         cfg = application.managed.get(name)
+        contract = _read_contract(artifact, cfg.contract if cfg is not None else {}, model_dir)
+        evaluation = _read_evaluation(evaluation_data, contract) if evaluation_data is not None else None
         if cfg is not None:
             if evaluation is not None:
                 application.store.put(cfg.evaluation_data, evaluation)
@@ -234,17 +235,33 @@ def register(
     raise typer.Exit(outcome_code(outcomes) if wait else OK)
 
 
-def _read_evaluation(path: Path) -> bytes:
-    """The file's bytes once they parse as labelled evaluation data (exit 2 naming the problem)."""
-    from functions.domain.gates import GateError, read_evaluation_csv
+def _read_contract(folder: Path, overrides: dict[str, Any], model_dir: Path) -> Any:
+    """The model's contract as its rollout will read it (exit 2 naming the file and field)."""
+    from functions.shared.contract import ContractError
+    from functions.shared.contract_sources import read_contract
+    from functions.shared.model_folder import find_in_folder
+
+    def read(name: str) -> bytes | None:
+        path = find_in_folder(folder, name)
+        return None if path is None else path.read_bytes()
+
+    try:
+        return read_contract(read, overrides, where=f"--model-dir {model_dir}")
+    except ContractError as exc:
+        fail(str(exc))
+
+
+def _read_evaluation(path: Path, contract: Any) -> bytes:
+    """The file's bytes once they parse as the model's labelled evaluation data (exit 2 naming the problem)."""
+    from functions.domain.evaluation import EvaluationError, read_evaluation_csv
 
     data = read_input(path)
     try:
-        rows, labels = read_evaluation_csv(data, 1_000_000)
-    except GateError as exc:
+        rows, labels = read_evaluation_csv(data, contract, 1_000_000)
+    except EvaluationError as exc:
         fail(f"--evaluation-data {path}: {exc}")
-    if len(set(labels)) < 2:
-        fail(f"--evaluation-data {path}: the target has only one class; the quality gate needs both")
+    if contract.task != "regression" and len({str(label) for label in labels}) < 2:
+        fail(f"--evaluation-data {path}: the target has only one class; the quality gate needs at least two")
     return data
 
 

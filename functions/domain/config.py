@@ -27,8 +27,11 @@ class ConfigError(ValueError):
 class GateConfig:
     latency_requests: int = 50
     latency_p95_ms: float = 500.0
-    min_roc_auc: float = 0.70  # absolute floor
-    champion_tolerance: float = 0.01  # challenger ≥ champion − tolerance on the same data
+    min_roc_auc: float = 0.70  # absolute floor when the contract's metric is ROC AUC (and min_metric is unset)
+    # the bound on the contract's metric: a floor for higher-is-better metrics (ROC AUC, accuracy,
+    # F1, R²), a ceiling for lower-is-better ones (log loss, RMSE, MAE); None: the champion only
+    min_metric: float | None = None
+    champion_tolerance: float = 0.01  # challenger no worse than champion by more than this (metric units)
     evaluation_rows: int = 2_000  # labelled rows scored for the quality gate
     batch_rows: int = 500  # rows per scoring request during the quality gate
 
@@ -66,6 +69,13 @@ class ModelConfig:
     provisioning_timeout_seconds: float = 3600.0
     poll_seconds: float = 30.0
     evaluation_data: str = ""  # store key of the labelled evaluation set; default datasets/<model>/evaluation.csv
+    # contract fields the model's files cannot say (target, task, metric, classes, request_shape,
+    # response_key, response_kind …): applied over model_card.json / MLmodel / contract.json
+    contract: dict[str, Any] = field(default_factory=dict, hash=False)  # (a dict: left out of the hash)
+    allow_contract_change: bool = False  # release a version whose contract breaks the champion's callers
+    # skops types this model's files may load (MLflow models saved with skops): the platform's list,
+    # never the file's own
+    skops_trusted_types: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         try:
@@ -86,6 +96,7 @@ class ModelConfig:
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["canary"]["steps"] = list(self.canary.steps)
+        out["skops_trusted_types"] = list(self.skops_trusted_types)
         return out
 
 
@@ -97,6 +108,12 @@ def _check(cfg: ModelConfig) -> None:
     for label, value in (("instance_count", cfg.instance_count), ("gates.latency_requests", cfg.gates.latency_requests)):
         if value < 1:
             raise ConfigError(f"{where}.{label} must be at least 1, got {value}")
+    if cfg.contract:
+        from functions.shared.contract import ModelContract
+
+        unknown = sorted(set(cfg.contract) - set(ModelContract.__dataclass_fields__) - {"contract_version"})
+        if unknown:
+            raise ConfigError(f"{where}.contract: unknown field(s) {', '.join(unknown)}")
     if not 0 <= cfg.canary.max_error_rate <= 1:
         raise ConfigError(f"{where}.canary.max_error_rate must be within [0, 1]")
     if cfg.canary.min_requests < 1:

@@ -1,23 +1,28 @@
-"""Release gates against one deployment (pinned by the `azureml-model-deployment` header).
+"""Release gates against one deployment (pinned by the `azureml-model-deployment` header), by the
+version's contract (functions/shared/contract.py): nothing here knows any model's columns.
 
-smoke     sample request → 200 and one probability in [0, 1] per record
-contract  each kind of invalid request → 4xx with an error, never 5xx
-latency   N single-row requests, p95 under a threshold
-quality   ROC AUC on a labelled evaluation set ≥ floor and ≥ champion − tolerance (same data)
+compatibility  the challenger's contract vs the champion's: a change that breaks callers (a
+               feature added, removed or retyped, another request shape, response kind or
+               classes) fails unless the model's configuration allows it
+smoke          the contract's sample request → 200 and one valid answer per record
+contract       each kind of invalid request → 4xx with an error, never 5xx
+latency        N single-row requests, p95 under a threshold
+quality        the contract's metric on the model's labelled evaluation set: within the floor
+               (or ceiling, for a lower-is-better metric) and no worse than the champion on the
+               same rows by more than the tolerance
 
 Scoring goes through the `Endpoints` port; the decisions (`judge_*`) are pure functions.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
-from ml import schema
+from functions.domain.metrics import MetricError, compute
+from functions.shared.contract import ContractError, ModelContract
 
 Score = Callable[[Any], Any]  # body -> ScoreResult (bound to endpoint + deployment)
 
@@ -33,66 +38,105 @@ class GateResult:
         return asdict(self)
 
 
-def _row(overrides: dict[str, Any] | None = None, drop: str | None = None, sample: dict | None = None) -> dict:
-    row = dict(sample or {})
-    if drop:
-        row.pop(drop, None)
-    row.update(overrides or {})
-    return row
+class GateError(RuntimeError):
+    pass
 
 
-def invalid_requests(sample_row: dict[str, Any]) -> dict[str, Any]:
-    """One request per kind of invalid input (raw strings are sent as they are)."""
-    # JSON text, not objects: no serializer nests this deep, and text fixes what goes on the wire
-    # (an integer literal, the escape of a lone surrogate) whichever client sends it.
-    depth = 100_000  # far beyond any JSON decoder's recursion limit
+# --- compatibility -------------------------------------------------------------------------------
 
-    def text(overrides: dict[str, Any]) -> str:
-        return json.dumps({"data": [_row(overrides, sample=sample_row)]})
-
-    return {
-        "not_json": "{'data': oops",
-        "not_an_object": "[1, 2, 3]",
-        "no_data": {"rows": [sample_row]},
-        "data_not_a_list": {"data": sample_row},
-        "empty_list": {"data": []},
-        "record_not_an_object": {"data": [[1, 2, 3]]},
-        "missing_feature": {"data": [_row(drop="age", sample=sample_row)]},
-        "extra_feature": {"data": [_row({"favourite_colour": "blue"}, sample=sample_row)]},
-        "categorical_wrong_type": {"data": [_row({"sex": 1}, sample=sample_row)]},
-        "numeric_wrong_type": {"data": [_row({"age": "thirty"}, sample=sample_row)]},
-        "numeric_boolean": {"data": [_row({"age": True}, sample=sample_row)]},
-        "too_deep": '{"data": ' + "[" * depth + "]" * depth + "}",
-        "integer_beyond_float": text({"credit_limit": 10 ** 400}),
-        "number_out_of_range": text({"credit_limit": 1e39}),  # finite, but beyond float32
-        "non_finite_number": text({"age": math.nan}),
-        "lone_surrogate": text({"sex": "\ud800"}),
-        "text_too_long": text({"education": "x" * 10_000}),
-    }
+def judge_compatibility(challenger: ModelContract, champion: ModelContract | None, allowed: bool) -> GateResult:
+    if champion is None:
+        return GateResult("compatibility", True, "no champion contract to compare with", {"changes": []})
+    changes = challenger.changes_from(champion)
+    figures = {"changes": changes, "allowed": allowed}
+    if not changes:
+        return GateResult("compatibility", True, "same contract as the champion (features, request and response)",
+                          figures)
+    if allowed:
+        return GateResult("compatibility", True, f"contract changes allowed by the configuration: "
+                                                 f"{'; '.join(changes)}", figures)
+    return GateResult("compatibility", False, f"the contract changes what callers send or receive: "
+                                              f"{'; '.join(changes)} (set allow_contract_change for this model "
+                                              "to release it)", figures)
 
 
-def smoke(score: Score, sample: dict[str, Any]) -> GateResult:
-    answer = score(sample)
-    return judge_smoke(answer.status, answer.body, len(sample.get("data", [])), answer.elapsed_ms)
+# --- smoke ---------------------------------------------------------------------------------------
+
+def smoke(score: Score, contract: ModelContract) -> GateResult:
+    answer = score(contract.sample_request)
+    return judge_smoke(contract, answer.status, answer.body, len(contract.sample_request["data"]), answer.elapsed_ms)
 
 
-def judge_smoke(status: int, body: Any, n_records: int, elapsed_ms: float = 0.0) -> GateResult:
+def judge_smoke(contract: ModelContract, status: int, body: Any, n_records: int, elapsed_ms: float = 0.0) -> GateResult:
     figures = {"status": status, "elapsed_ms": round(elapsed_ms, 2)}
     if status != 200:
         return GateResult("smoke", False, f"sample request answered {status}: {str(body)[:200]}", figures)
-    predictions = body.get("predictions") if isinstance(body, dict) else None
-    if not isinstance(predictions, list) or len(predictions) != n_records:
-        return GateResult("smoke", False, f"expected {n_records} predictions, got {str(predictions)[:200]}", figures)
-    bad = [p for p in predictions if not _is_probability(p)]
-    if bad:
-        return GateResult("smoke", False, f"predictions outside [0, 1]: {bad[:5]}", figures)
-    figures["predictions"] = predictions[:10]
-    return GateResult("smoke", True, "200 with one probability per record", figures)
+    try:
+        answers = contract.predictions(body, n_records)
+    except ContractError as exc:
+        return GateResult("smoke", False, str(exc), figures)
+    figures["predictions"] = answers[:10]
+    what = contract.response_kind.replace("_", " ")
+    return GateResult("smoke", True, f"200 with one {what} per record under {contract.response_key!r}", figures)
 
 
-def contract(score: Score, sample_row: dict[str, Any]) -> GateResult:
+# --- contract ------------------------------------------------------------------------------------
+
+def invalid_requests(contract: ModelContract) -> dict[str, Any]:
+    """One request per kind of invalid input, built from the contract's sample (raw strings are
+    sent as they are). Kinds that need a categorical or a numeric feature are sent when the
+    contract has one."""
+    # JSON text, not objects: no serializer nests this deep, and text fixes what goes on the wire
+    # (an integer literal, the escape of a lone surrogate) whichever client sends it.
+    depth = 100_000  # far beyond any JSON decoder's recursion limit
+    record = contract.sample_records()[0]
+    rows = contract.request_shape == "rows"
+
+    def body(overrides: dict[str, Any] | None = None, drop: str | None = None) -> dict[str, Any]:
+        changed = {k: v for k, v in record.items() if k != drop}
+        changed.update(overrides or {})
+        if rows:
+            names = [n for n in contract.feature_names if n != drop]
+            return {"data": [[changed[n] for n in names]]}
+        return {"data": [changed]}
+
+    def text(overrides: dict[str, Any]) -> str:
+        return json.dumps(body(overrides))
+
+    first = contract.feature_names[0]
+    kinds: dict[str, Any] = {
+        "not_json": "{'data': oops",
+        "not_an_object": "[1, 2, 3]",
+        "no_data": {"rows": contract.sample_request["data"]},
+        "data_not_a_list": {"data": contract.sample_request["data"][0]},
+        "empty_list": {"data": []},
+        "too_deep": '{"data": ' + "[" * depth + "]" * depth + "}",
+        "missing_feature": body(drop=first),
+    }
+    if rows:
+        kinds["row_not_a_list"] = {"data": [record]}
+        kinds["extra_value"] = {"data": [[record[n] for n in contract.feature_names] + [1.0]]}
+    else:
+        kinds["record_not_an_object"] = {"data": [[1, 2, 3]]}
+        kinds["extra_feature"] = body({"favourite_colour_x": "blue"})
+    numeric = contract.numeric[0] if contract.numeric else None
+    categorical = contract.categorical[0] if contract.categorical else None
+    if categorical:
+        kinds["categorical_wrong_type"] = body({categorical: 1})
+        kinds["lone_surrogate"] = text({categorical: "\ud800"})
+        kinds["text_too_long"] = text({categorical: "x" * 10_000})
+    if numeric:
+        kinds["numeric_wrong_type"] = body({numeric: "thirty"})
+        kinds["numeric_boolean"] = body({numeric: True})
+        kinds["integer_beyond_float"] = text({numeric: 10 ** 400})
+        kinds["number_out_of_range"] = text({numeric: 1e39})  # finite, but beyond float32
+        kinds["non_finite_number"] = text({numeric: math.nan})
+    return kinds
+
+
+def contract_gate(score: Score, contract: ModelContract) -> GateResult:
     answers = {}
-    for kind, body in invalid_requests(sample_row).items():
+    for kind, body in invalid_requests(contract).items():
         answer = score(body)
         answers[kind] = (answer.status, answer.body)
     return judge_contract(answers)
@@ -111,10 +155,13 @@ def judge_contract(answers: dict[str, tuple[int, Any]]) -> GateResult:
     return GateResult("contract", True, f"{len(answers)} kinds of invalid request → 4xx with an error", figures)
 
 
-def latency(score: Score, rows: list[dict[str, Any]], n: int, p95_limit_ms: float) -> GateResult:
+# --- latency -------------------------------------------------------------------------------------
+
+def latency(score: Score, contract: ModelContract, records: list[dict[str, Any]], n: int,
+            p95_limit_ms: float) -> GateResult:
     elapsed, failures = [], 0
     for i in range(n):
-        answer = score({"data": [rows[i % len(rows)]]})
+        answer = score(contract.request([records[i % len(records)]]))
         elapsed.append(answer.elapsed_ms)
         failures += answer.status != 200
     return judge_latency(elapsed, failures, p95_limit_ms)
@@ -131,59 +178,61 @@ def judge_latency(elapsed_ms: list[float], failures: int, p95_limit_ms: float) -
     return GateResult("latency", True, f"p95 {p95:.1f} ms ≤ {p95_limit_ms:.0f} ms", figures)
 
 
-def predict_all(score: Score, rows: list[dict[str, Any]], batch_rows: int) -> list[float]:
-    out: list[float] = []
-    for start in range(0, len(rows), batch_rows):
-        batch = rows[start:start + batch_rows]
-        answer = score({"data": batch})
+# --- quality -------------------------------------------------------------------------------------
+
+def predict_all(score: Score, contract: ModelContract, records: list[dict[str, Any]], batch_rows: int) -> list[Any]:
+    out: list[Any] = []
+    for start in range(0, len(records), batch_rows):
+        batch = records[start:start + batch_rows]
+        answer = score(contract.request(batch))
         if answer.status != 200:
             raise GateError(f"evaluation batch at row {start} answered {answer.status}: {str(answer.body)[:200]}")
-        predictions = answer.body.get("predictions") if isinstance(answer.body, dict) else None
-        if not isinstance(predictions, list) or len(predictions) != len(batch):
-            raise GateError(f"evaluation batch at row {start}: expected {len(batch)} predictions")
-        out.extend(float(p) for p in predictions)
+        try:
+            out.extend(contract.predictions(answer.body, len(batch)))
+        except ContractError as exc:
+            raise GateError(f"evaluation batch at row {start}: {exc}") from None
     return out
 
 
-def judge_quality(challenger_auc: float, champion_auc: float | None, floor: float, tolerance: float,
-                  n_rows: int) -> GateResult:
-    figures = {"roc_auc": round(challenger_auc, 6), "champion_roc_auc": None if champion_auc is None else
-               round(champion_auc, 6), "floor": floor, "tolerance": tolerance, "rows": n_rows}
-    if not challenger_auc >= floor:
-        return GateResult("quality", False, f"ROC AUC {challenger_auc:.4f} < floor {floor:.4f}", figures)
-    if champion_auc is not None and challenger_auc < champion_auc - tolerance:
-        return GateResult("quality", False, f"ROC AUC {challenger_auc:.4f} < champion {champion_auc:.4f} − "
-                                            f"{tolerance:.4f}", figures)
-    versus = f" vs champion {champion_auc:.4f}" if champion_auc is not None else " (no champion)"
-    return GateResult("quality", True, f"ROC AUC {challenger_auc:.4f} ≥ floor {floor:.4f}{versus}", figures)
+def metric_of(contract: ModelContract, answers: list[Any], labels: list[Any]) -> float:
+    try:
+        return compute(contract, answers, labels)
+    except MetricError as exc:
+        raise GateError(f"{contract.metric}: {exc}") from None
 
 
-class GateError(RuntimeError):
-    pass
+def judge_quality(metric: str, direction: str, challenger: float, champion: float | None, bound: float | None,
+                  tolerance: float, n_rows: int, champion_note: str = "") -> GateResult:
+    """`bound` is a floor for a higher-is-better metric and a ceiling for a lower-is-better one
+    (None: no absolute bound); the champion comparison allows `tolerance` in the metric's units."""
+    higher = direction == "higher"
+    figures = {"metric": metric, "direction": direction, "value": round(challenger, 6),
+               "champion_value": None if champion is None else round(champion, 6),
+               "bound": bound, "tolerance": tolerance, "rows": n_rows}
+    if metric == "roc_auc":  # the names the reports and dashboards have always shown
+        figures.update(roc_auc=figures["value"], champion_roc_auc=figures["champion_value"], floor=bound)
+    if champion_note:
+        figures["champion_note"] = champion_note
+    label = metric.upper() if metric in ("rmse", "mae") else "ROC AUC" if metric == "roc_auc" else metric
+    if not math.isfinite(challenger):
+        return GateResult("quality", False, f"{label} is not a number ({challenger})", figures)
+    if bound is not None and (challenger < bound if higher else challenger > bound):
+        word = "floor" if higher else "ceiling"
+        sign = "<" if higher else ">"
+        return GateResult("quality", False, f"{label} {challenger:.4f} {sign} {word} {bound:.4f}", figures)
+    if champion is not None:
+        worse = challenger < champion - tolerance if higher else challenger > champion + tolerance
+        if worse:
+            sign, op = ("<", "−") if higher else (">", "+")
+            return GateResult("quality", False, f"{label} {challenger:.4f} {sign} champion {champion:.4f} {op} "
+                                                f"{tolerance:.4f}", figures)
+    versus = f" vs champion {champion:.4f}" if champion is not None else \
+        f" ({champion_note})" if champion_note else " (no champion)"
+    within = "" if bound is None else f" {'≥ floor' if higher else '≤ ceiling'} {bound:.4f}"
+    return GateResult("quality", True, f"{label} {challenger:.4f}{within}{versus}", figures)
 
 
-def roc_auc(labels: list[int], scores: list[float]) -> float:
-    """Rank-based ROC AUC (Mann–Whitney U with average ranks for ties); no sklearn needed."""
-    import numpy as np
-
-    y = np.asarray(labels, dtype=np.int64)
-    s = np.asarray(scores, dtype=np.float64)
-    n_pos = int(y.sum())
-    n_neg = len(y) - n_pos
-    if n_pos == 0 or n_neg == 0:
-        raise GateError("the evaluation set needs both classes")
-    order = np.argsort(s, kind="mergesort")
-    sorted_scores = s[order]
-    ranks = np.empty(len(s), dtype=np.float64)
-    i = 0
-    while i < len(s):  # average ranks over ties
-        j = i
-        while j + 1 < len(s) and sorted_scores[j + 1] == sorted_scores[i]:
-            j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2.0 + 1.0
-        i = j + 1
-    return float((ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
-
+# --- helpers -------------------------------------------------------------------------------------
 
 def percentile(values: list[float], q: float) -> float:
     """Nearest-rank percentile (no interpolation: a reported p95 is a latency that happened)."""
@@ -192,42 +241,6 @@ def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     rank = max(1, math.ceil(q / 100.0 * len(ordered)))
     return ordered[rank - 1]
-
-
-def read_evaluation_csv(data: bytes, limit: int) -> tuple[list[dict[str, Any]], list[int]]:
-    """Labelled rows as scoring records (typed per the schema) + labels."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise GateError(f"evaluation data is not UTF-8 text: {exc}") from None
-    reader = csv.DictReader(io.StringIO(text))
-    missing = [c for c in schema.COLUMNS if c not in (reader.fieldnames or [])]
-    if missing:
-        raise GateError(f"evaluation data lacks column(s) {', '.join(missing)}")
-    rows, labels = [], []
-    for number, line in enumerate(reader, start=1):
-        if len(rows) >= limit:
-            break
-        record: dict[str, Any] = {}
-        try:
-            for name in schema.CATEGORICAL:
-                record[name] = line[name] if line[name] != "" else None
-            for name in schema.NUMERIC:
-                record[name] = float(line[name]) if line[name] not in ("", None) else None
-                if record[name] is not None and not math.isfinite(record[name]):
-                    raise ValueError(f"{name} is not a finite number")
-            label = schema.parse_target(line[schema.TARGET])
-        except (ValueError, TypeError) as exc:  # a row of the wrong shape or a value of the wrong type
-            raise GateError(f"evaluation data row {number}: {exc}") from None
-        rows.append(record)
-        labels.append(label)
-    if not rows:
-        raise GateError("evaluation data has no rows")
-    return rows, labels
-
-
-def _is_probability(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 <= value <= 1.0
 
 
 def dumps(obj: Any) -> bytes:

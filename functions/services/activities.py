@@ -16,16 +16,25 @@ from typing import Any, Callable
 from functions.domain import gates as g
 from functions.domain import traffic as tmap
 from functions.domain.config import build_model_config
-from functions.shared.names import version_key
-from functions.services.records import RolloutStore
+from functions.domain.evaluation import EvaluationError, read_evaluation_csv
 from functions.ports import (
     DeploymentSpec,
     Endpoints,
+    ModelFiles,
     ModelRegistry,
     PlatformError,
     Store,
     TrafficLog,
 )
+from functions.services import contracts
+from functions.services.records import RolloutStore
+from functions.shared.contract import ContractError, ModelContract
+from functions.shared.contract_sources import read_contract as contract_of_files
+from functions.shared.names import version_key
+
+# The scoring entry point (ml/score.py) reads the contract and the skops allowlist from these.
+CONTRACT_ENV = "MODELOPS_CONTRACT"
+SKOPS_TRUSTED_ENV = "MODELOPS_SKOPS_TRUSTED"
 
 
 @dataclass
@@ -37,7 +46,7 @@ class RolloutPorts:
     registry: ModelRegistry
     traffic_log: TrafficLog  # production endpoint's traffic log (health checks)
     store: Store
-    sample_request: dict[str, Any]
+    model_files: ModelFiles  # the registered files a version's contract is read from
     workspace_id: str = ""  # the staging workspace (lineage tag)
     deployment_env: dict[str, str] = field(default_factory=dict)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(timezone.utc))
@@ -87,9 +96,29 @@ def finish(p: RolloutPorts, rollout: dict, outcome: dict, at: str) -> dict:
     return {"ok": True}
 
 
-def set_production(p: RolloutPorts, rollout: dict, deployment: str, traffic: dict) -> dict:
+def set_production(p: RolloutPorts, rollout: dict, deployment: str, traffic: dict,
+                   contract: dict | None = None) -> dict:
+    if contract:  # before the record: a reader that sees the new production sees its contract
+        contracts.set_current_contract(p.store, rollout["model"], rollout["version"], ModelContract.from_dict(contract))
     p.rollouts.set_production(rollout, deployment, traffic, p.clock().isoformat())
     return {"ok": True}
+
+
+def read_contract(p: RolloutPorts, rollout: dict, overrides: dict | None = None) -> dict:
+    """The version's contract from its registered files (+ the model's configuration), stored at
+    contracts/<model>/<version>.json. A model without a usable one is refused, with the reason:
+    {"ok": False, "reason"} — a fact about the files, so never retried."""
+    name, version = rollout["model"], rollout["version"]
+    model = p.registry.get_workspace_model(name, version)
+    if model is None:
+        raise PlatformError(f"model {name}:{version} is not in the staging workspace")
+    try:
+        contract = contract_of_files(lambda file: p.model_files.read(model, file), overrides or {},
+                                     where=f"model {name}:{version}")
+    except ContractError as exc:
+        return {"ok": False, "reason": str(exc)}
+    key = contracts.store_version_contract(p.store, name, version, contract)
+    return {"ok": True, "contract": contract.to_dict(), "key": key}
 
 
 def superseded(p: RolloutPorts, rollout: dict) -> dict:
@@ -129,7 +158,8 @@ def get_endpoint(p: RolloutPorts, rollout: dict, workspace: str, endpoint: str) 
 
 
 def create_deployment(p: RolloutPorts, rollout: dict, workspace: str, endpoint: str, deployment: str, source: str,
-                      instance_type: str, instance_count: int, model_uri: str = "") -> dict:
+                      instance_type: str, instance_count: int, model_uri: str = "", contract: dict | None = None,
+                      skops_trusted_types: list | None = None) -> dict:
     name, version = rollout["model"], rollout["version"]
     if source == "workspace":
         model = p.registry.get_workspace_model(name, version)
@@ -139,9 +169,14 @@ def create_deployment(p: RolloutPorts, rollout: dict, workspace: str, endpoint: 
         model = p.registry.get_registry_model(name, version)
         if model is None:
             raise PlatformError(f"model {name}:{version} is not in the registry")
+    env = dict(p.deployment_env)
+    if contract:  # the scoring entry point validates and answers by it
+        env[CONTRACT_ENV] = json.dumps(contract, separators=(",", ":"), sort_keys=True)
+    if skops_trusted_types:
+        env[SKOPS_TRUSTED_ENV] = json.dumps(list(skops_trusted_types))
     spec = DeploymentSpec(
         endpoint=endpoint, name=deployment, model=model, instance_type=instance_type,
-        instance_count=instance_count, environment_variables=dict(p.deployment_env),
+        instance_count=instance_count, environment_variables=env,
         tags={"managed-by": "modelops", "rollout": rollout["id"], "model-version": version},
     )
     p.endpoints(workspace).begin_create_deployment(spec)
@@ -212,33 +247,49 @@ def _scorer(endpoints: Endpoints, endpoint: str, deployment: str | None) -> Call
     return lambda body: endpoints.score(endpoint, body, deployment=deployment)
 
 
-def smoke(p: RolloutPorts, rollout: dict, workspace: str, endpoint: str, deployment: str) -> dict:
-    result = g.smoke(_scorer(p.endpoints(workspace), endpoint, deployment), p.sample_request)
+def _contract(p: RolloutPorts, rollout: dict, contract: dict | None) -> ModelContract:
+    if contract:
+        return ModelContract.from_dict(contract, f"contract of {rollout['model']}:{rollout['version']}")
+    stored = contracts.version_contract(p.store, rollout["model"], rollout["version"])
+    if stored is None:
+        raise PlatformError(f"no contract stored for {rollout['model']}:{rollout['version']}")
+    return stored
+
+
+def smoke(p: RolloutPorts, rollout: dict, workspace: str, endpoint: str, deployment: str,
+          contract: dict | None = None) -> dict:
+    result = g.smoke(_scorer(p.endpoints(workspace), endpoint, deployment), _contract(p, rollout, contract))
     return {"passed": result.passed, "reason": result.reason, "figures": result.figures}
 
 
 def run_gates(p: RolloutPorts, rollout: dict, workspace: str, endpoint: str, deployment: str, gates: dict,
-              production_endpoint: str, at: str, evaluation_data: str = "") -> dict:
+              production_endpoint: str, at: str, evaluation_data: str = "", contract: dict | None = None,
+              allow_contract_change: bool = False) -> dict:
     cfg = build_model_config(rollout["model"], {"gates": gates}).gates
     score = _scorer(p.endpoints(workspace), endpoint, deployment)
-    sample_row = p.sample_request["data"][0]
+    challenger = _contract(p, rollout, contract)
+    current = contracts.current_contract(p.store, rollout["model"])
+    champion = current[1] if current is not None and current[0] != rollout["version"] else None
     results: list[g.GateResult] = []
     try:
-        results.append(g.smoke(score, p.sample_request))
+        results.append(g.judge_compatibility(challenger, champion, allow_contract_change))
         if results[-1].passed:
-            results.append(g.contract(score, sample_row))
+            results.append(g.smoke(score, challenger))
+        if results[-1].passed:
+            results.append(g.contract_gate(score, challenger))
         if results[-1].passed:
             rows, labels = _evaluation(p, evaluation_data or f"datasets/{rollout['model']}/evaluation.csv",
-                                       cfg.evaluation_rows)
-            results.append(g.latency(score, rows, cfg.latency_requests, cfg.latency_p95_ms))
+                                       challenger, cfg.evaluation_rows)
+            results.append(g.latency(score, challenger, rows, cfg.latency_requests, cfg.latency_p95_ms))
             if results[-1].passed:
-                results.append(_quality(p, score, rows, labels, cfg, production_endpoint))
+                results.append(_quality(p, score, challenger, champion, rows, labels, cfg, production_endpoint))
     except (g.GateError, PlatformError) as exc:
         results.append(g.GateResult("error", False, str(exc)))
     failed = next((r for r in results if not r.passed), None)
     report = {
         "rollout": rollout, "endpoint": endpoint, "deployment": deployment, "at": at,
-        "passed": failed is None, "gates": [r.to_dict() for r in results],
+        "passed": failed is None, "contract": challenger.to_dict(),
+        "gates": [r.to_dict() for r in results],
     }
     key = f"gate-reports/{rollout['model']}/{rollout['version']}/{rollout['id']}.json"
     p.store.put(key, g.dumps(report))
@@ -250,24 +301,35 @@ def run_gates(p: RolloutPorts, rollout: dict, workspace: str, endpoint: str, dep
     }
 
 
-def _evaluation(p: RolloutPorts, key: str, limit: int) -> tuple[list[dict], list[int]]:
+def _evaluation(p: RolloutPorts, key: str, contract: ModelContract, limit: int) -> tuple[list[dict], list[Any]]:
     found = p.store.get(key)
     if found is None:
         raise g.GateError(f"no labelled evaluation data at {key} (store)")
-    return g.read_evaluation_csv(found[0], limit)
+    try:
+        return read_evaluation_csv(found[0], contract, limit)
+    except EvaluationError as exc:
+        raise g.GateError(f"{key}: {exc}") from None
 
 
-def _quality(p: RolloutPorts, score: Callable, rows: list[dict], labels: list[int], cfg: Any,
-             production_endpoint: str) -> g.GateResult:
-    challenger = g.roc_auc(labels, g.predict_all(score, rows, cfg.batch_rows))
-    champion_auc = None
+def _quality(p: RolloutPorts, score: Callable, challenger: ModelContract, champion_contract: ModelContract | None,
+             rows: list[dict], labels: list[Any], cfg: Any, production_endpoint: str) -> g.GateResult:
+    value = g.metric_of(challenger, g.predict_all(score, challenger, rows, cfg.batch_rows), labels)
+    champion_value, note = None, ""
     prod = p.production.get_endpoint(production_endpoint)
     if prod is not None and tmap.serving(prod.traffic):
         champion = max(prod.traffic, key=lambda n: (prod.traffic[n], n))
-        champion_scores = g.predict_all(_scorer(p.production, production_endpoint, champion), rows, cfg.batch_rows)
-        champion_auc = g.roc_auc(labels, champion_scores)
-    result = g.judge_quality(challenger, champion_auc, cfg.min_roc_auc, cfg.champion_tolerance, len(rows))
-    return result
+        # the champion is asked in its own contract's shape (a champion released before contracts:
+        # the challenger's, as the gate always did); another feature set cannot score these rows
+        theirs = champion_contract or challenger
+        if set(theirs.feature_names) != set(challenger.feature_names) or theirs.response_kind != challenger.response_kind:
+            note = "the champion takes other features or answers otherwise: judged on the bound only"
+        else:
+            theirs = ModelContract.from_dict({**theirs.to_dict(), "metric": challenger.metric})
+            answers = g.predict_all(_scorer(p.production, production_endpoint, champion), theirs, rows, cfg.batch_rows)
+            champion_value = g.metric_of(theirs, answers, labels)
+    bound = cfg.min_metric if cfg.min_metric is not None else cfg.min_roc_auc if challenger.metric == "roc_auc" else None
+    return g.judge_quality(challenger.metric, challenger.direction, value, champion_value, bound,
+                           cfg.champion_tolerance, len(rows), note)
 
 
 HEALTH_QUERY_ATTEMPTS = 3  # a flaky health query is retried before the canary is failed (closed)
@@ -334,7 +396,7 @@ def _normalise(traffic: dict[str, int]) -> dict[str, int]:
 OPS: dict[str, Callable[..., Any]] = {
     fn.__name__: fn
     for fn in (begin, audit, finish, set_production, superseded, ensure_endpoint, get_endpoint, create_deployment,
-               get_deployment, delete_deployment, set_traffic, take_over_staging, retire, smoke, run_gates,
-               check_health, promote)
+               get_deployment, delete_deployment, set_traffic, take_over_staging, retire, read_contract, smoke,
+               run_gates, check_health, promote)
 }
 

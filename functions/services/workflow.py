@@ -6,6 +6,7 @@ side effect is an activity (`functions/services/activities.py`), named by the fu
 (`run.call(act.set_traffic, ...)`) and run through one dispatcher activity, `rollout_activity`,
 whose input is {"op": <the function's name>, "args": {...}}.
 
+    contract: read from the version's registered files (+ configuration); none usable → rejected
     staging: endpoint → deployment at 0% → poll → gates → (fail: delete, rejected)
              → staging traffic to the new deployment, older staging deployments removed
     promote: copy into the registry with lineage tags (idempotent)
@@ -67,7 +68,16 @@ def rollout_orchestrator(context: Any) -> Generator[Any, Any, dict[str, Any]]:
     retry = payload.get("retry")  # an explicit retry: who asked, and which run it follows
     yield run.audit("started", event_id=event["event_id"], deployment=new, **({"retry": retry} if retry else {}))
     try:
-        outcome = yield from _stage_gate_promote_release(run, cfg, new)
+        read = yield run.call(act.read_contract, overrides=cfg.contract)
+        if read["ok"]:
+            contract = read["contract"]
+            yield run.audit("contract", key=read["key"], source=contract["source"], task=contract["task"],
+                            metric=contract["metric"], features=len(contract["features"]))
+            outcome = yield from _stage_gate_promote_release(run, cfg, new, contract)
+        else:
+            reason = f"no usable contract: {read['reason']}"
+            yield run.audit("rejected", reason=reason)
+            outcome = {"state": "rejected", "reason": reason}
     except Exception as exc:  # an activity failed for good: record it, never leave "running"
         reason = f"{type(exc).__name__}: {str(exc)[:500]}"
         yield run.audit("failed", reason=reason)
@@ -76,13 +86,15 @@ def rollout_orchestrator(context: Any) -> Generator[Any, Any, dict[str, Any]]:
     return {**rollout, **outcome}
 
 
-def _stage_gate_promote_release(run: _Run, cfg: Any, new: str):
+def _stage_gate_promote_release(run: _Run, cfg: Any, new: str, contract: dict):
     staging, production = cfg.staging_endpoint, cfg.production_endpoint
+    scoring = {"contract": contract, "skops_trusted_types": list(cfg.skops_trusted_types)}
 
     # 1. Staging deployment at 0%.
     yield from _ensure_endpoint(run, "staging", staging, cfg)
     created = yield run.call(act.create_deployment, workspace="staging", endpoint=staging, deployment=new,
-                             source="workspace", instance_type=cfg.instance_type, instance_count=cfg.instance_count)
+                             source="workspace", instance_type=cfg.instance_type, instance_count=cfg.instance_count,
+                             **scoring)
     yield run.audit("staging_deployment_created", endpoint=staging, deployment=new, model_uri=created["model_uri"])
     state = yield from _wait_deployment(run, "staging", staging, new, cfg)
     if state != "Succeeded":
@@ -94,7 +106,8 @@ def _stage_gate_promote_release(run: _Run, cfg: Any, new: str):
     # 2. Gates against the new deployment alone (explicit deployment header).
     report = yield run.call(act.run_gates, workspace="staging", endpoint=staging, deployment=new,
                             gates=cfg.to_dict()["gates"], production_endpoint=production, at=run.now(),
-                            evaluation_data=cfg.evaluation_data)
+                            evaluation_data=cfg.evaluation_data, contract=contract,
+                            allow_contract_change=cfg.allow_contract_change)
     yield run.audit("gates", passed=report["passed"], report=report["report_key"], results=report["summary"])
     if not report["passed"]:
         yield run.call(act.delete_deployment, workspace="staging", endpoint=staging, deployment=new)
@@ -136,25 +149,26 @@ def _stage_gate_promote_release(run: _Run, cfg: Any, new: str):
         return {"state": "skipped", "reason": reason, "gate_report": report["report_key"]}
 
     # 5. Production.
-    outcome = yield from _release(run, cfg, new, promoted["uri"])
+    outcome = yield from _release(run, cfg, new, promoted["uri"], scoring)
     outcome["gate_report"] = report["report_key"]
     return outcome
 
 
-def _release(run: _Run, cfg: Any, new: str, registry_uri: str):
+def _release(run: _Run, cfg: Any, new: str, registry_uri: str, scoring: dict):
     production = cfg.production_endpoint
     yield from _ensure_endpoint(run, "production", production, cfg)
     before = yield run.call(act.get_endpoint, workspace="production", endpoint=production)
     previous = {k: int(v) for k, v in before["traffic"].items() if k != new}
     created = yield run.call(act.create_deployment, workspace="production", endpoint=production, deployment=new,
                              source="registry", model_uri=registry_uri, instance_type=cfg.instance_type,
-                             instance_count=cfg.instance_count)
+                             instance_count=cfg.instance_count, **scoring)
     yield run.audit("production_deployment_created", endpoint=production, deployment=new,
                     model_uri=created["model_uri"], traffic=before["traffic"])
     state = yield from _wait_deployment(run, "production", production, new, cfg)
     smoke = {"passed": False, "reason": f"deployment did not provision: {state}"}
     if state == "Succeeded":
-        smoke = yield run.call(act.smoke, workspace="production", endpoint=production, deployment=new)
+        smoke = yield run.call(act.smoke, workspace="production", endpoint=production, deployment=new,
+                               contract=scoring["contract"])
     if not smoke["passed"]:
         yield run.call(act.delete_deployment, workspace="production", endpoint=production, deployment=new)
         reason = f"production smoke failed: {smoke['reason']}"
@@ -167,7 +181,7 @@ def _release(run: _Run, cfg: Any, new: str, registry_uri: str):
         yield run.call(act.set_traffic, workspace="production", endpoint=production, traffic=full)
         yield run.audit("traffic", traffic=full, percent=100, first_version=True)
         removed = yield run.call(act.retire, endpoint=production, keep=new)
-        yield run.call(act.set_production, deployment=new, traffic=full)
+        yield run.call(act.set_production, deployment=new, traffic=full, contract=scoring["contract"])
         yield run.audit("succeeded", traffic=full, removed=removed["removed"])
         return {"state": "succeeded", "reason": "first version: 100% after gates", "traffic": full}
 
@@ -188,7 +202,7 @@ def _release(run: _Run, cfg: Any, new: str, registry_uri: str):
         return outcome
 
     removed = yield run.call(act.retire, endpoint=production, keep=new)
-    yield run.call(act.set_production, deployment=new, traffic={new: 100})
+    yield run.call(act.set_production, deployment=new, traffic={new: 100}, contract=scoring["contract"])
     yield run.audit("succeeded", traffic={new: 100}, removed=removed["removed"])
     return {"state": "succeeded", "reason": f"canary {list(cfg.canary.steps)} healthy", "traffic": {new: 100}}
 

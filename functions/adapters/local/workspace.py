@@ -80,8 +80,9 @@ class LocalWorkspace:
             raise PlatformError(f"{artifact_dir}: no such folder")
         if not artifact_dir.is_dir():
             raise PlatformError(f"{artifact_dir} is a file, not a model artifact folder (modelops train --out DIR)")
-        if not (artifact_dir / "model_card.json").is_file():
-            raise PlatformError(f"{artifact_dir} is not a model artifact (no model_card.json)")
+        if not (artifact_dir / "model_card.json").is_file() and not (artifact_dir / "MLmodel").is_file():
+            raise PlatformError(f"{artifact_dir} is not a model artifact (no model_card.json) nor an MLflow model "
+                                "(no MLmodel)")
         folder.mkdir(parents=True, exist_ok=True)
         now = datetime.now(timezone.utc)
         staging = Path(tempfile.mkdtemp(dir=folder, prefix=".incoming-"))
