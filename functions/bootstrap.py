@@ -20,7 +20,8 @@ from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from typing import Any
 
-from functions.domain.config import ManagedModels, load_managed_models
+from functions.domain.config import ManagedModels
+from functions.services.model_configs import managed_models
 from functions.ports import Jobs, Orchestrations, ReferenceSource, Store
 from functions.services.activities import RolloutPorts
 from functions.services.records import RolloutStore
@@ -325,8 +326,8 @@ def build_app(settings: Settings, *, overrides: dict[str, Any] | None = None,
             from dataclasses import replace
 
             settings = replace(settings, allowed_topics=(parts.azure.staging_workspace_id,))
-        return App(settings, load_managed_models(settings.models_json, overrides), parts)
-    managed = load_managed_models(settings.models_json, overrides)
+        return App(settings, managed_models(settings.models_json, settings.models_dir, overrides), parts)
+    managed = managed_models(settings.models_json, settings.models_dir, overrides)
     parts = _LocalParts(settings, deployment_env)
     app_ = App(settings, managed, parts)
     _wire_local(app_, parts.embedded)

@@ -29,6 +29,7 @@ class Settings:
     max_request_rows: int = 10_000
     log_level: str = "INFO"
     models_json: str | None = None  # MODELOPS_MODELS: which models are managed, and how
+    models_dir: Path | None = None  # MODELOPS_MODELS_DIR: one configuration file per model
     allowed_topics: tuple[str, ...] = ()  # staging workspace resource id(s) events may come from
     alert_rules_json: str | None = None  # MODELOPS_ALERT_RULES: {"<alert rule name>": "<model>"}
     retrain_cooldown_hours: float = 24.0
@@ -57,6 +58,7 @@ class Settings:
             max_request_rows=_int(env, "MODELOPS_MAX_ROWS", defaults.max_request_rows, minimum=1),
             log_level=env.get("MODELOPS_LOG_LEVEL", defaults.log_level).upper(),
             models_json=env.get("MODELOPS_MODELS") or None,
+            models_dir=Path(env["MODELOPS_MODELS_DIR"]).expanduser() if env.get("MODELOPS_MODELS_DIR") else None,
             allowed_topics=tuple(t.strip() for t in env.get("MODELOPS_STAGING_WORKSPACE_ID", "").split(",")
                                  if t.strip()),
             alert_rules_json=env.get("MODELOPS_ALERT_RULES") or None,

@@ -384,9 +384,10 @@ def main() -> None:
     sys.exit(result if isinstance(result, int) else 0)
 
 
-from functions.cli import platform_commands  # noqa: E402 - the commands that run the embedded platform
+from functions.cli import models_commands, platform_commands  # noqa: E402 - the command groups
 
 platform_commands.attach(app)
+models_commands.attach(app)
 
 if __name__ == "__main__":
     main()

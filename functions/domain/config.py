@@ -1,7 +1,9 @@
 """Which models modelops manages, and how: endpoints, compute, gate thresholds, canary plan.
 
-Read from the `MODELOPS_MODELS` app setting (JSON: {"<model>": {<overrides>}} — any field below),
-with sensible defaults. With no configuration the scenario's model `credit-card-default` is managed.
+Read from the `MODELOPS_MODELS` app setting (JSON: {"<model>": {<overrides>}} — any field below)
+and from one file per model (`<model>.json` / `.yaml` in MODELOPS_MODELS_DIR, read by
+functions/services/model_configs.py), with sensible defaults. With no configuration at all the
+scenario's model `credit-card-default` is managed. A model configured in two places is an error.
 Pure: no I/O beyond parsing the string it is given. pydantic checks the types (imported by the first
 parse: this module is on the cold-start path); ModelConfig checks the rules, for configs built in code too.
 """
@@ -113,7 +115,8 @@ def _check(cfg: ModelConfig) -> None:
 
         unknown = sorted(set(cfg.contract) - set(ModelContract.__dataclass_fields__) - {"contract_version"})
         if unknown:
-            raise ConfigError(f"{where}.contract: unknown field(s) {', '.join(unknown)}")
+            known = sorted(set(ModelContract.__dataclass_fields__) - {"source", "extras"})
+            raise ConfigError(f"{where}.contract: unknown field(s) {', '.join(unknown)} (known: {', '.join(known)})")
     if not 0 <= cfg.canary.max_error_rate <= 1:
         raise ConfigError(f"{where}.canary.max_error_rate must be within [0, 1]")
     if cfg.canary.min_requests < 1:
@@ -141,10 +144,13 @@ class ManagedModels:
         return sorted(self.models)
 
 
-def load_managed_models(raw: str | None, overrides: Mapping[str, Any] | None = None) -> ManagedModels:
-    """Parse MODELOPS_MODELS. `overrides` apply to every model (e.g. short bake times in a demo)."""
+def load_managed_models(raw: str | None, overrides: Mapping[str, Any] | None = None,
+                        files: Mapping[str, tuple[str, Any]] | None = None) -> ManagedModels:
+    """Parse MODELOPS_MODELS and the per-model files ({model: (file, values)}). `overrides` apply
+    to every model (e.g. short bake times in a demo)."""
+    files = dict(files or {})
     if raw is None or not raw.strip():
-        spec: dict[str, Any] = {DEFAULT_MODEL: {}}
+        spec: dict[str, Any] = {} if files else {DEFAULT_MODEL: {}}
     else:
         try:
             spec = json.loads(raw)
@@ -154,21 +160,29 @@ def load_managed_models(raw: str | None, overrides: Mapping[str, Any] | None = N
             spec = {name: {} for name in spec}
         if not isinstance(spec, dict) or not all(isinstance(k, str) for k in spec):
             raise ConfigError('MODELOPS_MODELS must be a JSON object {"<model>": {...}} or a list of names')
+    twice = sorted(set(spec) & set(files))
+    if twice:
+        raise ConfigError(f"model(s) {', '.join(twice)} configured twice: in MODELOPS_MODELS and in "
+                          f"{', '.join(files[n][0] for n in twice)} (keep one)")
+    entries = [(name, values, None) for name, values in spec.items()]
+    entries += [(name, values, path) for name, (path, values) in files.items()]
     models = {}
-    for name, values in spec.items():
+    for name, values, path in entries:
         values = values or {}  # null: the defaults; not an object: build_model_config says so
         models[name] = build_model_config(name, _merge(dict(overrides or {}), values)
-                                          if isinstance(values, Mapping) else values)
+                                          if isinstance(values, Mapping) else values, where=path)
     return ManagedModels(models)
 
 
-def build_model_config(name: str, values: Mapping[str, Any]) -> ModelConfig:
-    """ModelConfig from a model's overrides; the ConfigError names every field that is wrong.
+def build_model_config(name: str, values: Mapping[str, Any], where: str | None = None) -> ModelConfig:
+    """ModelConfig from a model's overrides; the ConfigError names every field that is wrong (and
+    `where` they came from: MODELOPS_MODELS['<model>'] or the model's file).
     The values are JSON data (the app setting, a Durable payload): pydantic reads them as JSON, where
     strict means JSON's types (an array for canary.steps, an object for gates)."""
     from pydantic import ValidationError
 
-    where = f"MODELOPS_MODELS[{name!r}]"
+    setting = f"MODELOPS_MODELS[{name!r}]"
+    where = where or setting
     if isinstance(values, Mapping):
         if "name" in values:  # the key names the model; a field cannot rename it
             raise ConfigError(f"{where}: unknown field(s) name")
@@ -176,7 +190,17 @@ def build_model_config(name: str, values: Mapping[str, Any]) -> ModelConfig:
     try:
         return _validator().validate_json(json.dumps(values))
     except ValidationError as exc:
-        raise ConfigError("; ".join(_problem(where, error) for error in exc.errors())) from None
+        problems = "; ".join(_problem(setting, error) for error in exc.errors())
+        raise ConfigError(_in_file(problems, setting, where)) from None
+
+
+def _in_file(message: str, setting: str, where: str) -> str:
+    """A problem found in a model's file names the file, then the field: `models/iris.yaml:
+    gates.min_metric must be float` (the setting's own errors read MODELOPS_MODELS['iris'].gates…)."""
+    if where == setting:
+        return message
+    return message.replace(f"{setting}.", f"{where}: ").replace(f"{setting}: ", f"{where}: ") \
+        .replace(setting, where).replace("MODELOPS_MODELS: ", f"{where}: ")
 
 
 @functools.cache

@@ -1,0 +1,103 @@
+"""Per-model configuration files (functions/services/model_configs.py) beside MODELOPS_MODELS, and
+`modelops models list` / `modelops models validate` run as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from functions.domain.config import ConfigError
+from functions.services.model_configs import managed_models, read_model_files
+from functions.settings import REPO_ROOT
+
+CLI = [sys.executable, "-m", "functions.cli.main"]
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(text)
+    return path
+
+
+def test_files_and_the_setting_configure_models_side_by_side(tmp_path):
+    write(tmp_path, "iris.yaml", "gates:\n  min_metric: 0.9\ncontract:\n  target: species\n  response_key: result\n")
+    write(tmp_path, "regressor.json", json.dumps({"canary": {"steps": [25, 100]}}))
+    write(tmp_path, "notes.txt", "not a configuration")
+    managed = managed_models('{"credit-card-default": {"approval_required": true}}', tmp_path)
+    assert managed.names == ["credit-card-default", "iris", "regressor"]
+    assert managed.get("iris").gates.min_metric == 0.9 and managed.get("iris").contract["response_key"] == "result"
+    assert managed.get("regressor").canary.steps == (25, 100) and managed.get("credit-card-default").approval_required
+    # files alone: only their models (the default model is managed only when nothing is configured)
+    assert managed_models(None, tmp_path).names == ["iris", "regressor"]
+    assert managed_models(None, None).names == ["credit-card-default"]
+
+
+@pytest.mark.parametrize(("name", "text", "expected"), [
+    ("iris.yaml", "gates:\n  latency_p95_ms: fast\n", "iris.yaml: gates.latency_p95_ms must be float, got 'fast'"),
+    ("iris.yaml", "canary: [1, 2\n", "iris.yaml: not valid YAML"),
+    ("iris.json", "{oops", "iris.json: not valid JSON"),
+    ("iris.json", "[1, 2]", "iris.json: must hold an object of settings"),
+    ("iris.json", '{"canary": {"steps": [10, 50]}}', "iris.json: canary.steps must rise strictly to 100"),
+    ("iris.json", '{"contract": {"respons_key": "result"}}', "iris.json: contract: unknown field(s) respons_key"),
+    ("iris.json", '{"colour": "blue"}', "iris.json: unknown field(s) colour"),
+    ("bad name!.json", "{}", "model name 'bad name!' is invalid"),
+])
+def test_a_bad_file_is_named_with_the_field_and_the_fix(tmp_path, name, text, expected):
+    write(tmp_path, name, text)
+    with pytest.raises(ConfigError) as info:
+        managed_models(None, tmp_path)
+    assert expected in str(info.value) and str(tmp_path) in str(info.value)
+
+
+def test_a_model_configured_twice_is_refused(tmp_path):
+    write(tmp_path, "iris.json", "{}")
+    with pytest.raises(ConfigError, match="iris configured twice: in MODELOPS_MODELS and in .*iris.json"):
+        managed_models('{"iris": {}}', tmp_path)
+    write(tmp_path, "iris.yaml", "{}")
+    with pytest.raises(ConfigError, match="also has"):
+        read_model_files(tmp_path)
+
+
+def _cli(*args: str, models_dir: Path | None = None, models_json: str | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("MODELOPS_MODELS", "MODELOPS_MODELS_DIR")}
+    if models_dir is not None:
+        env["MODELOPS_MODELS_DIR"] = str(models_dir)
+    if models_json is not None:
+        env["MODELOPS_MODELS"] = models_json
+    return subprocess.run([*CLI, "models", *args], capture_output=True, text=True, timeout=120, env=env,
+                          cwd=REPO_ROOT, stdin=subprocess.DEVNULL)
+
+
+def test_models_validate_prints_every_problem_and_exits_2(tmp_path):
+    write(tmp_path, "iris.yaml", "gates:\n  latency_p95_ms: fast\n")
+    write(tmp_path, "regressor.json", '{"canary": {"steps": [10, 50]}}')
+    result = _cli("validate", models_dir=tmp_path, models_json='{"credit-card-default": {"poll_seconds": "x"}}')
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 3, result.stderr
+    assert any("MODELOPS_MODELS['credit-card-default'].poll_seconds must be float" in line for line in lines)
+    assert any(line.startswith(f"{tmp_path / 'iris.yaml'}: gates.latency_p95_ms") for line in lines)
+    assert any(line.startswith(f"{tmp_path / 'regressor.json'}: canary.steps") for line in lines)
+    good = tmp_path / "good"
+    write(good, "iris.yaml", "gates:\n  min_metric: 0.9\n")
+    ok = _cli("validate", "--json", models_dir=good)
+    assert ok.returncode == 0 and json.loads(ok.stdout) == {"checked": [str(good / "iris.yaml")], "valid": True,
+                                                            "problems": []}
+
+
+def test_models_list_names_each_models_source(tmp_path):
+    write(tmp_path, "iris.yaml", "contract:\n  response_key: result\n")
+    result = _cli("list", "--json", models_dir=tmp_path, models_json='{"credit-card-default": {}}')
+    assert result.returncode == 0, result.stderr
+    rows = {row["model"]: row for row in json.loads(result.stdout)}
+    assert rows["iris"]["source"] == str(tmp_path / "iris.yaml") and rows["iris"]["contract"] == {"response_key": "result"}
+    assert rows["credit-card-default"]["source"] == "MODELOPS_MODELS"
+    assert rows["iris"]["production_endpoint"] == "iris-prod"
+    broken = _cli("list", models_dir=tmp_path / "missing")
+    assert broken.returncode == 2 and "no such folder" in broken.stderr
