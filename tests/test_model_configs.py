@@ -101,3 +101,27 @@ def test_models_list_names_each_models_source(tmp_path):
     assert rows["iris"]["production_endpoint"] == "iris-prod"
     broken = _cli("list", models_dir=tmp_path / "missing")
     assert broken.returncode == 2 and "no such folder" in broken.stderr
+
+
+def test_stored_records_carry_a_schema_version_and_older_ones_are_read_newer_ones_refused():
+    from functions.ports import PlatformError
+    from functions.services.records import SCHEMA_VERSION, RolloutStore
+    from tests.fakes import MemoryStore
+
+    store = MemoryStore()
+    rollouts = RolloutStore(store)
+    rollout = {"id": "r1", "model": "iris", "version": "1", "event_id": "e1"}
+    assert rollouts.claim({"run_key": "r1", "model": "iris", "version": "1", "reason": "new"}, {"event_id": "e1"},
+                          "2026-12-01T00:00:00+00:00")
+    rollouts.audit(rollout, 1, "started", "2026-12-01T00:00:00+00:00", {})
+    for key in store.list(""):
+        assert json.loads(store.get(key)[0])["schema_version"] == SCHEMA_VERSION, key
+    # a record an older modelops wrote (no schema_version) reads as it is
+    old = {"id": "r0", "model": "iris", "version": "0", "state": "succeeded", "reason": "", "started": "s",
+           "finished": "f", "event_id": "", "topic": ""}
+    store.put("rollouts/iris/r0.json", json.dumps(old).encode())
+    assert rollouts.get("iris", "r0") == old
+    # one a newer modelops wrote is refused, not misread
+    store.put("rollouts/iris/r9.json", json.dumps({**old, "id": "r9", "schema_version": SCHEMA_VERSION + 1}).encode())
+    with pytest.raises(PlatformError, match="written by a newer modelops"):
+        rollouts.get("iris", "r9")

@@ -165,7 +165,7 @@ def test_a_failed_start_releases_the_claim(runtime):
 def test_documented_payload_through_the_trigger(runtime, monkeypatch):
     raw = json.loads((Path(__file__).parent / "payloads" / "eventgrid-aml-modelregistered.egschema.json")
                      .read_text())[0]
-    runtime.managed = bootstrap.load_managed_models('{"sklearn_regression_model": {}}')
+    runtime.managed = load_managed_models('{"sklearn_regression_model": {}}')
     event = func.EventGridEvent(id=raw["id"], topic=raw["topic"], subject=raw["subject"], event_type=raw["eventType"],
                                 event_time=datetime(2017, 6, 26, tzinfo=timezone.utc), data=raw["data"],
                                 data_version=raw["dataVersion"])

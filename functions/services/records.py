@@ -5,6 +5,10 @@
     audit/<model>/<rollout id>/<seq>-<step>.json  one create-only record per transition
     production/<model>.json                      what production serves (set by a successful rollout)
     decisions/<day>/<time>-<event id>.json       every decision on an event, with its reason
+
+Every record carries `schema_version` (SCHEMA_VERSION). Records written before it existed (a home
+or container from an older modelops) have the same fields and are read as version 1; a record from
+a newer modelops is refused with the versions named, never misread.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any
 
-from functions.ports import Conflict, Store
+from functions.ports import Conflict, PlatformError, Store
+
+SCHEMA_VERSION = 2  # 1: records before the field existed (same fields)
 
 STATES = ("running", "succeeded", "rejected", "rolled_back", "skipped", "failed", "abandoned")
 # a rollout in one of these ended without reaching production: `retry` may start it again
@@ -27,7 +33,16 @@ def _safe(text: str) -> str:
 
 
 def _dump(obj: Any) -> bytes:
-    return json.dumps(obj, indent=1, sort_keys=True, default=str).encode()
+    return json.dumps({**obj, "schema_version": SCHEMA_VERSION}, indent=1, sort_keys=True, default=str).encode()
+
+
+def _load(data: bytes, key: str) -> dict[str, Any]:
+    record = json.loads(data)
+    version = record.get("schema_version", 1) if isinstance(record, dict) else None
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise PlatformError(f"{key}: written by a newer modelops (record schema {version!r}; this one reads up to "
+                            f"{SCHEMA_VERSION}): upgrade modelops before it reads this store")
+    return record
 
 
 class RolloutStore:
@@ -39,8 +54,9 @@ class RolloutStore:
         return f"rollouts/{_safe(model)}/{_safe(rollout_id)}.json"
 
     def get(self, model: str, rollout_id: str) -> dict[str, Any] | None:
-        found = self.store.get(self.key(model, rollout_id))
-        return json.loads(found[0]) if found else None
+        key = self.key(model, rollout_id)
+        found = self.store.get(key)
+        return _load(found[0], key) if found else None
 
     def claim(self, decision: dict[str, Any], event: dict[str, Any], at: str, state: str = "running") -> bool:
         """Create the rollout record if absent. Exactly one of concurrent claimers wins."""
@@ -68,7 +84,7 @@ class RolloutStore:
         for key in self.store.list(f"running/{_safe(model)}/"):
             found = self.store.get(key)
             if found:
-                out.append(json.loads(found[0]))
+                out.append(_load(found[0], key))
         return out
 
     def running_ids(self, model: str | None = None) -> list[tuple[str, str]]:
@@ -77,7 +93,7 @@ class RolloutStore:
         out = []
         for key in self.store.list(prefix):
             found = self.store.get(key)
-            entry = json.loads(found[0]) if found else {}
+            entry = _load(found[0], key) if found else {}
             _, model_part, name = key.split("/", 2)
             out.append((entry.get("model") or model_part, entry.get("id") or name.removesuffix(".json")))
         return out
@@ -113,7 +129,7 @@ class RolloutStore:
         key = self.key(rollout["model"], rollout["id"])
         for _ in range(10):  # optimistic concurrency: re-read on a lost race
             found = self.store.get(key)
-            record = json.loads(found[0]) if found else {
+            record = _load(found[0], key) if found else {
                 "id": rollout["id"], "model": rollout["model"], "version": rollout["version"],
                 "event_id": rollout.get("event_id", ""), "topic": rollout.get("topic", ""), "started": None,
                 "finished": None, "reason": "",
@@ -135,7 +151,7 @@ class RolloutStore:
         for key in self.store.list(prefix):
             found = self.store.get(key)
             if found:
-                out.append(json.loads(found[0]))
+                out.append(_load(found[0], key))
         return sorted(out, key=lambda r: (r.get("started") or "", r["id"]))
 
     # audit trail
@@ -154,13 +170,14 @@ class RolloutStore:
         for key in self.store.list(f"audit/{_safe(model)}/{_safe(rollout_id)}/"):
             found = self.store.get(key)
             if found:
-                out.append(json.loads(found[0]))
+                out.append(_load(found[0], key))
         return sorted(out, key=lambda r: r["seq"])
 
     # production pointer
     def production(self, model: str) -> dict[str, Any] | None:
-        found = self.store.get(f"production/{_safe(model)}.json")
-        return json.loads(found[0]) if found else None
+        key = f"production/{_safe(model)}.json"
+        found = self.store.get(key)
+        return _load(found[0], key) if found else None
 
     def set_production(self, rollout: dict, deployment: str, traffic: dict, at: str) -> None:
         record = {"model": rollout["model"], "version": rollout["version"], "deployment": deployment,
@@ -181,5 +198,5 @@ class RolloutStore:
         for key in keys:
             found = self.store.get(key)
             if found:
-                out.append(json.loads(found[0]))
+                out.append(_load(found[0], key))
         return out
