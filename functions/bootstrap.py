@@ -70,8 +70,13 @@ class App:
     def alert_policy(self) -> Any:
         from functions.services.retraining import AlertPolicy
 
+        from functions.ports import RetrainingRecipe
+
+        recipes = {name: RetrainingRecipe(cfg.retraining_pipeline, cfg.retraining_command)
+                   for name, cfg in self.managed.models.items()
+                   if cfg.retraining_pipeline or cfg.retraining_command}
         return AlertPolicy.from_settings(self.settings.alert_rules_json, self.managed.names,
-                                         self.settings.retrain_cooldown_hours)
+                                         self.settings.retrain_cooldown_hours, recipes)
 
     def orchestrations(self, client: Any = None) -> Orchestrations:
         """Durable orchestrations: over the trigger's Durable client in Azure, the local driver here."""

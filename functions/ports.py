@@ -180,14 +180,28 @@ class Store(Protocol):
     def delete(self, key: str) -> None: ...
 
 
+@dataclass(frozen=True)
+class RetrainingRecipe:
+    """How one model is retrained. In Azure: an AzureML pipeline job YAML (`pipeline`, a path in the
+    repository; "" is ml/pipelines/train.yml). Locally: a command run in the control plane's
+    environment (`command`; () is `modelops train` on the newest labelled data), with the
+    placeholders {training_data}, {output} (the folder to write the model into: it is registered
+    when the command exits 0) and {model}."""
+
+    pipeline: str = ""
+    command: tuple[str, ...] = ()
+
+
 @runtime_checkable
 class Jobs(Protocol):
     """Training pipeline jobs (AzureML pipeline jobs in Azure, subprocesses locally)."""
 
     def submit_retraining(self, job_name: str, model: str, tags: dict[str, str],
-                          inputs: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Submit the retraining pipeline under a caller-chosen, deterministic name and return
-        {"name", "status", ...} at once (never waits). Submitting an existing name returns that job."""
+                          inputs: dict[str, Any] | None = None,
+                          recipe: RetrainingRecipe | None = None) -> dict[str, Any]:
+        """Submit the model's retraining (its `recipe`; None: the default pipeline) under a
+        caller-chosen, deterministic name and return {"name", "status", ...} at once (never waits).
+        Submitting an existing name returns that job."""
 
     def submit_drift(self, job_name: str, model: str, inputs: dict[str, Any],
                      tags: dict[str, str]) -> dict[str, Any]:

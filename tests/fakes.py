@@ -250,11 +250,14 @@ class FakeJobs:
     def __init__(self) -> None:
         self.jobs: dict[str, dict] = {}
         self.submissions: list[str] = []
+        self.recipes: dict[str, Any] = {}  # job name -> the recipe it was submitted with
         self.lock = threading.Lock()
         self.fail_next: Exception | None = None
 
-    def submit_retraining(self, job_name: str, model: str, tags: dict[str, str], inputs: dict | None = None) -> dict:
+    def submit_retraining(self, job_name: str, model: str, tags: dict[str, str], inputs: dict | None = None,
+                          recipe: Any = None) -> dict:
         with self.lock:
+            self.recipes[job_name] = recipe
             if self.fail_next is not None:
                 exc, self.fail_next = self.fail_next, None
                 raise exc

@@ -339,3 +339,28 @@ def test_escaped_guard_sees_nothing_for_a_full_cycle(fake, jobs, escaped):
     jobs.get_job(JOB)
     jobs.list_running(MODEL)
     assert escaped == [] and all(urlsplit(c.url).hostname == "management.azure.com" for c in fake.calls)
+
+
+def test_a_models_own_pipeline_yaml_is_what_is_submitted(fake, jobs, tmp_path):
+    from functions.ports import RetrainingRecipe
+    from functions.settings import ML_DIR
+
+    import shutil
+
+    shutil.copytree(ML_DIR / "components", tmp_path / "components")  # the YAML refers to ../components/
+    (tmp_path / "pipelines").mkdir()
+    own = tmp_path / "pipelines" / "iris-train.yml"
+    text = (ML_DIR / "pipelines" / "train.yml").read_text()
+    start = text.index("description:")
+    end = text.index("tags:", start)
+    # the same steps under another description: one model's own pipeline
+    own.write_text(text[:start] + "description: the iris team's pipeline\n" + text[end:])
+    answer = submit(jobs, "retrain-iris-1", "iris", recipe=RetrainingRecipe(pipeline=str(own)))
+    (put,) = fake.writes()
+    assert put.body["properties"]["description"] == "the iris team's pipeline"
+    assert put.body["properties"]["inputs"]["model_name"]["value"] == "iris" and answer["submitted"] is True
+    # the default pipeline for a model without one, on the same adapter
+    submit(jobs, "retrain-ccd-1", MODEL)
+    assert fake.writes()[-1].body["properties"]["description"].startswith("prepare → sweep(train)")
+    with pytest.raises(PlatformError, match="no such file"):
+        submit(jobs, "retrain-iris-2", "iris", recipe=RetrainingRecipe(pipeline="ml/pipelines/missing.yml"))

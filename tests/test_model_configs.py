@@ -125,3 +125,30 @@ def test_stored_records_carry_a_schema_version_and_older_ones_are_read_newer_one
     store.put("rollouts/iris/r9.json", json.dumps({**old, "id": "r9", "schema_version": SCHEMA_VERSION + 1}).encode())
     with pytest.raises(PlatformError, match="written by a newer modelops"):
         rollouts.get("iris", "r9")
+
+
+def test_a_models_own_retraining_command_runs_locally_and_its_output_is_registered(tmp_path):
+    from functions.adapters.local.jobs import LocalJobs
+    from functions.ports import RetrainingRecipe
+
+    registered = []
+    jobs = LocalJobs(tmp_path / "home", lambda path, model, tags: registered.append((Path(path), model, tags)))
+    script = ("import pathlib, sys; out = pathlib.Path(sys.argv[1]); out.mkdir(parents=True); "
+              "(out / 'trained-for.txt').write_text(sys.argv[2])")
+    recipe = RetrainingRecipe(command=("{python}", "-c", script, "{output}", "{model}"))
+    job = jobs.submit_retraining("retrain-iris-1", "iris", {"modelops.alert_id": "a1"}, recipe=recipe)
+    assert job["status"] in ("Queued", "Running", "Completed")
+    done = jobs.wait("retrain-iris-1", 120)
+    assert done["status"] == "Completed", done
+    (folder, model, tags), = registered
+    assert model == "iris" and (folder / "trained-for.txt").read_text() == "iris" and tags["modelops.alert_id"] == "a1"
+
+
+def test_retraining_settings_are_checked():
+    with pytest.raises(ConfigError, match=r"retraining_command must write the model to \{output\}"):
+        managed_models('{"iris": {"retraining_command": ["python", "train.py"]}}', None)
+    with pytest.raises(ConfigError, match="retraining_pipeline must be a pipeline job YAML"):
+        managed_models('{"iris": {"retraining_pipeline": "azureml:iris-train:1"}}', None)
+    cfg = managed_models('{"iris": {"retraining_pipeline": "pipelines/iris.yml", '
+                         '"retraining_command": ["python", "-m", "iris.train", "--out", "{output}"]}}', None).get("iris")
+    assert cfg.retraining_command == ("python", "-m", "iris.train", "--out", "{output}")

@@ -240,7 +240,8 @@ class SubmitRacedByADuplicate(FakeJobs):
         self.store, self.body = store, body
         self.duplicate: AlertAnswer | None = None
 
-    def submit_retraining(self, job_name: str, model: str, tags: dict[str, str], inputs: dict | None = None) -> dict:
+    def submit_retraining(self, job_name: str, model: str, tags: dict[str, str], inputs: dict | None = None,
+                          recipe: Any = None) -> dict:
         self.duplicate = handle_alert_body(self.body, self.store, FakeJobs(), POLICY, now=lambda: NOW)
         raise PlatformError("AzureML unavailable", transient=True)
 

@@ -78,6 +78,10 @@ class ModelConfig:
     # skops types this model's files may load (MLflow models saved with skops): the platform's list,
     # never the file's own
     skops_trusted_types: tuple[str, ...] = ()
+    # how this model is retrained (ports.RetrainingRecipe): its AzureML pipeline job YAML, and the
+    # local platform's command ({training_data}, {output}, {model} are filled in)
+    retraining_pipeline: str = ""
+    retraining_command: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         try:
@@ -99,6 +103,7 @@ class ModelConfig:
         out = asdict(self)
         out["canary"]["steps"] = list(self.canary.steps)
         out["skops_trusted_types"] = list(self.skops_trusted_types)
+        out["retraining_command"] = list(self.retraining_command)
         return out
 
 
@@ -110,6 +115,12 @@ def _check(cfg: ModelConfig) -> None:
     for label, value in (("instance_count", cfg.instance_count), ("gates.latency_requests", cfg.gates.latency_requests)):
         if value < 1:
             raise ConfigError(f"{where}.{label} must be at least 1, got {value}")
+    if cfg.retraining_command and not any("{output}" in part for part in cfg.retraining_command):
+        raise ConfigError(f"{where}.retraining_command must write the model to {{output}} (it is registered from "
+                          "there), e.g. [\"python\", \"-m\", \"my.train\", \"--out\", \"{output}\"]")
+    if cfg.retraining_pipeline and not (cfg.retraining_pipeline.endswith((".yml", ".yaml"))):
+        raise ConfigError(f"{where}.retraining_pipeline must be a pipeline job YAML file (…/train.yml), got "
+                          f"{cfg.retraining_pipeline!r}")
     if cfg.contract:
         from functions.shared.contract import ModelContract
 

@@ -21,14 +21,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 from functions.domain.alerts import Alert, AlertDecision, AlertError, RetrainFacts, decide_alert, parse_alert, \
     resolve_model
 from functions.shared.logs import log_event
-from functions.ports import Conflict, Jobs, PlatformError, Store
+from functions.ports import Conflict, Jobs, PlatformError, RetrainingRecipe, Store
 
 logger = logging.getLogger("modelops.alerts")
 LAUNCH_TIMEOUT = timedelta(minutes=5)  # an unsubmitted launch older than this was abandoned by its process
@@ -39,9 +39,11 @@ class AlertPolicy:
     managed: list[str]
     rule_map: dict[str, str]
     cooldown: timedelta = timedelta(hours=24)
+    recipes: dict[str, RetrainingRecipe] = field(default_factory=dict)  # per model; absent: the default
 
     @classmethod
-    def from_settings(cls, rules_json: str | None, managed: list[str], cooldown_hours: float) -> "AlertPolicy":
+    def from_settings(cls, rules_json: str | None, managed: list[str], cooldown_hours: float,
+                      recipes: dict[str, RetrainingRecipe] | None = None) -> "AlertPolicy":
         """MODELOPS_ALERT_RULES ({"<alert rule name>": "<model>"}) checked against the managed models."""
         from functions.domain.config import ConfigError
 
@@ -56,7 +58,8 @@ class AlertPolicy:
             unknown = sorted(set(rule_map.values()) - set(managed))
             if unknown:
                 raise ConfigError(f"MODELOPS_ALERT_RULES maps to unmanaged model(s) {', '.join(unknown)}")
-        return cls(managed=list(managed), rule_map=rule_map, cooldown=timedelta(hours=cooldown_hours))
+        return cls(managed=list(managed), rule_map=rule_map, cooldown=timedelta(hours=cooldown_hours),
+                   recipes=dict(recipes or {}))
 
 
 @dataclass(frozen=True)
@@ -138,7 +141,7 @@ def _decide_and_launch(alert: Alert, model: str, store: Store, jobs: Jobs, polic
             job = jobs.submit_retraining(decision.job, model, {
                 "modelops.alert_id": alert.alert_id[:256], "modelops.alert_rule": alert.rule[:256],
                 "modelops.model": model, "modelops.trigger": alert.source,
-            })
+            }, recipe=policy.recipes.get(model))
         except Exception:
             _release(store, model, launch, last)
             raise

@@ -55,7 +55,7 @@ from pathlib import Path
 from typing import Any
 
 from functions.adapters.azure.errors import azure_errors, is_not_found
-from functions.ports import Conflict, PlatformError
+from functions.ports import Conflict, PlatformError, RetrainingRecipe
 from functions.settings import ML_DIR
 
 DEFAULT_PIPELINE = ML_DIR / "pipelines" / "train.yml"
@@ -90,12 +90,17 @@ class AzureJobs:
     # ------------------------------------------------------------------ ports.Jobs
 
     def submit_retraining(self, job_name: str, model: str, tags: dict[str, str],
-                          inputs: dict[str, Any] | None = None, experiment: str = "modelops-retraining", *,
+                          inputs: dict[str, Any] | None = None, recipe: RetrainingRecipe | None = None,
+                          experiment: str = "modelops-retraining", *,
                           display_name: str | None = None) -> dict[str, Any]:
         """Submit the pipeline as `job_name` and return at once: {"name", "status", "studio_url",
         "tags", "experiment", "display_name", "created_at", "submitted"}. An existing job of that name
         is returned as it is (`submitted: False`) whatever its state — a failed job is retried under a
-        new name — unless it belongs to another model (Conflict)."""
+        new name — unless it belongs to another model (Conflict). A recipe's `pipeline` (a YAML path,
+        relative to the repository) replaces the default pipeline for that model."""
+        if recipe is not None and recipe.pipeline:
+            return self._with_pipeline(recipe.pipeline).submit_retraining(
+                job_name, model, tags, inputs, None, experiment, display_name=display_name)
         _check_name(job_name, "job")
         _check_name(experiment, "experiment")
         existing = self.get_job(job_name)
@@ -255,6 +260,20 @@ class AzureJobs:
                 value = {"type": spec["type"], "path": value}  # a new path for a typed (asset) input
             overrides.append({f"inputs.{name}": value})
         return overrides
+
+    def _with_pipeline(self, path: str) -> "AzureJobs":
+        """This adapter on another pipeline YAML (kept: its spec is read once)."""
+        import copy
+
+        resolved = Path(path) if Path(path).is_absolute() else ML_DIR.parent / path
+        if not resolved.is_file():
+            raise PlatformError(f"retraining pipeline {path}: no such file (paths are relative to the repository)")
+        cache = self.__dict__.setdefault("_by_pipeline", {})
+        if str(resolved) not in cache:
+            other = copy.copy(self)
+            other.pipeline_yaml, other._spec, other.__dict__["_by_pipeline"] = resolved, None, {}
+            cache[str(resolved)] = other
+        return cache[str(resolved)]
 
     def _pipeline(self) -> _PipelineSpec:
         if self._spec is None:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from functions.shared.logs import log_event
-from functions.ports import PlatformError
+from functions.ports import PlatformError, RetrainingRecipe
 
 TERMINAL = ("Completed", "Failed", "Canceled")
 drift_logger = logging.getLogger("modelops.drift")
@@ -52,13 +52,18 @@ class LocalJobs:
         self._processes: dict[str, subprocess.Popen] = {}
 
     def submit_retraining(self, job_name: str, model: str, tags: dict[str, str],
-                          inputs: dict[str, Any] | None = None) -> dict[str, Any]:
+                          inputs: dict[str, Any] | None = None,
+                          recipe: RetrainingRecipe | None = None) -> dict[str, Any]:
         folder = self.root / job_name
         existing = self._claim(folder)
         if existing is not None:
             return existing
-        data = (inputs or {}).get("training_data") or self._newest_labelled(model)
-        job = {"name": job_name, "model": model, "status": "Queued", "tags": dict(tags), "training_data": str(data),
+        command = list(recipe.command) if recipe is not None else []
+        given = (inputs or {}).get("training_data")
+        # the default recipe (modelops train) needs labelled data; a model's own command may find its own
+        data = given or (self._newest_labelled(model) if not command else self._newest_labelled_or_none(model))
+        job = {"name": job_name, "model": model, "status": "Queued", "tags": dict(tags),
+               "training_data": "" if data is None else str(data), "command": command,
                "created": _now(), "log": str(folder / "job.log")}
         return self._start(job, self._run)
 
@@ -148,6 +153,12 @@ class LocalJobs:
             ended.append(job["name"])
         return ended
 
+    def _newest_labelled_or_none(self, model: str) -> Path | None:
+        try:
+            return self._newest_labelled(model)
+        except PlatformError:
+            return None
+
     def _newest_labelled(self, model: str) -> Path:
         files = sorted(p for p in labelled_dir(self.home, model).glob("*") if p.suffix in (".csv", ".parquet"))
         if not files:
@@ -157,9 +168,18 @@ class LocalJobs:
     def _run(self, job: dict[str, Any]) -> None:
         """A retraining job: `modelops train` on the labelled data, then register the artifact."""
         out = self.root / job["name"] / "model"
-        command = [self.python, "-m", "functions.cli.main", "train", "--data", job["training_data"],
-                   "--out", str(out), "--model-name", job["model"], "--json",
-                   "--search-iterations", str(self.search_iterations)]
+        if job.get("command"):  # the model's own recipe, its placeholders filled in
+            values = {"{training_data}": job["training_data"], "{output}": str(out), "{model}": job["model"],
+                      "{python}": self.python}  # only these are replaced: other braces stay as written
+            command = []
+            for part in job["command"]:
+                for placeholder, value in values.items():
+                    part = part.replace(placeholder, value)
+                command.append(part)
+        else:
+            command = [self.python, "-m", "functions.cli.main", "train", "--data", job["training_data"],
+                       "--out", str(out), "--model-name", job["model"], "--json",
+                       "--search-iterations", str(self.search_iterations)]
 
         def registered() -> None:
             ref = self.register(out, job["model"], {**job["tags"], "modelops.job": job["name"]})
