@@ -38,8 +38,8 @@ from functions.ports import PlatformError, Store
 from functions.services.contracts import store_contract
 from functions.shared.contract import ModelContract
 from functions.shared.export_table import ExportLayout
-from ml import schema
 from ml.schema import FEATURES, NUMERIC
+from tests.model_contracts import credit_contract
 from tests.fake_credentials import FakeCredential
 from tests.fake_inference_logs import InferenceLogEvaluator, input_line
 from tests.fake_log_analytics import BYTE_LIMIT, ROW_LIMIT, FakeLogAnalytics, Result
@@ -103,15 +103,7 @@ def store_fixture(request, tmp_path) -> Store:
 
 # --- the contract ---------------------------------------------------------------------------------
 
-def credit_contract() -> ModelContract:
-    """The credit-card-default contract as a modelops model card gives it (ml.schema's features)."""
-    sample = {f.name: (f.domain[0] if f.kind == "categorical" else 1.0) for f in FEATURES}
-    return ModelContract.from_dict({**schema.schema_dict(), "task": "binary_classification",
-                                    "response_kind": "probability", "classes": [0, 1],
-                                    "sample_request": {"data": [sample]}})
-
-
-CREDIT = credit_contract()
+CREDIT = credit_contract()  # tests/model_contracts.py
 CREDIT_LAYOUT = ExportLayout.for_contract(CREDIT)
 
 
