@@ -10,6 +10,7 @@ the drift job step (--contract).
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from datetime import timedelta
@@ -187,3 +188,20 @@ def test_compute_drift_takes_the_contract_as_data(tmp_path):
     assert result.dataset_drift is True and [f.feature_name for f in result.features] == list(iris_frame().columns[:4])
     with pytest.raises(DriftInputError, match=r"missing column\(s\) sex, education"):  # the credit card's, by default
         compute_drift(reference, current, tmp_path / "out2")
+
+
+def test_the_drift_command_takes_the_contract(tmp_path):
+    reference, current = tmp_path / "reference.parquet", tmp_path / "current.csv"
+    diabetes_frame().to_parquet(reference, index=False)
+    shifted(diabetes_frame(), list(diabetes_frame().columns[:10]), 0.03, seed=9).to_csv(current, index=False)
+    (tmp_path / "contract.json").write_text(json.dumps(diabetes_contract().to_dict()))
+    done = subprocess.run(
+        [sys.executable, "-m", "functions.cli.main", "drift", "--reference", str(reference), "--current", str(current),
+         "--contract", str(tmp_path / "contract.json"), "--config", '{"min_current_rows": 1}', "--json"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "MODELOPS_HOME": str(tmp_path / "home")})
+    assert done.returncode == 0, done.stderr
+    records = json.loads(done.stdout)
+    assert records["OverallDriftMetrics"]["data"]["dataset_drift"] is True
+    assert [f["feature_name"] for f in records["FeatureDriftMetrics"]["data"]] == [
+        *diabetes_contract().numeric, "progression"]

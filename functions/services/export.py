@@ -2,7 +2,14 @@
 exactly once, in hour partitions.
 
     exports/<model>/<version>/<YYYY-MM-DD>/<HH>/part-<slice start, e.g. 20260509T070000Z>.parquet
-    watermarks/export/<model>.json      high-water time, totals, the files of the recent slices
+    watermarks/export/<model>.json      high-water time, totals, the files of the recent slices,
+                                        the layout and columns fingerprint they were written with
+
+The columns are the model's contract's (functions/shared/export_table.py ExportLayout), read from
+the store (functions/services/contracts.py: contracts/<model>/current.json) or any ContractSource;
+a model without one is not exported (fail closed: its report says why). A part records the
+fingerprint of its columns in its Parquet metadata — but the credit-card layout, written exactly as
+before contracts (its parts, old and new, have no metadata and the same bytes).
 
 Where the records come from is a port (`InferenceLogSource`): Log Analytics in Azure
 (adapters/azure/inference_logs.py), the local endpoints' console logs on a laptop
