@@ -131,6 +131,10 @@ def child(args: argparse.Namespace) -> int:
         from functions.adapters.local.store import DirectoryStore
 
         store = DirectoryStore(args.store_dir)
+    from functions.services.contracts import store_contract
+    from tests.model_contracts import credit_contract
+
+    store_contract(store, MODEL, "3", credit_contract(), current=True)  # the export types its table by it
     client = inference_logs_client(endpoint=args.url, credential=Credential())
     source = LogAnalyticsInferenceLogs(client, WORKSPACE, enforce_https=False)
 
@@ -192,7 +196,9 @@ def main(argv: list[str] | None = None) -> int:
     import psutil
 
     from functions.adapters.azure.inference_logs import fetch_query
+    from functions.shared.export_table import ExportLayout
     from tests.fake_inference_logs import InferenceLogEvaluator
+    from tests.model_contracts import credit_contract
     from tests.fake_log_analytics import CONSOLE_TABLE, FakeLogAnalytics
 
     now = T0 + timedelta(hours=args.hours, minutes=30)  # every hour is whole and past the 10 min lag
@@ -205,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     del rows
     evaluator = InferenceLogEvaluator(fake)
     fake.evaluator = evaluator
-    evaluator.precompute(fetch_query(MODEL, T0, now))  # encode every answer row now, not while timed
+    evaluator.precompute(fetch_query(MODEL, T0, now, ExportLayout.for_contract(credit_contract())))  # encode every answer row now, not while timed
     gc.freeze()  # millions of long-lived objects: keep the cyclic GC from walking them while serving
     print(f"  {messages:,} console lines, answers pre-encoded in {time.perf_counter() - t:.1f} s", flush=True)
 

@@ -14,7 +14,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Iterator, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Iterator, Protocol, runtime_checkable
+
+if TYPE_CHECKING:  # pragma: no cover
+    from functions.shared.contract import ModelContract
+    from functions.shared.export_table import ExportLayout
 
 
 class PlatformError(RuntimeError):
@@ -234,17 +238,18 @@ class Malformed:
 class InferenceLogSource(Protocol):
     """score.py's InputData records of one model, one row per scored record.
 
-    Rows have the columns of `export_schema()` (by name; missing `deployment` is null):
-    TimeGenerated (when the request was logged, UTC), request_id, model_version (from
-    service_name online/<model>/<version>), deployment, record_index (position in the request's
-    data list) and the 23 features."""
+    Rows have the columns of the model's export layout (`layout.schema`, by name; missing
+    `deployment` is null): TimeGenerated (when the request was logged, UTC), request_id,
+    model_version (from service_name online/<model>/<version>), deployment, record_index (position
+    in the request's data list) and the contract's features — plus `MISFIT`, the raw JSON of a
+    record whose keys are not the layout's features ("" or null when they are)."""
 
     def count(self, model: str, start: datetime, end: datetime) -> int:
         """Records with start <= TimeGenerated < end (after exploding requests into records)."""
 
-    def fetch(self, model: str, start: datetime, end: datetime) -> Iterator[Any]:
+    def fetch(self, model: str, start: datetime, end: datetime, layout: ExportLayout) -> Iterator[Any]:
         """The records with start <= TimeGenerated < end, as pyarrow Tables / RecordBatches or
-        lists of dicts, plus `Malformed` markers for what could not be read.
+        lists of dicts with `layout`'s columns, plus `Malformed` markers for what could not be read.
 
         Contract the exporter relies on: batches come in time order — every row of a batch has a
         TimeGenerated >= every row of the batches before it (sources cut [start, end) into
@@ -253,8 +258,21 @@ class InferenceLogSource(Protocol):
 
         A source never raises because of a record's values: a batch it cannot type (a string
         that cannot be UTF-8, a value Arrow refuses) is yielded as it is (a list of dicts, or a
-        table with the column left untyped) and the exporter decides, per record, what cannot be
-        written and quarantines exactly that (functions.shared.export_table.conform_batch)."""
+        table with the column left untyped), a record that does not fit the layout is marked
+        (MISFIT), and the exporter decides, per record, what cannot be written and quarantines
+        exactly that (functions.shared.export_table.conform_batch)."""
+
+
+@runtime_checkable
+class ContractSource(Protocol):
+    """The stored contracts of a model's versions (functions/services/contracts.py keeps them in
+    the Store): what the export types its table by and drift compares."""
+
+    def current(self, model: str) -> ModelContract | None:
+        """The contract of the model's current production version; None when none is stored."""
+
+    def version(self, model: str, version: str) -> ModelContract | None:
+        """The contract stored for one version; None when none is."""
 
 
 @runtime_checkable

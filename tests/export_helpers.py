@@ -12,7 +12,11 @@ Fixtures, each defined as `<name>_fixture` and registered as `<name>` (a test mo
   starts a real local component: mark it `integration`.
 - `store`: DirectoryStore, and BlobStore on a real Azurite (tests/azurite.py: in-memory, loopback)
   through azure-storage-blob; the blob param is marked `integration` here, and the test module
-  declares `pytest_plugins = ["tests.azurite"]`.
+  declares `pytest_plugins = ["tests.azurite"]`. It holds the credit-card contract as the model's
+  current one (`with_contract`): the export fails closed without a stored contract.
+
+The contract: `CREDIT` is the credit-card-default contract (ml.schema's features, as the model card
+gives them), `CREDIT_LAYOUT` its export layout.
 """
 
 from __future__ import annotations
@@ -31,7 +35,11 @@ import pytest
 from functions.adapters.azure.inference_logs import LogAnalyticsInferenceLogs, inference_logs_client
 from functions.adapters.local.store import DirectoryStore
 from functions.ports import PlatformError, Store
+from functions.services.contracts import store_contract
+from functions.shared.contract import ModelContract
+from functions.shared.export_table import ExportLayout
 from ml.schema import FEATURES, NUMERIC
+from tests.model_contracts import credit_contract
 from tests.fake_credentials import FakeCredential
 from tests.fake_inference_logs import InferenceLogEvaluator, input_line
 from tests.fake_log_analytics import BYTE_LIMIT, ROW_LIMIT, FakeLogAnalytics, Result
@@ -89,8 +97,20 @@ def blob_store(conn: str) -> Store:
 @pytest.fixture(name="store", params=["directory", pytest.param("blob", marks=pytest.mark.integration)])
 def store_fixture(request, tmp_path) -> Store:
     if request.param == "directory":
-        return DirectoryStore(tmp_path / "store")
-    return blob_store(request.getfixturevalue("azurite"))
+        return with_contract(DirectoryStore(tmp_path / "store"))
+    return with_contract(blob_store(request.getfixturevalue("azurite")))
+
+
+# --- the contract ---------------------------------------------------------------------------------
+
+CREDIT = credit_contract()  # tests/model_contracts.py
+CREDIT_LAYOUT = ExportLayout.for_contract(CREDIT)
+
+
+def with_contract(store: Store, contract: ModelContract = CREDIT, model: str = MODEL, version: str = "3") -> Store:
+    """`store` with `contract` stored as `version`'s and the model's current one (as the rollout does)."""
+    store_contract(store, model, version, contract, current=True)
+    return store
 
 
 # --- data -----------------------------------------------------------------------------------------
@@ -197,7 +217,7 @@ class ListSource:
     def count(self, model: str, start: datetime, end: datetime) -> int:
         return 0
 
-    def fetch(self, model: str, start: datetime, end: datetime):
+    def fetch(self, model: str, start: datetime, end: datetime, layout: Any = None):
         yield from self.batches
 
 

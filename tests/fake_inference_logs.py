@@ -16,10 +16,21 @@ rows, the way Log Analytics would:
     | where mine and gettype(d) == "array"
     | mv-expand with_itemindex=record_index rec = d
     | where gettype(rec) == "dictionary"
-    | project <name> = <expr>, ...     expr: TimeGenerated | DeploymentName | record_index
-                                           | tostring(m['<key>']) | substring(tostring(m['<key>']), N)
-                                           | tostring(rec['<key>']) | todouble(rec['<key>'])
-                                           | tostring(todouble(rec['<key>']))
+    [| extend _misfit = iff(array_length(bag_keys(rec)) == N
+                            and array_length(set_difference(bag_keys(rec), dynamic(["<key>", ...]))) == 0,
+                            "", tostring(rec))]
+    | project <name> = <expr>, ...     expr: TimeGenerated | DeploymentName | record_index | _misfit
+                                           | tostring(m[<key>]) | substring(tostring(m[<key>]), N)
+                                           | tostring(rec[<key>]) | todouble(rec[<key>])
+                                           | tostring(todouble(rec[<key>]))
+    <key>: a string literal, '…' or "…" with \\ \" \' escapes — any text, as the service's
+    bracket accessor takes (https://learn.microsoft.com/kusto/query/scalar-data-types/dynamic:
+    dict["key"], a string constant).
+    <name>: a column name as the service takes it (checked against the Kusto entity-name rules,
+    https://learn.microsoft.com/kusto/query/schema-entities/entity-names): bare, letters, digits
+    and '_'; quoted, ['…'] or ["…"], also spaces, '.' and '-'; no other character, even quoted
+    (a name with parentheses is refused, as the service refuses it); never beginning or ending
+    with "__" (reserved); each name once. ASCII letters only: the docs do not say which others.
 
 Anything else is answered 400 (SemanticError), like the subset evaluator: a query that drifts from
 what this evaluator implements fails loudly. Message JSON is parsed here in Python; what goes over
@@ -68,11 +79,18 @@ _FETCH = ['| where mine and gettype(d) == "array"', "| mv-expand with_itemindex=
           '| where gettype(rec) == "dictionary"']
 _TERM = re.compile(r"(?<![A-Za-z0-9_])inputdata(?![A-Za-z0-9_])", re.IGNORECASE)
 _KEY = r"[A-Za-z_][A-Za-z0-9_]*"
-_PROP = rf"\['(?P<key>{_KEY})'\]"  # m['key'] / rec['key']
+_LITERAL = r"'(?:[^'\\]|\\.)*'" + "|" + r'"(?:[^"\\]|\\.)*"'
+_PROP = rf"\[(?P<key>{_LITERAL})\]"  # m["key"] / rec['key']: any string literal
+_QUOTED_NAME = re.compile(r"""\[(?:'(?P<single>[^'\\]*)'|"(?P<double>[^"\\]*)")\]""")
+_NAME_CHARS = re.compile(r"[A-Za-z0-9_ .\-]{1,1024}")  # entity names, quoted (bare: no space, '.', '-')
+_MISFIT = re.compile(
+    r'\| extend _misfit = iff\(array_length\(bag_keys\(rec\)\) == (?P<n>\d+) and '
+    r'array_length\(set_difference\(bag_keys\(rec\), dynamic\(\[(?P<keys>.*)\]\)\)\) == 0, "", tostring\(rec\)\)')
 _EXPRS = [
     (re.compile(r"TimeGenerated"), "time"),
     (re.compile(r"DeploymentName"), "deployment"),
     (re.compile(r"record_index"), "index_long"),
+    (re.compile(r"_misfit"), "misfit"),
     (re.compile(rf"todouble\(rec{_PROP}\)"), "rec_real"),
     (re.compile(rf"tostring\(m{_PROP}\)"), "m"),
     (re.compile(rf"substring\(tostring\(m{_PROP}\), (?P<n>\d+)\)"), "m_sub"),
@@ -232,26 +250,45 @@ class InferenceLogEvaluator:
         if rest == [_SUMMARY]:
             shape.update(kind="summary", projection=())
             return shape
-        if rest[:3] != _FETCH or len(rest) < 4 or not rest[3].startswith("| project "):
+        if rest[:3] != _FETCH or len(rest) < 4:
             raise QueryError(f"The fake inference-log evaluator does not support {rest!r}", code="SemanticError")
-        text = " ".join(line.strip() for line in rest[3:])[len("| project "):]
-        shape.update(kind="fetch", projection=tuple(self._projection(text)))
+        misfit = None
+        at = 3
+        if rest[3].startswith("| extend "):
+            match = _MISFIT.fullmatch(rest[3])
+            if not match:
+                raise QueryError(f"The fake inference-log evaluator does not support {rest[3]!r}",
+                                 code="SemanticError")
+            keys = _literal_list(match.group("keys"))
+            misfit = (("keys", json.dumps(keys)), ("n", match.group("n")))
+            at = 4
+        if len(rest) <= at or not rest[at].startswith("| project "):
+            raise QueryError(f"The fake inference-log evaluator does not support {rest!r}", code="SemanticError")
+        text = " ".join(line.strip() for line in rest[at:])[len("| project "):]
+        shape.update(kind="fetch", projection=tuple(self._projection(text, misfit)))
         return shape
 
     @staticmethod
-    def _projection(text: str) -> list[tuple[str, str, dict[str, str]]]:
+    def _projection(text: str, misfit: tuple | None = None) -> list[tuple[str, str, tuple]]:
         out = []
         for item in _split_commas(text):
             item = item.strip()
             name, _, expr = item.partition(" = ")
             if not expr:
                 name, expr = item, item
-            if not re.fullmatch(_KEY, name):
-                raise QueryError(f"unsupported projection {item!r}", code="SemanticError")
+            name = _column_name(name, item)
+            if name in {n for n, _, _ in out}:
+                raise QueryError(f"A column named {name!r} is already defined", code="SemanticError")
             for pattern, kind in _EXPRS:
                 match = pattern.fullmatch(expr)
                 if match:
-                    out.append((name, kind, tuple(sorted(match.groupdict().items()))))
+                    args = {k: _literal(v) if k == "key" else v for k, v in match.groupdict().items()}
+                    if kind == "misfit":
+                        if misfit is None:
+                            raise QueryError("Failed to resolve scalar expression named '_misfit'",
+                                             code="SemanticError")
+                        args = dict(misfit)
+                    out.append((name, kind, tuple(sorted(args.items()))))
                     break
             else:
                 raise QueryError(f"The fake inference-log evaluator does not support {expr!r}", code="SemanticError")
@@ -315,26 +352,66 @@ class InferenceLogEvaluator:
             return kusto_tostring(rec.get(args["key"]))
         if kind == "index_long":
             return index
+        if kind == "misfit":
+            keys = json.loads(args["keys"])
+            fits = len(rec) == int(args["n"]) and not set(rec) - set(keys)
+            return "" if fits else kusto_tostring(rec)
         number = kusto_todouble(rec.get(args["key"]))
         if kind == "rec_real":
             return None if number is None or not math.isfinite(number) else number
         return "" if number is None else kusto_real(number)
 
 
+def _column_name(name: str, item: str) -> str:
+    """A projected column's name as the service takes it (see the module docstring), unquoted."""
+    quoted = _QUOTED_NAME.fullmatch(name)
+    if quoted:
+        name = quoted.group("single") if quoted.group("single") is not None else quoted.group("double")
+        valid = bool(_NAME_CHARS.fullmatch(name))
+    else:
+        valid = bool(re.fullmatch(_KEY, name))
+    if not valid or name.startswith("__") or name.endswith("__"):
+        raise QueryError(f"Invalid column name in projection {item!r}", code="SyntaxError")
+    return name
+
+
+def _literal_list(text: str) -> list[str]:
+    """The string literals of a dynamic([...]) array, in order (only strings, comma-separated)."""
+    tokens = tokenize(text)
+    if not tokens:
+        return []
+    out = []
+    for i, token in enumerate(tokens):
+        if i % 2 == 0:
+            if token.kind != "string":
+                raise QueryError(f"The fake inference-log evaluator supports string arrays only, got {token.value!r}",
+                                 code="SemanticError")
+            out.append(token.value)
+        elif (token.kind, token.value) != ("op", ","):
+            raise QueryError(f"Unexpected {token.value!r} in a dynamic array", code="SyntaxError")
+    if len(tokens) % 2 == 0:
+        raise QueryError("A dynamic array ends with ','", code="SyntaxError")
+    return out
+
+
 def _split_commas(text: str) -> list[str]:
-    """Split on top-level commas (not inside parentheses or string literals)."""
-    parts, depth, current, quote = [], 0, [], None
+    """Split on top-level commas (not inside parentheses, brackets or string literals)."""
+    parts, depth, current, quote, escaped = [], 0, [], None, False
     for ch in text:
         if quote:
             current.append(ch)
-            if ch == quote:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == quote:
                 quote = None
             continue
         if ch in "\"'":
             quote = ch
-        elif ch == "(":
+        elif ch in "([":
             depth += 1
-        elif ch == ")":
+        elif ch in ")]":
             depth -= 1
         elif ch == "," and depth == 0:
             parts.append("".join(current))

@@ -19,11 +19,13 @@ import pytest
 import requests.adapters
 
 from functions.bootstrap import App, build_app
+from functions.services.contracts import store_contract
 from functions.services.monitoring import drift_job_inputs, drift_job_name, run_drift_check
 from functions.ports import Jobs, PlatformError
 from functions.settings import Settings, SettingsError
 from ml import schema
 from ml.datagen import STRONG_DRIFT, generate
+from tests.model_contracts import credit_contract
 
 MODEL = schema.MODEL_NAME
 NOW = datetime(2026, 1, 2, 3, 0, tzinfo=timezone.utc)
@@ -48,6 +50,7 @@ def platform_with_window(tmp_path: Path, job_rows: int) -> App:
     ref, _ = platform.local.workspace.register(artifact, MODEL, emit=False)
     platform.rollouts.set_production({"model": MODEL, "version": ref.version, "id": "rollout-1"}, "blue",
                                      {"blue": 100}, NOW.isoformat())
+    store_contract(platform.store, MODEL, ref.version, credit_contract(), current=True)  # as the rollout does
     for i, hour in enumerate((1, 2)):
         sliced = NOW.replace(hour=hour)
         frame = generate(400, seed=10 + i, drift=STRONG_DRIFT)[list(schema.FEATURE_NAMES)]
@@ -92,12 +95,15 @@ def test_above_the_threshold_the_local_drift_job_computes_the_in_process_verdict
         prefix = f"drift/{MODEL}/1/{STAMP}"
         assert check["result_key"] == f"{prefix}/result.json"
         staged = f"drift-jobs/{MODEL}/1/{STAMP}"
-        assert platform.store.list(staged) == [f"{staged}/current/part-00000.parquet",
+        assert platform.store.list(staged) == [f"{staged}/contract.json", f"{staged}/current/part-00000.parquet",
                                                f"{staged}/current/part-00001.parquet", f"{staged}/reference.parquet"]
+        staged_contract = json.loads(platform.store.get(f"{staged}/contract.json")[0])  # what the job compares by
+        assert staged_contract == credit_contract().to_dict()
 
         job = platform.jobs.wait(name, timeout=120)
         assert job["status"] == "Completed", (job, Path(job["log"]).read_text())
         assert job["kind"] == "drift" and job["tags"]["modelops.model_version"] == "1"
+        assert job["contract"].endswith(f"{staged}/contract.json")  # passed as --contract
         assert isinstance(platform.jobs, Jobs)
         assert platform.jobs.list_running(MODEL) == []  # drift jobs are no retraining in progress
         by_job = json.loads(platform.store.get(f"{prefix}/result.json")[0])
@@ -337,6 +343,25 @@ def test_azure_submit_drift_puts_the_drift_yaml_with_datastore_paths(fake) -> No
     assert jobs.list_running(MODEL) == []
 
 
+def test_azure_submit_drift_passes_the_staged_contract_as_a_file_input(fake) -> None:
+    """The submitter always sends the contract run_drift_check staged (contract.json): a uri_file
+    input the YAML does not declare, read by the step as --contract."""
+    from functions.services.monitoring import drift_job_submitter
+
+    jobs = azure_jobs(fake, drift_datastore="modelops")
+    staged, output = f"drift-jobs/{MODEL}/1/{STAMP}", f"drift/{MODEL}/1/{STAMP}"
+    submit = drift_job_submitter(jobs, report=False)
+    submit(JOB, MODEL, "1", staged, output, {})
+
+    (put,) = fake.writes()
+    props = put.body["properties"]
+    datastore = "azureml://datastores/modelops/paths"
+    assert props["inputs"]["contract"] == {"uri": f"{datastore}/{staged}/contract.json", "jobInputType": "uri_file"}
+    assert props["command"] == (
+        "python -m ml.steps.drift --reference ${{inputs.reference}} --current ${{inputs.current}} "
+        "--output ${{outputs.report}} --contract ${{inputs.contract}} --model-name credit-card-default --no-report")
+
+
 def test_azure_submit_drift_needs_a_datastore_and_a_lower_case_name(fake) -> None:
     jobs = azure_jobs(fake)
     inputs = drift_job_inputs(f"drift-jobs/{MODEL}/1/{STAMP}", f"drift/{MODEL}/1/{STAMP}", {}, report=False)
@@ -361,6 +386,7 @@ def test_one_models_failing_drift_check_never_stops_the_others(tmp_path) -> None
         platform = build_app(settings)
         platform.rollouts.set_production({"model": "broken-model", "version": "9", "id": "rollout-9"}, "d9",
                                          {"d9": 100}, NOW.isoformat())
+        store_contract(platform.store, "broken-model", "9", credit_contract(), current=True)
         sliced = NOW.replace(hour=1)
         platform.store.put(f"exports/broken-model/9/{sliced:%Y-%m-%d}/{sliced:%H}/part-{sliced:%Y%m%dT%H%M}Z.parquet",
                            parquet_bytes(generate(400, seed=3)[list(schema.FEATURE_NAMES)]))

@@ -15,9 +15,9 @@ import pytest
 
 from functions.adapters.local.store import DirectoryStore
 from functions.services.export import export_model, exported_parts, parse_part_key, part_key
-from functions.shared.export_table import COLUMNS
 from ml.schema import CATEGORICAL, NUMERIC
 from tests.export_helpers import (
+    CREDIT_LAYOUT,
     MODEL,
     NOW,
     T0,
@@ -28,6 +28,7 @@ from tests.export_helpers import (
     parquet_keys,
     record,
     source_fixture,  # noqa: F401 (fixture)
+    with_contract,
 )
 from tests.fake_log_analytics import CONSOLE_TABLE
 from tests.fakes import MemoryStore
@@ -61,7 +62,7 @@ def test_exported_parts_are_the_window_s_parts_of_one_format_in_time_order():
 
 @pytest.mark.integration
 def test_sub_minute_slices_get_names_with_seconds(fake, source, tmp_path):
-    store = DirectoryStore(tmp_path / "s")
+    store = with_contract(DirectoryStore(tmp_path / "s"))
     fake.add_rows(CONSOLE_TABLE, [console(T0 + timedelta(seconds=5), "a", [record(1)]),
                                   console(T0 + timedelta(seconds=35), "b", [record(2)])])
     report = export_model(MODEL, source, store, now=NOW, since=T0, slice_length=timedelta(seconds=30), max_slices=3)
@@ -72,7 +73,7 @@ def test_sub_minute_slices_get_names_with_seconds(fake, source, tmp_path):
 
 @pytest.mark.integration
 def test_columns_are_typed_per_the_schema(fake, source, tmp_path):
-    store = DirectoryStore(tmp_path / "s")
+    store = with_contract(DirectoryStore(tmp_path / "s"))
     odd = {**record(1), "sex": None, "education": "", "age": 41, "credit_limit": 1e20, "bill_amount_1": None}
     fake.add_rows(CONSOLE_TABLE, [console(T0 + timedelta(seconds=1), "r1", [odd])])
 
@@ -80,7 +81,7 @@ def test_columns_are_typed_per_the_schema(fake, source, tmp_path):
 
     [key] = parquet_keys(store)
     table = pq.read_table(io.BytesIO(store.get(key)[0]))
-    assert table.column_names == list(COLUMNS)
+    assert table.column_names == list(CREDIT_LAYOUT.columns)
     assert table.schema.field("TimeGenerated").type == pa.timestamp("us", tz="UTC")
     assert table.schema.field("record_index").type == pa.int32()
     assert all(table.schema.field(n).type == pa.string() for n in CATEGORICAL + ("request_id", "deployment"))

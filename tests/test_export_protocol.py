@@ -28,9 +28,9 @@ from functions.adapters.local.inference_logs import LocalInferenceLogs
 from functions.adapters.local.store import DirectoryStore
 from functions.ports import Malformed, Store
 from functions.services.export import ExportError, export_model, part_key, quarantine_key, read_watermark, watermark_key
-from functions.shared.export_table import export_schema
 from ml.schema import NUMERIC
 from tests.export_helpers import (
+    CREDIT_LAYOUT,
     MODEL,
     NOW,
     T0,
@@ -52,6 +52,7 @@ from tests.export_helpers import (
     source_fixture,  # noqa: F401 (fixture)
     store_fixture,  # noqa: F401 (fixture)
     traffic,
+    with_contract,
     write_log,
 )
 from tests.fake_inference_logs import input_line
@@ -78,7 +79,7 @@ def test_export_writes_hour_partitions_with_exact_rows(fake, source, store):
     assert keys[0] == "exports/credit-card-default/3/2026-05-09/07/part-20260509T070000Z.parquet"
     for key in keys:
         table = pq.read_table(io.BytesIO(store.get(key)[0]))
-        assert table.schema == export_schema()
+        assert table.schema == CREDIT_LAYOUT.schema
         assert set(table.column("model_version").to_pylist()) == {key.split("/")[2]}
         hour = int(key.split("/")[4])
         assert {t.hour for t in table.column("TimeGenerated").to_pylist()} == {hour}
@@ -96,7 +97,7 @@ def test_export_writes_hour_partitions_with_exact_rows(fake, source, store):
 
 @pytest.mark.integration
 def test_half_open_slices_put_a_boundary_row_in_the_later_hour(fake, source, tmp_path):
-    store = DirectoryStore(tmp_path / "s")
+    store = with_contract(DirectoryStore(tmp_path / "s"))
     fake.add_rows(CONSOLE_TABLE, [console(T0 + timedelta(hours=1), "edge", [record(1)]),
                                   console(T0 + timedelta(hours=1) - timedelta(microseconds=1), "before", [record(2)])])
     report = export_model(MODEL, source, store, now=NOW, since=T0)
@@ -107,7 +108,7 @@ def test_half_open_slices_put_a_boundary_row_in_the_later_hour(fake, source, tmp
 
 @pytest.mark.integration
 def test_windows_respect_the_ingestion_lag(fake, source, tmp_path):
-    store = DirectoryStore(tmp_path / "s")
+    store = with_contract(DirectoryStore(tmp_path / "s"))
     fake.add_rows(CONSOLE_TABLE, [console(T0 + timedelta(minutes=59), "late", [record(1)])])
 
     early = export_model(MODEL, source, store, now=T0 + timedelta(hours=1, minutes=9), since=T0)
@@ -118,14 +119,14 @@ def test_windows_respect_the_ingestion_lag(fake, source, tmp_path):
     assert [s.rows for s in later.slices] == [1]
     assert later.horizon == T0 + timedelta(hours=1)
 
-    custom = export_model(MODEL, source, DirectoryStore(tmp_path / "c"), now=T0 + timedelta(hours=1, minutes=10),
+    custom = export_model(MODEL, source, with_contract(DirectoryStore(tmp_path / "c")), now=T0 + timedelta(hours=1, minutes=10),
                           since=T0, lag=timedelta(minutes=30))
     assert custom.slices == []
 
 
 @pytest.mark.integration
 def test_first_run_starts_a_lookback_before_the_horizon(fake, source, tmp_path):
-    store = DirectoryStore(tmp_path / "s")
+    store = with_contract(DirectoryStore(tmp_path / "s"))
     report = export_model(MODEL, source, store, now=NOW, lookback=timedelta(hours=2))
     # horizon 10:05, minus 2 h = 08:05, floored to the hour: slices 08 and 09
     assert report.start == T0 + timedelta(hours=1)
@@ -134,7 +135,7 @@ def test_first_run_starts_a_lookback_before_the_horizon(fake, source, tmp_path):
 
 @pytest.mark.integration
 def test_smaller_slices_and_csv(fake, source, tmp_path):
-    store = DirectoryStore(tmp_path / "s")
+    store = with_contract(DirectoryStore(tmp_path / "s"))
     rows, expected = traffic(hours=1)
     fake.add_rows(CONSOLE_TABLE, rows)
 
@@ -147,7 +148,7 @@ def test_smaller_slices_and_csv(fake, source, tmp_path):
     csv_rows = []
     for key in (k for k in keys if k.endswith(".csv")):
         csv_rows += pcsv.read_csv(io.BytesIO(store.get(key)[0]),
-                                  convert_options=pcsv.ConvertOptions(column_types=export_schema())).to_pylist()
+                                  convert_options=pcsv.ConvertOptions(column_types=CREDIT_LAYOUT.schema)).to_pylist()
     assert sorted(csv_rows, key=sort_key) == sorted(expected, key=sort_key)
     assert sorted(read_rows(store, parquet_keys(store)), key=sort_key) == sorted(expected, key=sort_key)
     with pytest.raises(ValueError, match="divides an hour"):
@@ -195,7 +196,7 @@ def test_crash_before_the_watermark_moves_then_rerun_gives_identical_bytes(fake,
 
 @pytest.mark.integration
 def test_crash_between_two_objects_of_a_slice(fake, source, tmp_path):
-    store = DirectoryStore(tmp_path / "s")
+    store = with_contract(DirectoryStore(tmp_path / "s"))
     rows, expected = traffic(hours=1)
     fake.add_rows(CONSOLE_TABLE, rows)
     crashing = FailingStore(store, fail_on="/4/")  # version 3's object is written, version 4's fails
@@ -216,7 +217,7 @@ def test_bytes_do_not_depend_on_how_the_source_split_the_slice(fake, client, tmp
     fake.add_rows(CONSOLE_TABLE, rows)
     one_query = LogAnalyticsInferenceLogs(client, WORKSPACE, enforce_https=False)
     many_queries = LogAnalyticsInferenceLogs(client, WORKSPACE, enforce_https=False, max_rows=7)
-    a, b = DirectoryStore(tmp_path / "a"), DirectoryStore(tmp_path / "b")
+    a, b = with_contract(DirectoryStore(tmp_path / "a")), with_contract(DirectoryStore(tmp_path / "b"))
 
     export_model(MODEL, one_query, a, now=NOW, since=T0, max_slices=1, row_group_size=10)
     export_model(MODEL, many_queries, b, now=NOW, since=T0, max_slices=1, row_group_size=10)
@@ -245,7 +246,7 @@ def test_an_object_with_other_bytes_stops_the_export(fake, source, store):
 def test_two_concurrent_exporters_do_not_duplicate(fake, tmp_path, request, kind):
     rows, expected = traffic(hours=3, per_hour=12)
     fake.add_rows(CONSOLE_TABLE, rows)
-    shared = DirectoryStore(tmp_path / "s") if kind == "directory" else blob_store(request.getfixturevalue("azurite"))
+    shared = with_contract(DirectoryStore(tmp_path / "s")) if kind == "directory" else with_contract(blob_store(request.getfixturevalue("azurite")))
     start = threading.Barrier(2)
     reports: list[Any] = [None, None]
 
@@ -276,7 +277,7 @@ def test_two_concurrent_exporters_do_not_duplicate(fake, tmp_path, request, kind
 def test_export_models_keeps_going_past_a_failing_model(fake, source, tmp_path):
     from functions.services.export import export_models
 
-    store = DirectoryStore(tmp_path / "s")
+    store = with_contract(DirectoryStore(tmp_path / "s"))
     fake.add_rows(CONSOLE_TABLE, traffic(hours=1)[0])
     reports = export_models(['bad"name', MODEL], source, store, now=NOW, since=T0, max_slices=1)
     assert "invalid" in reports['bad"name'].error
@@ -301,7 +302,7 @@ class FailingFetches:
 
 @pytest.mark.integration
 def test_a_failure_in_the_middle_of_a_slice_writes_nothing_and_leaves_no_thread(fake, client, tmp_path):
-    store = DirectoryStore(tmp_path / "s")
+    store = with_contract(DirectoryStore(tmp_path / "s"))
     rows, expected = traffic(hours=1, per_hour=30)
     fake.add_rows(CONSOLE_TABLE, rows)
     source = LogAnalyticsInferenceLogs(client, WORKSPACE, enforce_https=False, max_rows=10)
@@ -331,7 +332,7 @@ def _flat(at: datetime, request_id: str, i: int) -> dict[str, Any]:
 def test_the_source_contract_is_enforced(tmp_path):
     early, late = T0 + timedelta(minutes=1), T0 + timedelta(minutes=2)
     ok = ListSource([[_flat(early, "a", 1)], Malformed(2), [_flat(late, "b", 2)]])
-    report = export_model(MODEL, ok, DirectoryStore(tmp_path / "ok"), now=NOW, since=T0, max_slices=1)
+    report = export_model(MODEL, ok, with_contract(DirectoryStore(tmp_path / "ok")), now=NOW, since=T0, max_slices=1)
     assert (report.rows, report.malformed) == (2, 2)
 
     # What is wrong with the source itself (not with a record) still stops the slice: a value that
@@ -342,7 +343,7 @@ def test_the_source_contract_is_enforced(tmp_path):
                              ([pa.table({**{c: pa.array([v]) for c, v in _flat(early, "e", 5).items() if c != "deployment"},
                                          "age": pa.array([[41]])})], "'age' is not double"),
                              ([{"not": "a table"}], "not a table")):
-        store = DirectoryStore(tmp_path / uuid.uuid4().hex)
+        store = with_contract(DirectoryStore(tmp_path / uuid.uuid4().hex))
         with pytest.raises(ExportError, match=message):
             export_model(MODEL, ListSource(batches), store, now=NOW, since=T0, max_slices=1)
         assert store.list("exports/") == []
@@ -453,4 +454,4 @@ def test_text_in_a_real_column_of_an_answer_is_quarantined_not_nulled(fake, sour
 def export_slice_again(source: Any, store: Store) -> Any:
     from functions.services.export import export_slice
 
-    return export_slice(MODEL, source, store, T0, T0 + timedelta(hours=1))
+    return export_slice(MODEL, source, store, T0, T0 + timedelta(hours=1), layout=CREDIT_LAYOUT)

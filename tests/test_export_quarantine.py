@@ -20,19 +20,20 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from functions.adapters.azure.inference_logs import FETCH_COLUMNS, typed_table
+from functions.adapters.azure.inference_logs import fetch_columns, typed_table
 from functions.adapters.azure.query_answer import parse_answer
 from functions.adapters.local.inference_logs import LocalInferenceLogs
 from functions.adapters.local.store import DirectoryStore
 from functions.ports import Malformed, PlatformError, Store
 from functions.services.export import ExportError, export_model, export_models, quarantine_key, read_watermark
-from functions.shared.export_table import conform_batch, export_schema
+from functions.shared.export_table import MISFIT, conform_batch
 from ml.schema import CATEGORICAL, FEATURES, NUMERIC
 from tests import export_helpers
-from tests.export_helpers import MODEL, NOW, T0
+from tests.export_helpers import CREDIT_LAYOUT, MODEL, NOW, T0, with_contract
 from tests.fake_inference_logs import input_line
 
 KEY = quarantine_key(MODEL, T0)
+FETCH_COLUMNS = fetch_columns(CREDIT_LAYOUT)  # the fetch answer's columns
 
 
 def record(i: int) -> dict[str, Any]:
@@ -51,7 +52,7 @@ def row(i: int, minute: int = 1, **cells: Any) -> dict[str, Any]:
 class ListSource(export_helpers.ListSource):
     """A source yielding the given batches that belong to the asked window (each slice's own)."""
 
-    def fetch(self, model: str, start: datetime, end: datetime):
+    def fetch(self, model: str, start: datetime, end: datetime, layout: Any = None):
         for batch in self.batches:
             if isinstance(batch, (list, pa.Table, Malformed)) and not _in(batch, start, end):
                 continue
@@ -83,7 +84,7 @@ def exported(store: Store) -> list[dict[str, Any]]:
 # --- what cannot be written ----------------------------------------------------------------------------
 
 def test_records_that_cannot_be_written_are_quarantined_and_the_rest_exported(tmp_path):
-    store = DirectoryStore(tmp_path / "s")
+    store = with_contract(DirectoryStore(tmp_path / "s"))
     bad = [
         row(2, sex="\ud800", age=float("nan")),  # a lone surrogate (JSON "\ud800"): UTF-8 cannot hold it
         row(3, age="old"),  # text where a number goes
@@ -110,7 +111,7 @@ def test_records_that_cannot_be_written_are_quarantined_and_the_rest_exported(tm
 
 
 def test_table_values_that_do_not_cast_are_quarantined_per_row(tmp_path):
-    store = DirectoryStore(tmp_path / "s")
+    store = with_contract(DirectoryStore(tmp_path / "s"))
     rows = [row(1), row(2), row(3), row(4)]
     columns = {name: [r[name] for r in rows] for name in rows[0]}
     columns["age"] = ["41", "old", "12.5", None]  # numbers as text are fine; "old" is not
@@ -130,7 +131,7 @@ def test_table_values_that_do_not_cast_are_quarantined_per_row(tmp_path):
 
 
 def test_a_broken_source_still_stops_the_slice_and_keeps_the_watermark(tmp_path):
-    store = DirectoryStore(tmp_path / "s")
+    store = with_contract(DirectoryStore(tmp_path / "s"))
     table = pa.table({**{k: pa.array([v]) for k, v in row(1).items()}, "age": pa.array([[41]])})
     with pytest.raises(ExportError, match="'age' is not double") as caught:
         export_model(MODEL, ListSource([table]), store, now=NOW, since=T0, max_slices=1)
@@ -141,7 +142,7 @@ def test_a_broken_source_still_stops_the_slice_and_keeps_the_watermark(tmp_path)
 
 def test_the_quarantine_object_does_not_depend_on_how_the_source_batched(tmp_path):
     rows = [row(i, sex="\ud800" if i % 3 == 0 else "male", minute=i % 7) for i in range(1, 30)]
-    one, many = DirectoryStore(tmp_path / "one"), DirectoryStore(tmp_path / "many")
+    one, many = with_contract(DirectoryStore(tmp_path / "one")), with_contract(DirectoryStore(tmp_path / "many"))
     in_order = sorted(rows, key=lambda r: r["TimeGenerated"])
 
     export_model(MODEL, ListSource([in_order]), one, now=NOW, since=T0, max_slices=1)
@@ -156,9 +157,9 @@ def test_the_quarantine_object_does_not_depend_on_how_the_source_batched(tmp_pat
 
 def test_clean_batches_take_the_fast_path_unchanged():
     rows = [row(i) for i in range(5)]
-    table, rejected = conform_batch(rows)
-    assert rejected == [] and table.schema == export_schema() and len(table) == 5
-    again, rejected = conform_batch(table)
+    table, rejected = conform_batch(rows, CREDIT_LAYOUT)
+    assert rejected == [] and table.schema == CREDIT_LAYOUT.schema and len(table) == 5
+    again, rejected = conform_batch(table, CREDIT_LAYOUT)
     assert rejected == [] and again.equals(table)
 
 
@@ -169,7 +170,7 @@ def test_non_finite_numbers_are_null_whichever_reader_took_the_answer():
     def cells(i: int, **extra: Any) -> list[Any]:
         base = {"TimeGenerated": f"2026-05-09T07:00:0{i}.1234567Z", "request_id": f"r{i}", "model_version": "3",
                 "deployment": "blue", "record_index": 0, **{n: "x" for n in CATEGORICAL},
-                **{n: 1.5 for n in NUMERIC}, **extra}
+                **{n: 1.5 for n in NUMERIC}, MISFIT: "", **extra}
         return [base[n] for n in FETCH_COLUMNS]
 
     # how the service writes non-finite reals: the strings "NaN", "Infinity", "-Infinity"
@@ -178,7 +179,7 @@ def test_non_finite_numbers_are_null_whichever_reader_took_the_answer():
                        separators=(",", ":")).encode()
     escaped = plain.replace(b'"r2"', b'"r\\u0032"')  # one \u escape: the json reader takes this answer
     for body in (plain, escaped):
-        table, rejected = conform_batch(typed_table(parse_answer(body).table))
+        table, rejected = conform_batch(typed_table(parse_answer(body).table, CREDIT_LAYOUT), CREDIT_LAYOUT)
         first = table.to_pylist()[0]
         assert rejected == [] and (first["age"], first["credit_limit"], first["bill_amount_1"]) == (None, None, None)
         assert table.to_pylist()[1]["age"] == 1.5
@@ -188,7 +189,8 @@ def test_a_lone_surrogate_in_a_log_analytics_answer_is_quarantined_not_raised(tm
     columns = [{"name": n, "type": "datetime" if n == "TimeGenerated" else "long" if n == "record_index" else
                 "real" if n in NUMERIC else "string"} for n in FETCH_COLUMNS]
     base = {"TimeGenerated": "2026-05-09T07:00:01.1234567Z", "request_id": "r1", "model_version": "3",
-            "deployment": "blue", "record_index": 0, **{n: "x" for n in CATEGORICAL}, **{n: 1.0 for n in NUMERIC}}
+            "deployment": "blue", "record_index": 0, **{n: "x" for n in CATEGORICAL}, **{n: 1.0 for n in NUMERIC},
+            MISFIT: ""}
     rows = [[base[n] for n in FETCH_COLUMNS],
             [{**base, "request_id": "r2", "sex": "\ud800"}[n] for n in FETCH_COLUMNS]]
     body = json.dumps({"tables": [{"name": "PrimaryResult", "columns": columns, "rows": rows}]},
@@ -196,8 +198,8 @@ def test_a_lone_surrogate_in_a_log_analytics_answer_is_quarantined_not_raised(tm
     assert b"\\ud800" in body  # ensure_ascii: the escape, as a JSON writer that escapes would send it
 
     answer = parse_answer(body)  # no UnicodeEncodeError
-    store = DirectoryStore(tmp_path / "s")
-    report = export_model(MODEL, ListSource([typed_table(answer.table)]), store, now=NOW, since=T0, max_slices=1)
+    store = with_contract(DirectoryStore(tmp_path / "s"))
+    report = export_model(MODEL, ListSource([typed_table(answer.table, CREDIT_LAYOUT)]), store, now=NOW, since=T0, max_slices=1)
 
     assert (report.rows, report.quarantined) == (1, 1)
     [kept] = quarantined(store)
@@ -214,10 +216,10 @@ def test_the_local_source_hands_over_what_it_cannot_type_instead_of_raising(tmp_
     at = T0 + timedelta(minutes=3)
     write_log(tmp_path, [input_line(MODEL, "3", "ok", [record(1)], at=at),
                          input_line(MODEL, "3", "bad", [{**record(2), "education": "\udcff"}], at=at)])
-    batches = list(LocalInferenceLogs(tmp_path).fetch(MODEL, T0, T0 + timedelta(hours=1)))
+    batches = list(LocalInferenceLogs(tmp_path).fetch(MODEL, T0, T0 + timedelta(hours=1), CREDIT_LAYOUT))
     [batch] = batches
     assert isinstance(batch, list) and [r["request_id"] for r in batch] == ["ok", "bad"]
-    table, rejected = conform_batch(batch)
+    table, rejected = conform_batch(batch, CREDIT_LAYOUT)
     assert [r["request_id"] for r in table.to_pylist()] == ["ok"]
     assert [(r.record["request_id"], r.reason.split(":")[0]) for r in rejected] == [("bad", "education")]
 
@@ -227,7 +229,7 @@ def test_unreadable_lines_are_counted_malformed_and_their_text_kept(tmp_path):
     cut = '{"service_name":"online/credit-card-default/3","type":"InputData","time":"' + at.isoformat() + '","data":"[{'
     write_log(tmp_path, [input_line(MODEL, "3", "ok", [record(1)], at=at), cut,
                          input_line(MODEL, "3", "mixed", [record(2), 7], at=at)])
-    store = DirectoryStore(tmp_path / "s")
+    store = with_contract(DirectoryStore(tmp_path / "s"))
 
     report = export_model(MODEL, LocalInferenceLogs(tmp_path), store, now=NOW, since=T0, max_slices=1)
 
@@ -240,7 +242,7 @@ def test_unreadable_lines_are_counted_malformed_and_their_text_kept(tmp_path):
 
 
 def test_rows_whose_version_cannot_be_a_key_are_malformed_and_kept(tmp_path):
-    store = DirectoryStore(tmp_path / "s")
+    store = with_contract(DirectoryStore(tmp_path / "s"))
     report = export_model(MODEL, ListSource([[row(1), row(2, model_version="../x")]]), store, now=NOW, since=T0,
                           max_slices=1)
     assert (report.rows, report.malformed, report.quarantined) == (1, 1, 0)
@@ -264,7 +266,7 @@ class FailingStore(export_helpers.FailingStore):
 
 
 def test_a_store_outage_keeps_the_watermark_and_never_sends_rows_to_quarantine(tmp_path):
-    store = FailingStore(DirectoryStore(tmp_path / "s"), fail_on="quarantine/")
+    store = FailingStore(with_contract(DirectoryStore(tmp_path / "s")), fail_on="quarantine/")
     source = ListSource([[row(1), row(2, sex="\ud800")]])
 
     for _ in range(2):  # the outage lasts: every run retries the same slice
@@ -286,14 +288,14 @@ class ExplodingSource:
     def count(self, model: str, start: datetime, end: datetime) -> int:
         return 0
 
-    def fetch(self, model: str, start: datetime, end: datetime):
+    def fetch(self, model: str, start: datetime, end: datetime, layout: Any = None):
         if model == "exploding":
             raise KeyError("a bug in the source")
         yield [row(1)]
 
 
 def test_one_models_unexpected_error_does_not_stop_the_others(tmp_path):
-    store = DirectoryStore(tmp_path / "s")
+    store = with_contract(with_contract(DirectoryStore(tmp_path / "s")), model="exploding")
     reports = export_models(["exploding", MODEL], ExplodingSource(), store, now=NOW, since=T0, max_slices=1)
     assert "unexpected KeyError" in reports["exploding"].error and reports["exploding"].transient is False
     assert read_watermark(store, "exploding")[0].high_water == T0
@@ -308,7 +310,7 @@ def test_a_store_that_cannot_even_read_the_watermark_is_one_models_transient_err
                 raise PlatformError("the store is down", transient=True)
             return self.inner.get(key)
 
-    store = DownStore(DirectoryStore(tmp_path / "s"), fail_on="nothing")
+    store = DownStore(with_contract(DirectoryStore(tmp_path / "s")), fail_on="nothing")
     reports = export_models(["exploding", MODEL], ExplodingSource(), store, now=NOW, since=T0, max_slices=1)
     assert "the store is down" in reports["exploding"].error and reports["exploding"].transient is True
     assert reports[MODEL].rows == 1

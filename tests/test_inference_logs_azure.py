@@ -26,9 +26,9 @@ from functions.adapters.local.inference_logs import LocalInferenceLogs
 from functions.adapters.local.store import DirectoryStore
 from functions.ports import InferenceLogSource, Malformed
 from functions.services.export import ExportError, export_model, part_key, read_watermark
-from functions.shared.export_table import export_schema
 from functions.shared.names import InvalidName
 from tests.export_helpers import (
+    CREDIT_LAYOUT,
     MODEL,
     NOW,
     T0,
@@ -46,6 +46,7 @@ from tests.export_helpers import (
     sort_key,
     source_fixture,  # noqa: F401 (fixture)
     traffic,
+    with_contract,
 )
 from tests.fake_inference_logs import input_line
 from tests.fake_log_analytics import CONSOLE_TABLE, tokenize
@@ -65,19 +66,19 @@ def test_fetch_explodes_requests_into_typed_rows(fake, source):
     fake.add_rows(CONSOLE_TABLE, rows + noise(T0 + timedelta(minutes=1)))
 
     assert source.count(MODEL, T0, T0 + timedelta(hours=1)) == len(expected)
-    batches = list(source.fetch(MODEL, T0, T0 + timedelta(hours=1)))
+    batches = list(source.fetch(MODEL, T0, T0 + timedelta(hours=1), CREDIT_LAYOUT))
 
     tables = [b for b in batches if isinstance(b, pa.Table)]
     assert [b for b in batches if isinstance(b, Malformed)] == []
     got = pa.concat_tables(tables)
-    assert got.schema == export_schema()
+    assert got.schema == CREDIT_LAYOUT.schema
     assert sorted(got.to_pylist(), key=sort_key) == sorted(expected, key=sort_key)
 
 
 @pytest.mark.integration
 def test_queries_on_the_wire(fake, source):
     fake.add_rows(CONSOLE_TABLE, traffic(hours=1)[0])
-    list(source.fetch(MODEL, T0, T0 + timedelta(hours=1)))
+    list(source.fetch(MODEL, T0, T0 + timedelta(hours=1), CREDIT_LAYOUT))
 
     summary, fetch = fake.requests
     for sent in (summary, fetch):
@@ -91,16 +92,17 @@ def test_queries_on_the_wire(fake, source):
         literals = [tokenize(text)[0].value for text in re.findall(r'"(?:[^"\\]|\\.)*"', sent.query)]
         assert sent.query.count(MODEL) == sum(lit.count(MODEL) for lit in literals) == 2
     assert summary.query == summary_query(MODEL, T0, T0 + timedelta(hours=1))
-    assert fetch.query == fetch_query(MODEL, T0, T0 + timedelta(hours=1))
+    assert fetch.query == fetch_query(MODEL, T0, T0 + timedelta(hours=1), CREDIT_LAYOUT)
     assert "| summarize Messages = countif(mine), Records = sumif(array_length(d), mine)" in summary.query
-    assert "credit_limit = todouble(rec['credit_limit'])" in fetch.query and "sex = tostring(rec['sex'])" in fetch.query
+    assert '["credit_limit"] = todouble(rec["credit_limit"])' in fetch.query
+    assert '["sex"] = tostring(rec["sex"])' in fetch.query
     assert "| mv-expand with_itemindex=record_index rec = d" in fetch.query
 
 
 @pytest.mark.integration
 def test_empty_window_sends_one_summary_and_no_fetch(fake, source):
     fake.add_rows(CONSOLE_TABLE, noise(T0 + timedelta(minutes=5)))
-    assert list(source.fetch(MODEL, T0, T0 + timedelta(hours=1))) == []
+    assert list(source.fetch(MODEL, T0, T0 + timedelta(hours=1), CREDIT_LAYOUT)) == []
     assert len(fake.requests) == 1
 
 
@@ -108,7 +110,7 @@ def test_empty_window_sends_one_summary_and_no_fetch(fake, source):
 
 @pytest.mark.integration
 def test_partial_answer_is_split_and_retried(fake, source, tmp_path):
-    store = DirectoryStore(tmp_path / "s")
+    store = with_contract(DirectoryStore(tmp_path / "s"))
     rows, expected = traffic(hours=1, per_hour=30)
     fake.add_rows(CONSOLE_TABLE, rows)
     fake.row_limit = 20  # the service's row limit, small: whole-hour answers come back cut
@@ -143,7 +145,7 @@ class PartialFetches:
 
 @pytest.mark.integration
 def test_an_injected_partial_answer_is_dropped_and_its_window_fetched_again(fake, source, tmp_path):
-    store = DirectoryStore(tmp_path / "s")
+    store = with_contract(DirectoryStore(tmp_path / "s"))
     rows, expected = traffic(hours=1)
     fake.add_rows(CONSOLE_TABLE, rows)
     fake.evaluator = PartialFetches(fake.evaluator, times=1)
@@ -160,7 +162,7 @@ def test_an_injected_partial_answer_is_dropped_and_its_window_fetched_again(fake
 
 @pytest.mark.integration
 def test_a_partial_summary_is_an_error(fake, source, tmp_path):
-    store = DirectoryStore(tmp_path / "s")
+    store = with_contract(DirectoryStore(tmp_path / "s"))
     fake.add_rows(CONSOLE_TABLE, traffic(hours=1)[0])
     fake.partial_next(keep_rows=0)  # the summary comes first
     with pytest.raises(ExportError, match="partial result") as caught:
@@ -171,7 +173,7 @@ def test_a_partial_summary_is_an_error(fake, source, tmp_path):
 
 @pytest.mark.integration
 def test_a_partial_answer_that_persists_stops_the_export_and_keeps_the_watermark(fake, client, tmp_path):
-    store = DirectoryStore(tmp_path / "s")
+    store = with_contract(DirectoryStore(tmp_path / "s"))
     fake.add_rows(CONSOLE_TABLE, traffic(hours=1)[0])
     source = LogAnalyticsInferenceLogs(client, WORKSPACE, enforce_https=False, max_depth=3)
     fake.evaluator = PartialFetches(fake.evaluator, times=None)
@@ -190,7 +192,7 @@ def test_a_partial_answer_that_persists_stops_the_export_and_keeps_the_watermark
 
 @pytest.mark.integration
 def test_503_is_retried_by_the_sdk_then_transient(fake, source, tmp_path):
-    store = DirectoryStore(tmp_path / "s")
+    store = with_contract(DirectoryStore(tmp_path / "s"))
     fake.add_rows(CONSOLE_TABLE, traffic(hours=1)[0])
     fake.fail_next(503, times=1)
     assert export_model(MODEL, source, store, now=NOW, since=T0, max_slices=1).rows > 0
@@ -206,7 +208,7 @@ def test_503_is_retried_by_the_sdk_then_transient(fake, source, tmp_path):
 def test_400_is_permanent(fake, source, tmp_path):
     fake.fail_next(400)
     with pytest.raises(ExportError) as caught:
-        export_model(MODEL, source, DirectoryStore(tmp_path / "s"), now=NOW, since=T0)
+        export_model(MODEL, source, with_contract(DirectoryStore(tmp_path / "s")), now=NOW, since=T0)
     assert caught.value.transient is False and "HTTP 400" in str(caught.value)
 
 
@@ -214,7 +216,7 @@ def test_400_is_permanent(fake, source, tmp_path):
 def test_https_is_enforced_by_default(fake, client, tmp_path):
     strict = LogAnalyticsInferenceLogs(client, WORKSPACE)
     with pytest.raises(ExportError, match="non-TLS"):
-        export_model(MODEL, strict, DirectoryStore(tmp_path / "s"), now=NOW, since=T0)
+        export_model(MODEL, strict, with_contract(DirectoryStore(tmp_path / "s")), now=NOW, since=T0)
     assert fake.requests == []
 
 
@@ -222,7 +224,7 @@ def test_https_is_enforced_by_default(fake, client, tmp_path):
 
 @pytest.mark.integration
 def test_malformed_lines_are_counted_not_exported(fake, source, tmp_path):
-    store = DirectoryStore(tmp_path / "s")
+    store = with_contract(DirectoryStore(tmp_path / "s"))
     at = T0 + timedelta(minutes=10)
     prefix = f'{{"service_name":"online/{MODEL}/3","type":"InputData"'
     good = console(at, "ok", [record(1), record(2)])
@@ -246,7 +248,7 @@ def test_malformed_lines_are_counted_not_exported(fake, source, tmp_path):
 
 @pytest.mark.integration
 def test_rows_with_versions_that_cannot_be_keys_are_malformed(fake, source, tmp_path):
-    store = DirectoryStore(tmp_path / "s")
+    store = with_contract(DirectoryStore(tmp_path / "s"))
     at = T0 + timedelta(minutes=10)
     fake.add_rows(CONSOLE_TABLE, [console(at, "a", [record(1)], version="3"),
                                   console(at, "b", [record(2)], version="../../etc"),
@@ -287,7 +289,7 @@ def test_hostile_model_names_are_rejected_before_any_query(fake, source, tmp_pat
     with pytest.raises(InvalidName):
         source.count(name, T0, NOW)
     with pytest.raises(InvalidName):
-        list(source.fetch(name, T0, NOW))
+        list(source.fetch(name, T0, NOW, CREDIT_LAYOUT))
     with pytest.raises(InvalidName):
         LocalInferenceLogs(tmp_path).count(name, T0, NOW)
     assert fake.requests == [] and store.objects == {}
@@ -312,7 +314,7 @@ def test_non_finite_reals_from_log_analytics_are_null_as_from_the_local_source(f
     fake.evaluator = RewriteFetches(fake.evaluator, "nonfinite",
                                     {"age": float("nan"), "credit_limit": float("inf"), "bill_amount_1": float("-inf")})
     local_home_from(rows, tmp_path / "home")
-    from_azure, from_local = DirectoryStore(tmp_path / "a"), DirectoryStore(tmp_path / "l")
+    from_azure, from_local = with_contract(DirectoryStore(tmp_path / "a")), with_contract(DirectoryStore(tmp_path / "l"))
 
     azure = export_model(MODEL, source, from_azure, now=NOW, since=T0, max_slices=1)
     local = export_model(MODEL, LocalInferenceLogs(tmp_path / "home"), from_local, now=NOW, since=T0, max_slices=1)

@@ -18,6 +18,7 @@ from functions.adapters.local.store import DirectoryStore
 from functions.services.export import export_model
 from ml.schema import NUMERIC
 from tests.export_helpers import (
+    CREDIT_LAYOUT,
     MODEL,
     NOW,
     T0,
@@ -30,6 +31,7 @@ from tests.export_helpers import (
     record,
     source_fixture,  # noqa: F401 (fixture)
     traffic,
+    with_contract,
     write_log,
 )
 from tests.fake_inference_logs import input_line
@@ -41,7 +43,7 @@ def test_local_source_exports_the_same_bytes_as_log_analytics(fake, source, tmp_
     rows, expected = traffic(hours=3)
     fake.add_rows(CONSOLE_TABLE, rows)
     local_home_from(rows, tmp_path / "home")
-    from_azure, from_local = DirectoryStore(tmp_path / "a"), DirectoryStore(tmp_path / "l")
+    from_azure, from_local = with_contract(DirectoryStore(tmp_path / "a")), with_contract(DirectoryStore(tmp_path / "l"))
 
     export_model(MODEL, source, from_azure, now=NOW, since=T0)
     report = export_model(MODEL, LocalInferenceLogs(tmp_path / "home"), from_local, now=NOW, since=T0)
@@ -66,7 +68,7 @@ def test_local_source_counts_malformed_lines_and_leaves_a_line_being_written(tmp
         input_line(MODEL, "3", "other-hour", [record(3)], at=at + timedelta(hours=1)),
         input_line(MODEL, "3", "legacy-no-time", [record(4)]),  # written before score.py stamped a time
     ], tail=input_line(MODEL, "3", "in-flight", [record(5)], at=at))
-    store = DirectoryStore(tmp_path / "s")
+    store = with_contract(DirectoryStore(tmp_path / "s"))
     local = LocalInferenceLogs(home)
 
     assert local.count(MODEL, T0, T0 + timedelta(hours=1)) == 2
@@ -87,7 +89,7 @@ def test_local_source_reads_every_endpoint_and_deployment(tmp_path):
     write_log(home, "credit", "green", [input_line(MODEL, "4", "b", [record(2)], at=at + timedelta(seconds=1))])
     write_log(home, "other", "blue", [input_line(MODEL, "3", "c", [record(3)], at=at + timedelta(seconds=2)),
                                       input_line("fraud", "1", "d", [record(4)], at=at)])
-    store = DirectoryStore(tmp_path / "s")
+    store = with_contract(DirectoryStore(tmp_path / "s"))
     export_model(MODEL, LocalInferenceLogs(home), store, now=NOW, since=T0, max_slices=1)
     got = read_rows(store, parquet_keys(store))
     assert sorted((r["request_id"], r["deployment"], r["model_version"]) for r in got) == [
@@ -129,7 +131,7 @@ def test_score_py_lines_are_what_the_local_source_reads(tmp_path, capsys):
     write_log(tmp_path / "home", "credit", "blue", lines, written=None)
 
     local = LocalInferenceLogs(tmp_path / "home")
-    [table] = [b for b in local.fetch(MODEL, before - timedelta(seconds=1), after + timedelta(seconds=1))
+    [table] = [b for b in local.fetch(MODEL, before - timedelta(seconds=1), after + timedelta(seconds=1), CREDIT_LAYOUT)
                if isinstance(b, pa.Table)]
     got = table.to_pylist()
     assert [(r["request_id"], r["model_version"], r["record_index"]) for r in got] == [

@@ -9,10 +9,14 @@ from typing import Any
 
 import pytest
 
-from functions.adapters.azure.inference_logs import FETCH_COLUMNS
+from functions.adapters.azure.inference_logs import fetch_columns
 from functions.adapters.azure.query_answer import _parse_rows_as_csv, _parse_with_json, _Unusual, parse_answer
 from functions.ports import PlatformError
+from functions.shared.export_table import MISFIT
 from ml.schema import CATEGORICAL, NUMERIC
+from tests.export_helpers import CREDIT_LAYOUT
+
+FETCH_COLUMNS = fetch_columns(CREDIT_LAYOUT)  # the credit-card fetch answer's columns
 
 
 def _answer(rows: list[list[Any]], *, ensure_ascii: bool = False, **extra: Any) -> bytes:
@@ -24,7 +28,8 @@ def _answer(rows: list[list[Any]], *, ensure_ascii: bool = False, **extra: Any) 
 
 def _row(i: int, **cells: Any) -> list[Any]:
     base = {"TimeGenerated": f"2026-05-09T07:00:{i:02d}.1234567Z", "request_id": f"r{i}", "model_version": "3",
-            "deployment": "blue", "record_index": i, **{n: "x" for n in CATEGORICAL}, **{n: float(i) for n in NUMERIC}}
+            "deployment": "blue", "record_index": i, **{n: "x" for n in CATEGORICAL}, **{n: float(i) for n in NUMERIC},
+            MISFIT: ""}
     base.update(cells)
     return [base[n] for n in FETCH_COLUMNS]
 

@@ -49,6 +49,7 @@ from functions.services.records import RolloutStore
 from functions.services.retraining import AlertPolicy, AlertAnswer, handle_alert_body
 from functions.ports import Conflict, PlatformError, Store
 from ml.schema import FEATURES
+from tests.export_helpers import with_contract
 from tests.fakes import FakeJobs, MemoryStore
 from tests.races import RaceNotStaged, RaceStore, run_together
 
@@ -311,7 +312,7 @@ class RowsSource:
     def count(self, model: str, start: datetime, end: datetime) -> int:
         return len(self._window(start, end))
 
-    def fetch(self, model: str, start: datetime, end: datetime) -> Iterator[list[dict[str, Any]]]:
+    def fetch(self, model: str, start: datetime, end: datetime, layout: Any = None) -> Iterator[list[dict[str, Any]]]:
         rows = self._window(start, end)
         for offset in range(0, len(rows), self.batch):
             yield rows[offset:offset + self.batch]
@@ -361,6 +362,7 @@ def test_concurrent_exporters_on_every_timer_tick_export_each_slice_exactly_once
     advance is contended by all of them, and the etag alone lets one through."""
     inside, after = window_rows()
     source = RowsSource(inside + after)
+    with_contract(backend.store)  # the model's current contract: the export types its parts by it
     # the watermark exists before the race (a first run with nothing whole to export yet), so every
     # contender of a tick reads the same version of it
     seeded = export_model(MODEL, source, backend.store, now=T0 + LAG, lag=LAG, slice_length=SLICE, since=T0)
@@ -387,6 +389,7 @@ def test_concurrent_first_runs_create_one_watermark_and_export_each_slice_exactl
     re-reads and carries on from the watermark, possibly ahead of it)."""
     inside, after = window_rows()
     source = RowsSource(inside + after)
+    with_contract(backend.store)
     # Only these two rounds are certain to be contended by all. Later rounds are not held: a loser
     # can skip ahead of a slice, or lose spuriously and write once more (a DirectoryStore reader
     # that races a create-only write can get an etag the unchanged object no longer has).

@@ -306,9 +306,9 @@ def test_the_contract_is_read_stored_served_and_made_current_on_release():
     h = Harness({"1": GOOD})
     out = h.roll("1")
     assert out["state"] == "succeeded", out
-    stored = json.loads(h.store.get(f"contracts/{MODEL}/1.json")[0])
+    stored = json.loads(h.store.get(f"contracts/{MODEL}/versions/1.json")[0])
     current = json.loads(h.store.get(f"contracts/{MODEL}/current.json")[0])
-    assert current["version"] == "1" and current["contract"] == stored and stored["contract_version"] == 1
+    assert current == stored and stored["contract_version"] == 1
     assert stored["features"] == schema.schema_dict()["features"] and stored["source"] == "model_card.json"
     for endpoints, name in ((h.staging, h.config.staging_endpoint), (h.production, h.config.production_endpoint)):
         env = endpoints.deployments[(name, deployment_name(MODEL, "1"))].spec.environment_variables

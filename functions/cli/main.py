@@ -266,6 +266,8 @@ def drift(
     report: Optional[Path] = typer.Option(None, "--report", help="write Evidently's HTML report here"),
     model_name: str = typer.Option("credit-card-default", "--model-name"),
     config: Optional[str] = typer.Option(None, "--config", help="JSON drift settings (methods, thresholds, ...)"),
+    contract: Optional[Path] = typer.Option(None, "--contract", help="the model's contract (JSON: its features "
+                                            "and target are compared; default: the credit-card columns)"),
 ) -> None:
     """Data drift of CURRENT against REFERENCE (Evidently DataDriftPreset statistics, computed fast)."""
     import shutil
@@ -282,6 +284,14 @@ def drift(
         settings = json.loads(config) if config else None
     except ValueError as exc:
         fail(f"--config is not valid JSON: {exc}")
+    columns = None
+    if contract is not None:
+        from functions.shared.contract import ContractError, ModelContract
+
+        try:
+            columns = ModelContract.from_dict(json.loads(contract.read_text(encoding="utf-8")), str(contract)).to_dict()
+        except (OSError, ValueError) as exc:  # ContractError and JSONDecodeError are ValueErrors
+            fail(f"--contract {contract}: {exc}" if not isinstance(exc, ContractError) else str(exc))
     out = Path(tempfile.mkdtemp(prefix="modelops-drift-"))
     try:
         try:
@@ -289,8 +299,8 @@ def drift(
             import io
 
             with contextlib.redirect_stdout(io.StringIO()):  # the job prints its records; we print ours
-                result = compute_drift(reference, current, out, config=settings, model_name=model_name,
-                                       report=report is not None)
+                result = compute_drift(reference, current, out, config=settings, contract=columns,
+                                       model_name=model_name, report=report is not None)
         except DriftInputError as exc:
             fail(str(exc))
         payload = json.loads((out / "result.json").read_text())

@@ -99,7 +99,8 @@ def finish(p: RolloutPorts, rollout: dict, outcome: dict, at: str) -> dict:
 def set_production(p: RolloutPorts, rollout: dict, deployment: str, traffic: dict,
                    contract: dict | None = None) -> dict:
     if contract:  # before the record: a reader that sees the new production sees its contract
-        contracts.set_current_contract(p.store, rollout["model"], rollout["version"], ModelContract.from_dict(contract))
+        contracts.store_contract(p.store, rollout["model"], rollout["version"], ModelContract.from_dict(contract),
+                                 current=True)
     p.rollouts.set_production(rollout, deployment, traffic, p.clock().isoformat())
     return {"ok": True}
 
@@ -117,8 +118,8 @@ def read_contract(p: RolloutPorts, rollout: dict, overrides: dict | None = None)
                                      where=f"model {name}:{version}")
     except ContractError as exc:
         return {"ok": False, "reason": str(exc)}
-    key = contracts.store_version_contract(p.store, name, version, contract)
-    return {"ok": True, "contract": contract.to_dict(), "key": key}
+    contracts.store_contract(p.store, name, version, contract)
+    return {"ok": True, "contract": contract.to_dict(), "key": contracts.version_key(name, version)}
 
 
 def superseded(p: RolloutPorts, rollout: dict) -> dict:
@@ -268,8 +269,9 @@ def run_gates(p: RolloutPorts, rollout: dict, workspace: str, endpoint: str, dep
     cfg = build_model_config(rollout["model"], {"gates": gates}).gates
     score = _scorer(p.endpoints(workspace), endpoint, deployment)
     challenger = _contract(p, rollout, contract)
-    current = contracts.current_contract(p.store, rollout["model"])
-    champion = current[1] if current is not None and current[0] != rollout["version"] else None
+    production = p.rollouts.production(rollout["model"])
+    champion = contracts.current_contract(p.store, rollout["model"]) \
+        if production and production["version"] != rollout["version"] else None
     results: list[g.GateResult] = []
     try:
         results.append(g.judge_compatibility(challenger, champion, allow_contract_change))

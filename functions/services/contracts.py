@@ -1,58 +1,89 @@
-"""Each model version's contract in the store, and the one production serves.
+"""The stored contracts of a model's versions: what the export types its table by and drift compares.
 
-    contracts/<model>/<version>.json   the version's contract (ModelContract.to_dict(): carries
-                                       contract_version), written when its rollout reads it
-    contracts/<model>/current.json     {"version", "contract"}: production's, set on release
+    contracts/<model>/current.json              the contract of the current production version
+    contracts/<model>/versions/<version>.json   the contract of each version it was stored for
 
-The rollout writes them; the gates compare a challenger with `current`, the export types its table
-and drift picks its features by `current`. A model released before contracts has no `current` until
-its next release (the gates then compare on the challenger's contract, as they always did).
+Each object is `ModelContract.to_dict()` as JSON (its `contract_version` says how to read it). The
+rollout stores a version's contract when it learns it (`store_contract(..., current=False)`) and
+makes it current when the version goes to production (`current=True`, or `make_current`). The
+export and the drift check read them (`StoreContracts`, the ports.ContractSource on a Store): a
+model without a current contract is not exported and not checked — nothing guesses its columns.
+
+A stored contract that cannot be read is a ContractError naming the key (never "no contract": an
+object that is there but broken needs a person, not a silent skip).
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from functions.ports import Store
-from functions.shared.contract import ModelContract
+from functions.shared.contract import ContractError, ModelContract
 from functions.shared.names import check_model_name, check_version
 
-CURRENT = "current"
-
-
-def version_key(model: str, version: str) -> str:
-    return f"contracts/{check_model_name(model)}/{check_version(version)}.json"
+CONTRACTS_PREFIX = "contracts/"
 
 
 def current_key(model: str) -> str:
-    return f"contracts/{check_model_name(model)}/{CURRENT}.json"
+    return f"{CONTRACTS_PREFIX}{check_model_name(model)}/current.json"
 
 
-def store_version_contract(store: Store, model: str, version: str, contract: ModelContract) -> str:
-    """Idempotent: the same version's contract is the same data (a re-read may add nothing new)."""
-    key = version_key(model, version)
-    store.put(key, _dumps(contract.to_dict()))
-    return key
+def version_key(model: str, version: str) -> str:
+    return f"{CONTRACTS_PREFIX}{check_model_name(model)}/versions/{check_version(version)}.json"
+
+
+def _encode(contract: ModelContract) -> bytes:
+    return (json.dumps(contract.to_dict(), indent=1, sort_keys=True) + "\n").encode()
+
+
+def store_contract(store: Store, model: str, version: str, contract: ModelContract, *, current: bool = False) -> None:
+    """Keep `contract` as `version`'s (overwriting what was stored for that version) and, with
+    `current=True`, as the model's current one (the version is, or is becoming, production)."""
+    data = _encode(contract)
+    store.put(version_key(model, version), data)
+    if current:
+        store.put(current_key(model), data)
+
+
+def make_current(store: Store, model: str, version: str) -> ModelContract:
+    """Make the contract stored for `version` the model's current one; ContractError when that
+    version has none stored."""
+    contract = version_contract(store, model, version)
+    if contract is None:
+        raise ContractError(f"no contract is stored for {model}:{version} ({version_key(model, version)})")
+    store.put(current_key(model), _encode(contract))
+    return contract
+
+
+def current_contract(store: Store, model: str) -> ModelContract | None:
+    """The contract of the model's current production version; None when none is stored."""
+    return _read(store, current_key(model))
 
 
 def version_contract(store: Store, model: str, version: str) -> ModelContract | None:
-    found = store.get(version_key(model, version))
-    return None if found is None else ModelContract.from_dict(json.loads(found[0]), version_key(model, version))
+    """The contract stored for `version`; None when none is."""
+    return _read(store, version_key(model, version))
 
 
-def set_current_contract(store: Store, model: str, version: str, contract: ModelContract) -> None:
-    store.put(current_key(model), _dumps({"version": version, "contract": contract.to_dict()}))
-
-
-def current_contract(store: Store, model: str) -> tuple[str, ModelContract] | None:
-    """(version, contract) of what production serves, or None (no release since contracts)."""
-    found = store.get(current_key(model))
+def _read(store: Store, key: str) -> ModelContract | None:
+    found = store.get(key)
     if found is None:
         return None
-    data = json.loads(found[0])
-    return str(data["version"]), ModelContract.from_dict(data["contract"], current_key(model))
+    try:
+        data = json.loads(found[0])
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ContractError(f"{key}: not JSON ({exc})") from None
+    return ModelContract.from_dict(data, key)
 
 
-def _dumps(obj: Any) -> bytes:
-    return json.dumps(obj, indent=2, sort_keys=True).encode()
+class StoreContracts:
+    """ports.ContractSource over the Store's contracts/ objects."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def current(self, model: str) -> ModelContract | None:
+        return current_contract(self.store, model)
+
+    def version(self, model: str, version: str) -> ModelContract | None:
+        return version_contract(self.store, model, version)

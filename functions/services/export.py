@@ -2,7 +2,14 @@
 exactly once, in hour partitions.
 
     exports/<model>/<version>/<YYYY-MM-DD>/<HH>/part-<slice start, e.g. 20260509T070000Z>.parquet
-    watermarks/export/<model>.json      high-water time, totals, the files of the recent slices
+    watermarks/export/<model>.json      high-water time, totals, the files of the recent slices,
+                                        the layout and columns fingerprint they were written with
+
+The columns are the model's contract's (functions/shared/export_table.py ExportLayout), read from
+the store (functions/services/contracts.py: contracts/<model>/current.json) or any ContractSource;
+a model without one is not exported (fail closed: its report says why). A part records the
+fingerprint of its columns in its Parquet metadata — but the credit-card layout, written exactly as
+before contracts (its parts, old and new, have no metadata and the same bytes).
 
 Where the records come from is a port (`InferenceLogSource`): Log Analytics in Azure
 (adapters/azure/inference_logs.py), the local endpoints' console logs on a laptop
@@ -53,9 +60,19 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from functions.ports import Conflict, InferenceLogSource, Malformed, PlatformError, Store
+from functions.ports import Conflict, ContractSource, InferenceLogSource, Malformed, PlatformError, Store
+from functions.services.contracts import StoreContracts, current_key
 from functions.services.export_parts import ROW_GROUP_SIZE, Quarantine, SliceSink, micros, scalar_micros
-from functions.shared.export_table import Rejected, conform_batch, parse_time, utc
+from functions.shared.contract import ContractError, ModelContract
+from functions.shared.export_table import (
+    LAYOUT_VERSION,
+    LEGACY_FINGERPRINT,
+    ExportLayout,
+    Rejected,
+    conform_batch,
+    parse_time,
+    utc,
+)
 from functions.shared.names import InvalidName, check_model_name
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -148,6 +165,7 @@ class SliceReport:
     versions: dict[str, int] = field(default_factory=dict)
     by_other_instance: bool = False  # another instance advanced past this slice first
     quarantine: str = ""  # the quarantine object's key, when the slice has one
+    columns: str = ""  # the fingerprint of the columns its parts were written with (ExportLayout)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -164,6 +182,7 @@ class ExportReport:
     slices: list[SliceReport] = field(default_factory=list)
     error: str = ""
     transient: bool = False  # with an error: retrying later may succeed
+    columns: str = ""  # the fingerprint of the layout this run wrote with ("": it never got one)
 
     @property
     def rows(self) -> int:
@@ -199,6 +218,7 @@ class ExportReport:
             "slices": [s.to_dict() for s in self.slices],
             "error": self.error,
             "transient": self.transient,
+            "columns": self.columns,
         }
 
 
@@ -221,12 +241,16 @@ class Watermark:
     malformed: int = 0
     quarantined: int = 0
     recent: list[dict[str, Any]] = field(default_factory=list)
+    # The layout the last slice was written with: its version and the fingerprint of its columns
+    # (ExportLayout). A watermark written before contracts has neither: the credit-card layout.
+    layout: int = LAYOUT_VERSION
+    columns: str = LEGACY_FINGERPRINT
 
     def to_bytes(self) -> bytes:
         body = {
             "model": self.model, "high_water": _iso(self.high_water), "created": self.created,
             "updated": self.updated, "slices": self.slices, "rows": self.rows, "malformed": self.malformed,
-            "quarantined": self.quarantined, "recent": self.recent,
+            "quarantined": self.quarantined, "recent": self.recent, "layout": self.layout, "columns": self.columns,
         }
         return json.dumps(body, indent=1, sort_keys=True).encode()
 
@@ -238,17 +262,21 @@ class Watermark:
                        created=body.get("created", ""), updated=body.get("updated", ""),
                        slices=int(body.get("slices", 0)), rows=int(body.get("rows", 0)),
                        malformed=int(body.get("malformed", 0)), quarantined=int(body.get("quarantined", 0)),
-                       recent=list(body.get("recent", [])))  # (watermarks written before quarantine: 0)
+                       recent=list(body.get("recent", [])),  # (watermarks written before quarantine: 0)
+                       layout=int(body.get("layout", LAYOUT_VERSION)),
+                       columns=str(body.get("columns") or LEGACY_FINGERPRINT))  # (before contracts: credit card)
         except (ValueError, KeyError, TypeError) as exc:
             raise PlatformError(f"unreadable export watermark of {model}: {exc}") from exc
 
     def advanced(self, done: SliceReport, now: datetime) -> Watermark:
+        columns = done.columns or self.columns
         entry = {"start": _iso(done.start), "end": _iso(done.end), "rows": done.rows, "malformed": done.malformed,
-                 "quarantined": done.quarantined, "files": list(done.files), "quarantine": done.quarantine}
+                 "quarantined": done.quarantined, "files": list(done.files), "quarantine": done.quarantine,
+                 "columns": columns}
         return Watermark(model=self.model, high_water=done.end, created=self.created, updated=_iso(now),
                          slices=self.slices + 1, rows=self.rows + done.rows, malformed=self.malformed + done.malformed,
                          quarantined=self.quarantined + done.quarantined,
-                         recent=(self.recent + [entry])[-RECENT_SLICES:])
+                         recent=(self.recent + [entry])[-RECENT_SLICES:], layout=LAYOUT_VERSION, columns=columns)
 
 
 def read_watermark(store: Store, model: str) -> tuple[Watermark, str] | None:
@@ -282,24 +310,26 @@ def _put_once(store: Store, key: str, data: bytes) -> bool:
 
 
 def export_slice(model: str, source: InferenceLogSource, store: Store, start: datetime, end: datetime, *,
-                 formats: Sequence[str] = ("parquet",), row_group_size: int = ROW_GROUP_SIZE,
-                 tmp_dir: str | Path | None = None) -> SliceReport:
-    """Write one slice's objects (create-only, deterministic). Does not touch the watermark.
+                 layout: ExportLayout, formats: Sequence[str] = ("parquet",), row_group_size: int = ROW_GROUP_SIZE,
+                 tmp_dir: str | Path | None = None, version_misfit: Any = None) -> SliceReport:
+    """Write one slice's objects (create-only, deterministic) in `layout`'s columns. Does not touch
+    the watermark. `version_misfit(version)`: why a version's rows cannot be read by this layout
+    (its own contract differs), or None — those rows are quarantined.
 
     Two stages overlap: this thread takes the source's batches (for Log Analytics: parses the
     answers), one writer thread sorts and encodes them, in order, one batch behind at most."""
     import pyarrow.compute as pc
 
-    report = SliceReport(start=start, end=end)
+    report = SliceReport(start=start, end=end, columns=layout.fingerprint)
     start_us, end_us = micros(start), micros(end)
     quarantine = Quarantine()
     with tempfile.TemporaryDirectory(prefix="export-", dir=tmp_dir) as tmp:
-        sink = SliceSink(Path(tmp), formats, row_group_size)
+        sink = SliceSink(Path(tmp), formats, row_group_size, layout, version_misfit)
         last_time: int | None = None
         try:
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="export-writer") as pool:
                 pending: Future | None = None
-                batches = source.fetch(model, start, end)
+                batches = source.fetch(model, start, end, layout)
 
                 def settle(raise_errors: bool) -> None:
                     close = getattr(batches, "close", None)
@@ -317,7 +347,7 @@ def export_slice(model: str, source: InferenceLogSource, store: Store, start: da
                                            for sample in tuple(getattr(item, "samples", ()))[:item.count])
                             continue
                         try:
-                            table, rejected = conform_batch(item)
+                            table, rejected = conform_batch(item, layout)
                         except ValueError as exc:
                             raise PlatformError(f"inference log source of {model}: {exc}") from exc
                         if rejected:  # records that cannot be written: kept aside, never the slice's end
@@ -345,6 +375,7 @@ def export_slice(model: str, source: InferenceLogSource, store: Store, start: da
         finally:
             sink.close()
         report.malformed += sink.malformed
+        report.quarantined += sink.quarantined
         quarantine.add(sink.rejected)
         report.rows = sink.rows
         report.versions = dict(sink.versions)
@@ -373,8 +404,16 @@ def export_model(model: str, source: InferenceLogSource, store: Store, *, now: d
                  lag: timedelta = DEFAULT_LAG, slice_length: timedelta = DEFAULT_SLICE,
                  since: datetime | None = None, lookback: timedelta = DEFAULT_LOOKBACK,
                  formats: Sequence[str] = ("parquet",), max_slices: int | None = None,
-                 row_group_size: int = ROW_GROUP_SIZE, tmp_dir: str | Path | None = None) -> ExportReport:
-    """Export every whole slice of `model`'s records from the watermark up to now − lag.
+                 row_group_size: int = ROW_GROUP_SIZE, tmp_dir: str | Path | None = None,
+                 contracts: ContractSource | None = None) -> ExportReport:
+    """Export every whole slice of `model`'s records from the watermark up to now − lag, in the
+    columns of the contract of its current production version (`contracts.current(model)`;
+    default: the Store's, functions/services/contracts.py).
+
+    Fails closed: without a usable current contract nothing is read or written (ExportError, the
+    reason in the report) — a model's columns are never guessed. A record that does not fit that
+    contract (other features: another version's contract, a foreign writer) is quarantined, and
+    so are the rows of a version whose own stored contract types a feature differently.
 
     First run (no watermark): starts at `since`, else at now − lag − lookback, floored to the
     slice length. `max_slices` bounds one run (a timer invocation has a time limit; the next
@@ -394,6 +433,10 @@ def export_model(model: str, source: InferenceLogSource, store: Store, *, now: d
     horizon = now - lag
     key = watermark_key(model)
     report = ExportReport(model=model, horizon=horizon)
+    contracts = contracts if contracts is not None else StoreContracts(store)
+    contract, layout = _current_layout(model, contracts, report)
+    report.columns = layout.fingerprint
+    version_misfit = _version_check(model, contract, layout, contracts)
 
     current = read_watermark(store, model)
     if current is None:
@@ -420,8 +463,8 @@ def export_model(model: str, source: InferenceLogSource, store: Store, *, now: d
         if end > horizon or (max_slices is not None and done >= max_slices):
             break
         try:
-            sliced = export_slice(model, source, store, start, end, formats=formats, row_group_size=row_group_size,
-                                  tmp_dir=tmp_dir)
+            sliced = export_slice(model, source, store, start, end, layout=layout, formats=formats,
+                                  row_group_size=row_group_size, tmp_dir=tmp_dir, version_misfit=version_misfit)
         except OSError as exc:  # the temporary files (disk full ...): worth a retry
             report.error = f"export of {model}: local temporary files: {exc}"
             report.transient = True
@@ -462,11 +505,58 @@ def export_model(model: str, source: InferenceLogSource, store: Store, *, now: d
     return report
 
 
+def _current_layout(model: str, contracts: ContractSource, report: ExportReport) -> tuple[ModelContract, ExportLayout]:
+    """The current contract and its layout, or ExportError (fail closed) saying why there is none."""
+    try:
+        contract = contracts.current(model)
+        if contract is None:
+            report.error = (f"export of {model}: no contract is stored for its production version "
+                            f"({current_key(model)}): nothing exported (the export never guesses a model's columns)")
+            raise ExportError(report.error, report)
+        return contract, ExportLayout.for_contract(contract)
+    except ContractError as exc:
+        report.error = f"export of {model}: its current contract cannot be used: {exc}"
+        raise ExportError(report.error, report) from exc
+    except PlatformError as exc:
+        if isinstance(exc, ExportError):
+            raise
+        report.error, report.transient = f"export of {model}: its contract could not be read: {exc}", exc.transient
+        raise ExportError(report.error, report, transient=exc.transient) from exc
+
+
+def _version_check(model: str, current: ModelContract, layout: ExportLayout, contracts: ContractSource) -> Any:
+    """`version_misfit` for export_slice: why the rows of `version` cannot be read by the current
+    layout — its own stored contract has other feature columns or kinds (a feature retyped keeps
+    its name, so no record-level check can tell) — or None (the same columns, or no contract
+    stored for it: then only its records' keys are checked). Asked once per version and run."""
+    cache: dict[str, str | None] = {}
+    ours = {(n, layout.kind(n)) for n in layout.features}
+
+    def misfit(version: str) -> str | None:
+        if version in cache:
+            return cache[version]
+        try:
+            theirs = contracts.version(model, version)
+            why = None
+            if theirs is not None:
+                other = ExportLayout.for_contract(theirs)
+                if {(n, other.kind(n)) for n in other.features} != ours:
+                    changes = "; ".join(theirs.changes_from(current)) or "its feature columns differ"
+                    why = f"version {version}'s contract does not fit the current one ({changes})"[:500]
+        except ContractError as exc:  # a broken stored contract: its rows are kept aside, not guessed at
+            why = f"version {version}'s stored contract cannot be used: {exc}"[:500]
+        cache[version] = why
+        return why
+
+    return misfit
+
+
 def export_models(models: Iterable[str], source: InferenceLogSource, store: Store, **kwargs: Any
                   ) -> dict[str, ExportReport]:
     """`export_model` for each model; one model's failure — whatever it is — does not stop the
     others: its report carries the error (and whether it is transient), and the caller (the
-    timer) decides what a failed model means for the run only after every model had its turn."""
+    timer) decides what a failed model means for the run only after every model had its turn.
+    A model without a stored contract is such a failure (its report says so)."""
     reports: dict[str, ExportReport] = {}
     for model in models:
         try:

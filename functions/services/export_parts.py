@@ -8,21 +8,25 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from functions.ports import PlatformError
-from functions.shared.export_table import Rejected, export_schema, utc
+from functions.shared.export_table import ExportLayout, Rejected, utc
 from functions.shared.names import is_version
-from ml.schema import CATEGORICAL, FEATURE_NAMES
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
 
-SORT_KEYS = ("TimeGenerated", "request_id", "record_index", "deployment") + FEATURE_NAMES
+KEY_COLUMNS = ("TimeGenerated", "request_id", "record_index", "deployment")
 ROW_GROUP_SIZE = 100_000
+
+
+def sort_keys(layout: ExportLayout) -> tuple[str, ...]:
+    """The total order of a part's rows: time, request, record, deployment, then every feature."""
+    return KEY_COLUMNS + layout.features
 
 
 # Parquet writer settings: fixed, so a rerun writes the same bytes (with the same pyarrow).
@@ -33,20 +37,24 @@ ROW_GROUP_SIZE = 100_000
 PARQUET_OPTIONS: dict[str, Any] = {
     "version": "2.6",
     "compression": "snappy",
-    "use_dictionary": ["model_version", "deployment", *CATEGORICAL],
     "write_statistics": True,
     "data_page_size": 1 << 20,
 }
 
 
-def _sort(table: pa.Table) -> pa.Table:
+def parquet_options(layout: ExportLayout) -> dict[str, Any]:
+    return {**PARQUET_OPTIONS, "use_dictionary": ["model_version", "deployment", *layout.categorical]}
+
+
+def _sort(table: pa.Table, layout: ExportLayout) -> pa.Table:
     import pyarrow.compute as pc
 
     if len(table) <= 1:
         return table
     # model_version first: each version's rows are then one contiguous run (sliced, not filtered);
-    # within a version — within one output object — the order is SORT_KEYS. Nulls last.
-    order = pc.sort_indices(table, sort_keys=[("model_version", "ascending")] + [(k, "ascending") for k in SORT_KEYS])
+    # within a version — within one output object — the order is sort_keys(layout). Nulls last.
+    order = pc.sort_indices(table, sort_keys=[("model_version", "ascending")] +
+                            [(k, "ascending") for k in sort_keys(layout)])
     return table.take(order)
 
 
@@ -55,10 +63,10 @@ class _PartWriter:
     `row_group_size` rows (the last one the rest), whatever batches arrive: the bytes depend on
     the rows only."""
 
-    def __init__(self, path: Path, fmt: str, schema: pa.Schema, row_group_size: int) -> None:
+    def __init__(self, path: Path, fmt: str, layout: ExportLayout, row_group_size: int) -> None:
         self.path = path
         self.fmt = fmt
-        self.schema = schema
+        self.schema = schema = layout.schema
         self.row_group_size = row_group_size
         self.rows = 0
         self._pending: list[pa.Table] = []
@@ -66,7 +74,9 @@ class _PartWriter:
         if fmt == "parquet":
             import pyarrow.parquet as pq
 
-            self._writer: Any = pq.ParquetWriter(str(path), schema, **PARQUET_OPTIONS)
+            metadata = layout.part_metadata()  # which columns this part holds (none: the legacy layout)
+            written = schema.with_metadata(metadata) if metadata else schema
+            self._writer: Any = pq.ParquetWriter(str(path), written, **parquet_options(layout))
         else:
             import pyarrow.csv as pcsv
 
@@ -91,6 +101,8 @@ class _PartWriter:
         offset = 0
         while len(buffered) - offset >= self.row_group_size or (final and offset < len(buffered)):
             group = buffered.slice(offset, self.row_group_size)
+            if group.schema.metadata != self._writer.schema.metadata:
+                group = group.replace_schema_metadata(self._writer.schema.metadata)
             self._writer.write_table(group, row_group_size=self.row_group_size)
             offset += len(group)
         rest = buffered.slice(offset)
@@ -162,29 +174,43 @@ def _jsonable(value: Any, depth: int = 0) -> Any:
 
 class SliceSink:
     """The writer stage of a slice: sorts each batch, sets aside rows whose version cannot be a
-    key, and streams each version's rows into its part writers. Used from one thread at a time."""
+    key, and rows of a version whose own contract does not fit the layout (`version_misfit(version)`
+    says why, or None), and streams each version's rows into its part writers. Used from one
+    thread at a time."""
 
-    def __init__(self, folder: Path, formats: Sequence[str], row_group_size: int) -> None:
+    def __init__(self, folder: Path, formats: Sequence[str], row_group_size: int, layout: ExportLayout,
+                 version_misfit: Callable[[str], str | None] | None = None) -> None:
         self.folder = folder
         self.formats = tuple(formats)
         self.row_group_size = row_group_size
-        self.schema = export_schema()
+        self.layout = layout
+        self.schema = layout.schema
+        self.version_misfit = version_misfit
         self.writers: dict[str, list[_PartWriter]] = {}
         self.versions: dict[str, int] = {}
+        self.misfit_versions: dict[str, str | None] = {}
         self.rows = 0
         self.malformed = 0
+        self.quarantined = 0
         self.rejected: list[Rejected] = []
 
     def add(self, table: pa.Table) -> None:
-        table, bad = _split_bad_versions(_sort(table))
+        table, bad = _split_bad_versions(_sort(table, self.layout))
         if bad is not None:
             self.malformed += len(bad)
             self.rejected += [Rejected(row, f"model_version {row.get('model_version')!r} cannot be part of a key",
                                        "malformed") for row in bad.to_pylist()]
         for version, part in _by_version(table):
+            if version not in self.misfit_versions:
+                self.misfit_versions[version] = self.version_misfit(version) if self.version_misfit else None
+            why = self.misfit_versions[version]
+            if why:  # read by this layout its values would mean something else: kept aside, never misread
+                self.quarantined += len(part)
+                self.rejected += [Rejected(row, why) for row in part.to_pylist()]
+                continue
             if version not in self.writers:
                 self.writers[version] = [
-                    _PartWriter(self.folder / f"{len(self.writers)}.{fmt}", fmt, self.schema, self.row_group_size)
+                    _PartWriter(self.folder / f"{len(self.writers)}.{fmt}", fmt, self.layout, self.row_group_size)
                     for fmt in self.formats]
             for writer in self.writers[version]:
                 writer.add(part)

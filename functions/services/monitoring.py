@@ -2,6 +2,8 @@
 
     reference = the production model's training sample (reference.parquet in its artifact)
     current   = the exported inference data of the last window (exports/<model>/<version>/...)
+    columns   = the production version's contract (contracts/<model>/versions/<version>.json, else
+                contracts/<model>/current.json: functions/services/contracts.py), passed as data
     → ml.drift.compute_drift (numpy/scipy; Evidently only for the HTML report)
     → the scenario's OverallDriftMetrics / FeatureDriftMetrics records as structured logs
       (Application Insights `traces` in Azure), result.json + report.html in the store,
@@ -12,9 +14,14 @@ Scale-out: when the window's Parquet footers add up to more than `job_rows` curr
 store (drift-jobs/<model>/<version>/<time>/reference.parquet and current/part-*.parquet), submits
 the drift job (ml/jobs/drift.yml, the same ml.steps.drift code) under a deterministic name, and
 answers status "submitted"; the job writes result.json/report.html to drift/<model>/<version>/<time>/.
+The contract is staged beside them (contract.json) and the job reads it (--contract).
+
+A model whose production version has no stored contract is not checked (status no_contract, the
+reason says which keys were looked for): drift never guesses a model's columns.
 
 A part or a record can never stop the check: an exported part in the window that cannot be read
-(a truncated or corrupt Parquet file) or used (columns missing) is skipped, counted
+(a truncated or corrupt Parquet file) or used (columns missing, or a column of the other kind: a
+part written for another contract) is skipped, counted
 (quarantined_parts, quarantined_rows; wrong-schema rows dropped are invalid_rows) and copied to
 quarantine/drift/<model>/<version>/<YYYY-MM-DD>/<HH>/part-….parquet (plus a .json note: the source
 key and why) for inspection; the verdict is on the rest, or insufficient_data with the reason
@@ -42,10 +49,12 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable
 
+from functions.services.contracts import StoreContracts, current_key, version_key
 from functions.services.export import exported_parts
 from functions.services.records import RolloutStore
+from functions.shared.contract import ModelContract
 from functions.shared.logs import log_event
-from functions.ports import Conflict, Store
+from functions.ports import Conflict, ContractSource, Store
 
 logger = logging.getLogger("modelops.drift")
 ALERT_RULE = "modelops-dataset-drift"
@@ -55,7 +64,7 @@ QUARANTINE_PREFIX = "quarantine/drift/"
 @dataclass
 class DriftCheck:
     model: str
-    status: str  # drift | no_drift | insufficient_data | no_production_model | no_data | submitted
+    status: str  # drift | no_drift | insufficient_data | no_production_model | no_contract | no_data | submitted
     version: str | None = None
     dataset_drift: bool | None = None
     sustained: bool | None = None
@@ -79,10 +88,14 @@ SubmitDriftJob = Callable[[str, str, str, str, str, dict[str, Any]], dict[str, A
 
 
 def drift_job_inputs(staged_prefix: str, output_prefix: str, config: dict[str, Any] | None = None,
-                     report: bool = True) -> dict[str, Any]:
-    """ports.Jobs.submit_drift `inputs` for a window staged by run_drift_check."""
-    return {"reference": f"{staged_prefix}/reference.parquet", "current": f"{staged_prefix}/current/",
-            "output": output_prefix, "config": dict(config or {}), "report": report}
+                     report: bool = True, contract: bool = False) -> dict[str, Any]:
+    """ports.Jobs.submit_drift `inputs` for a window staged by run_drift_check (`contract`: with
+    the contract it staged, contract.json — a job without one compares the credit-card columns)."""
+    inputs = {"reference": f"{staged_prefix}/reference.parquet", "current": f"{staged_prefix}/current/",
+              "output": output_prefix, "config": dict(config or {}), "report": report}
+    if contract:
+        inputs["contract"] = f"{staged_prefix}/contract.json"
+    return inputs
 
 
 def drift_job_name(model: str, version: str, stamp: str) -> str:
@@ -91,25 +104,41 @@ def drift_job_name(model: str, version: str, stamp: str) -> str:
     return re.sub(r"[^a-z0-9_-]", "-", raw)[:255]
 
 
+def production_contract(contracts: ContractSource, model: str, version: str) -> ModelContract | None:
+    """The contract drift compares `version` by: the one stored for that version, else the model's
+    current one (the rollout makes the production version's contract current)."""
+    return contracts.version(model, version) or contracts.current(model)
+
+
 def run_drift_check(model: str, store: Store, reference_file: Callable[[str, str, Path], Path], *,
                     now: datetime | None = None, window: timedelta = timedelta(hours=24),
                     config: dict[str, Any] | None = None, report: bool = True, job_rows: int = 0,
-                    submit_drift_job: SubmitDriftJob | None = None) -> DriftCheck:
+                    submit_drift_job: SubmitDriftJob | None = None,
+                    contracts: ContractSource | None = None) -> DriftCheck:
     """`reference_file(model, version, tmp_dir)` returns a local path to the production model's
     reference sample (a folder path locally; downloaded from the registry in Azure). With
-    `job_rows` > 0 and `submit_drift_job`, a window of more than `job_rows` rows goes to the drift job."""
-    from ml.drift import DriftConfig, compute_drift
+    `job_rows` > 0 and `submit_drift_job`, a window of more than `job_rows` rows goes to the drift job.
+    `contracts` (default: the Store's) gives the columns compared (`production_contract`)."""
+    from ml.drift import DriftConfig, DriftSchema, compute_drift
 
     now = now or datetime.now(timezone.utc)
     production = RolloutStore(store).production(model)
     if not production:
         return DriftCheck(model, "no_production_model", reason="no version of the model is in production")
     version = production["version"]
+    contract = production_contract(contracts if contracts is not None else StoreContracts(store), model, version)
+    if contract is None:
+        check = DriftCheck(model, "no_contract", version,
+                           reason=f"no contract is stored for {model}:{version} ({version_key(model, version)} "
+                                  f"or {current_key(model)}): drift never guesses a model's columns")
+        log_event(logger, "drift_check", logging.WARNING, **{k: v for k, v in check.to_dict().items() if k != "records"})
+        return check
+    contract_data = contract.to_dict()
     keys = exported_parts(store, model, version, now - window, now)
     if not keys:
         return DriftCheck(model, "no_data", version, reason=f"no exported inference data for version {version} "
                                                              f"in the last {window}")
-    drift_config = DriftConfig.from_dict(config or {})
+    drift_config = DriftConfig.from_dict(config or {}, DriftSchema.from_contract(contract_data))
     history_key = f"drift/{model}/history.json"
     stamp = now.strftime("%Y%m%dT%H%M%SZ")
     history = _read_history(store, model, stamp)
@@ -137,12 +166,13 @@ def run_drift_check(model: str, store: Store, reference_file: Callable[[str, str
                 copies = _quarantine_parts(store, model, version, parts, unreadable, current, stamp)
                 return _submit(model, version, stamp, rows, job_rows, store, current,
                                reference_file(model, version, tmp), submit_drift_job, config or {}, report,
-                               skip=set(unreadable), copies=copies)
+                               skip=set(unreadable), copies=copies, contract=contract_data)
             log_event(logger, "drift_job_unavailable", logging.WARNING, model=model, version=version, rows=rows,
                       job_rows=job_rows, reason="no drift job submitter: computing in the function")
         reference = reference_file(model, version, tmp)
         with contextlib.redirect_stdout(io.StringIO()):  # the AzureML job prints its records; we log them
-            result = compute_drift(reference, current, tmp / "out", config=drift_config, model_name=model,
+            result = compute_drift(reference, current, tmp / "out", config=drift_config, contract=contract_data,
+                                   model_name=model,
                                    report=report, history=[h.get("dataset_drift") for h in history
                                                            if h.get("version") == version])
         quarantined = dict(result.current.quarantined)  # what compute_drift skipped (footer or not)
@@ -260,13 +290,17 @@ def _footer_rows(folder: Path, skip: Any = ()) -> int | None:
 
 def _submit(model: str, version: str, stamp: str, rows: int, job_rows: int, store: Store, current: Path,
             reference: Path, submit_drift_job: SubmitDriftJob, config: dict[str, Any], report: bool,
-            skip: Any = (), copies: dict[str, str] | None = None) -> DriftCheck:
+            skip: Any = (), copies: dict[str, str] | None = None,
+            contract: dict[str, Any] | None = None) -> DriftCheck:
     """Stage the window where the job reads it (but the parts in `skip`, which cannot be opened:
-    already quarantined), submit, and answer at once (the job never is waited for). A part whose
-    footer reads but whose pages do not is skipped by the job itself (its result.json names it)."""
+    already quarantined) with the contract it compares by, submit, and answer at once (the job
+    never is waited for). A part whose footer reads but whose pages do not is skipped by the job
+    itself (its result.json names it)."""
     staged = f"drift-jobs/{model}/{version}/{stamp}"
     output = f"drift/{model}/{version}/{stamp}"
     store.put(f"{staged}/reference.parquet", Path(reference).read_bytes())
+    if contract is not None:
+        store.put(f"{staged}/contract.json", (json.dumps(contract, indent=1, sort_keys=True) + "\n").encode())
     for part in sorted(current.glob("*.parquet")):
         if part.name in skip:
             continue
@@ -404,7 +438,8 @@ def drift_job_submitter(jobs: Any, extra_inputs: dict[str, Any] | None = None,
     datastore the job reads the staged window through)."""
 
     def submit(name: str, model: str, version: str, staged: str, output: str, config: dict) -> dict:
-        inputs = {**drift_job_inputs(staged, output, config, report), **(extra_inputs or {})}
+        # run_drift_check stages the contract with every window (contract.json)
+        inputs = {**drift_job_inputs(staged, output, config, report, contract=True), **(extra_inputs or {})}
         return jobs.submit_drift(name, model, inputs, {"modelops.model_version": version,
                                                        "modelops.trigger": "drift-timer"})
 
@@ -415,7 +450,8 @@ def check_models(models: list[str], store: Store, reference_file: Callable[[str,
                  now: datetime | None = None, window: timedelta = timedelta(hours=24),
                  config: dict[str, Any] | None = None, report: bool = True, job_rows: int = 0,
                  submit_drift_job: SubmitDriftJob | None = None,
-                 alert: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+                 alert: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+                 contracts: ContractSource | None = None) -> list[dict[str, Any]]:
     """The drift timer: for each model, the results of finished drift jobs, then this window.
     One model's failure never stops the others (an error item: `{"check": {..., "status": "error"},
     "error": ...}`). `alert(payload)` — the local platform's stand-in for Azure Monitor's log alert
@@ -425,7 +461,8 @@ def check_models(models: list[str], store: Store, reference_file: Callable[[str,
         try:
             checks = collect_drift_jobs(store, model, now)
             checks.append(run_drift_check(model, store, reference_file, now=now, window=window, config=config,
-                                          report=report, job_rows=job_rows, submit_drift_job=submit_drift_job))
+                                          report=report, job_rows=job_rows, submit_drift_job=submit_drift_job,
+                                          contracts=contracts))
         except Exception as exc:  # noqa: BLE001 - reported per model, never swallowed
             error = f"{type(exc).__name__}: {str(exc)[:500]}"
             log_event(logger, "drift_check_failed", logging.ERROR, model=model, error=error)

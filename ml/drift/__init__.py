@@ -11,7 +11,8 @@ functions that need them.
     to_log_records(result, model_name) -> (OverallDriftMetrics record, FeatureDriftMetrics record)
     sustained(history, m, n) -> bool
     render_html_report(reference, current, path, max_rows, seed)
-    compute_drift(reference_path, current_path, output_dir, ...)    # the drift job (ml/steps/drift.py)
+    compute_drift(reference_path, current_path, output_dir, contract=..., ...)  # the drift job (ml/steps/drift.py)
+    DriftSchema.from_contract(contract_dict)    # the columns compared, from a contract as data
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from ml.drift.config import (
     DriftConfig,
     DriftInputError,
     DriftResult,
+    DriftSchema,
     FeatureDrift,
     InputSummary,
     sustained,
@@ -49,6 +51,7 @@ __all__ = [
     "DriftConfig",
     "DriftInputError",
     "DriftResult",
+    "DriftSchema",
     "FeatureDrift",
     "InputSummary",
     "sustained",

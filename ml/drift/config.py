@@ -2,12 +2,17 @@
 
 The statistics replicate Evidently 0.7.23's DataDriftPreset; the source files they follow are named
 next to each rule (paths under evidently/legacy/calculations/stattests/ unless said otherwise).
+
+Which columns are compared, and as what, is a `DriftSchema`: from a model's contract as plain data
+(`DriftSchema.from_contract`: the `features` [{name, type}], `target` and `task` of a contract's
+JSON — ml/ never imports the control plane), or, without one, the credit-card-default schema of
+ml/schema.py (what every check compared before contracts).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal, Mapping, Sequence
 
 from ml import schema
@@ -54,14 +59,96 @@ METHODS: dict[str, Method] = {
 }
 
 
-def feature_type(column: str) -> FeatureType:
-    """The schema's type in Evidently's words. The 0/1 target is categorical, as Evidently infers
-    for an integer column with at most 10 distinct values (evidently/core/datasets.py)."""
-    if column in schema.NUMERIC:
-        return "num"
-    if column in schema.CATEGORICAL or column == schema.TARGET:
-        return "cat"
-    raise KeyError(f"{column!r} is not a column of the schema")
+TargetKind = Literal["binary", "cat", "num"]
+_BINARY_LABELS = (0, 1, True, False, "0", "1", "true", "false")
+
+
+@dataclass(frozen=True)
+class DriftSchema:
+    """The columns drift compares: the features (categoricals, then numerics, each in the
+    contract's order, as the export writes them) and the target, if the model has one to compare.
+
+    The target's kind: "binary" (0/1 labels read as ml.schema.parse_target reads them: the
+    credit-card target, any binary classifier labelled 0/1), "cat" (other class labels, compared
+    as text like a categorical feature), "num" (a regression target). A target is compared only
+    when both sides hold it (a training sample has it, exported inference data has not)."""
+
+    categorical: tuple[str, ...]
+    numeric: tuple[str, ...]
+    target: str | None = None
+    target_kind: TargetKind = "binary"
+
+    def __post_init__(self) -> None:
+        names = self.categorical + self.numeric
+        if not names:
+            raise DriftInputError("drift schema: no features to compare")
+        if len(set(names)) != len(names):
+            raise DriftInputError("drift schema: a feature appears twice")
+        if self.target is not None and self.target in names:
+            raise DriftInputError(f"drift schema: target {self.target!r} is also a feature")
+        if self.target_kind not in ("binary", "cat", "num"):
+            raise DriftInputError(f"drift schema: target kind {self.target_kind!r} is not binary, cat or num")
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        return self.categorical + self.numeric
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self.features + ((self.target,) if self.target else ())
+
+    def kind(self, column: str) -> FeatureType:
+        """The column's type in Evidently's words. A 0/1 or class-label target is categorical, as
+        Evidently infers for an integer column with at most 10 distinct values (evidently/core/datasets.py)."""
+        if column in self.numeric or (column == self.target and self.target_kind == "num"):
+            return "num"
+        if column in self.categorical or column == self.target:
+            return "cat"
+        raise KeyError(f"{column!r} is not a column of the schema")
+
+    @classmethod
+    def credit_card(cls) -> "DriftSchema":
+        return cls(tuple(schema.CATEGORICAL), tuple(schema.NUMERIC), schema.TARGET, "binary")
+
+    @classmethod
+    def from_contract(cls, contract: Mapping[str, Any]) -> "DriftSchema":
+        """From a contract as data (ModelContract.to_dict(), ml.schema.schema_dict(), or any
+        {"features": [{"name", "type"}], "target", "task"?, "classes"?}); DriftInputError names
+        what is wrong."""
+        if not isinstance(contract, Mapping):
+            raise DriftInputError(f"drift contract: must be a JSON object, not {type(contract).__name__}")
+        features = contract.get("features")
+        if not isinstance(features, list) or not features:
+            raise DriftInputError("drift contract: features must be a non-empty list of {name, type}")
+        categorical, numeric = [], []
+        for i, feature in enumerate(features):
+            name = feature.get("name") if isinstance(feature, Mapping) else None
+            kind = feature.get("type") if isinstance(feature, Mapping) else None
+            if not isinstance(name, str) or not name:
+                raise DriftInputError(f"drift contract: features[{i}].name must be a non-empty string")
+            if kind not in ("categorical", "numeric"):
+                raise DriftInputError(f"drift contract: features[{i}].type {kind!r} is not categorical or numeric")
+            (categorical if kind == "categorical" else numeric).append(name)
+        target = contract.get("target")
+        if target is not None and (not isinstance(target, str) or not target):
+            raise DriftInputError("drift contract: target must be a non-empty string")
+        task = contract.get("task") or "binary_classification"
+        classes = contract.get("classes") or []
+        if task == "regression":
+            target_kind: TargetKind = "num"
+        elif task == "binary_classification" and all(c in _BINARY_LABELS for c in classes):
+            target_kind = "binary"
+        else:
+            target_kind = "cat"
+        return cls(tuple(categorical), tuple(numeric), target or None, target_kind)
+
+
+CREDIT_CARD = DriftSchema.credit_card()
+
+
+def feature_type(column: str, columns: DriftSchema = CREDIT_CARD) -> FeatureType:
+    """The column's type in Evidently's words (`columns`: the credit-card schema by default)."""
+    return columns.kind(column)
 
 
 def _number(value: Any) -> bool:
@@ -121,10 +208,14 @@ class DriftConfig:
     # Sustained drift: dataset_drift in at least sustain_m of the last sustain_n windows (both or neither).
     sustain_m: int | None = None
     sustain_n: int | None = None
+    # The columns compared and their types (not a setting: the model's contract gives them).
+    columns: DriftSchema = CREDIT_CARD
 
     def __post_init__(self) -> None:
         wrong = [f"{name} must be {kind}, got {getattr(self, name)!r}" for name, (kind, ok) in _FIELD_TYPES.items()
                  if not ok(getattr(self, name))]
+        if not isinstance(self.columns, DriftSchema):
+            wrong.append(f"columns must be a DriftSchema, got {type(self.columns).__name__}")
         if wrong:  # the checks below assume the types: a JSON config of the wrong shape stops here
             raise DriftInputError("drift config: " + "; ".join(wrong))
         problems: list[str] = []
@@ -134,14 +225,15 @@ class DriftConfig:
         for where, value in self._threshold_settings():
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 problems.append(f"{where}: threshold must be a positive number, got {value!r}")
+        known = self.columns.columns
         for mapping_name in ("per_column_method", "per_column_threshold"):
-            unknown = [c for c in getattr(self, mapping_name) if c not in schema.COLUMNS]
+            unknown = [c for c in getattr(self, mapping_name) if c not in known]
             if unknown:
                 problems.append(f"{mapping_name}: unknown column(s) {', '.join(map(str, unknown))}")
         for column, name in self.per_column_method.items():
-            if column in schema.COLUMNS and name in METHODS:
-                if feature_type(column) not in METHODS[name].feature_types:
-                    kind = feature_type(column)
+            if column in known and name in METHODS:
+                if self.columns.kind(column) not in METHODS[name].feature_types:
+                    kind = self.columns.kind(column)
                     problems.append(f"per_column_method: {name} does not apply to {kind} column {column}")
         for kind in ("cat", "num"):
             name = getattr(self, f"{kind}_method")
@@ -177,7 +269,7 @@ class DriftConfig:
     def method_for(self, column: str) -> str | None:
         """The configured method, or None for Evidently's automatic choice
         (evidently/legacy/utils/data_drift_utils.py: _calculate_stattest)."""
-        kind = feature_type(column)
+        kind = self.columns.kind(column)
         chosen = self.method
         by_type = self.cat_method if kind == "cat" else self.num_method
         if by_type is not None:
@@ -192,7 +284,7 @@ class DriftConfig:
         """The configured threshold, or None for the method's default (data_drift_utils.py: _calculate_threshold)."""
         if column in self.per_column_threshold:
             return float(self.per_column_threshold[column])
-        kind = feature_type(column)
+        kind = self.columns.kind(column)
         by_type = self.cat_threshold if kind == "cat" else self.num_threshold
         if by_type is not None:
             return float(by_type)
@@ -213,15 +305,23 @@ class DriftConfig:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "DriftConfig":
-        known = set(cls.__dataclass_fields__)
+    def from_dict(cls, data: Mapping[str, Any], columns: DriftSchema | None = None) -> "DriftConfig":
+        """The settings (DriftConfig's fields but `columns`), checked against `columns` (the
+        model's schema; default: the credit-card one)."""
+        known = set(cls.__dataclass_fields__) - {"columns"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise DriftInputError(f"drift config: unknown setting(s) {', '.join(unknown)}")
-        return cls(**dict(data))
+        return cls(**dict(data), columns=columns or CREDIT_CARD)
+
+    def with_columns(self, columns: DriftSchema) -> "DriftConfig":
+        """The same settings for another schema (checked again: a column setting must name one of its columns)."""
+        return replace(self, columns=columns)
 
     def to_dict(self) -> dict[str, Any]:
+        """The settings (what from_dict takes back; the schema is the contract's, not a setting)."""
         out = asdict(self)
+        out.pop("columns")
         out["per_column_method"] = dict(self.per_column_method)
         out["per_column_threshold"] = dict(self.per_column_threshold)
         return out

@@ -1,10 +1,16 @@
 """Inputs of the drift check: files or frames → schema-typed columns, wrong-schema rows counted and dropped.
 
+The schema is a DriftSchema (ml/drift/config.py: the model's contract, or the credit-card one).
 Categoricals become integer codes into a list of levels (a category column or a Parquet/CSV
 dictionary is used as is, so a million rows of strings are never materialised as Python objects);
 numerics become float64 with NaN for missing. A row is dropped as wrong-schema when a numeric cell
 (or the target) holds something that is not a number (not a 0/1 label); missing cells are not
 wrong, they are left out per column as Evidently does. Unseen category levels are tolerated.
+
+A Parquet file whose column has the other kind's type — numbers where the schema has a
+categorical, text where it has a numeric: a part written for another contract, where a feature
+kept its name and changed its kind — is not used (DriftInputError naming the column): its values
+would be read as something they are not. (CSV and JSON lines carry no types: they are coerced.)
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import numpy as np
 
 from ml import schema
 from ml.dataset import DataError, readable_file
-from ml.drift.config import DriftInputError, InputSummary
+from ml.drift.config import CREDIT_CARD, DriftInputError, DriftSchema, InputSummary
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -27,7 +33,6 @@ PARQUET_SUFFIXES = (".parquet", ".pq")
 CSV_SUFFIXES = (".csv",)
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 TABLE_SUFFIXES = PARQUET_SUFFIXES + CSV_SUFFIXES + JSONL_SUFFIXES
-WANTED = frozenset(schema.COLUMNS)
 
 
 @dataclass
@@ -51,21 +56,23 @@ class TypedFrame:
     source: str = "data"
     quarantined: dict[str, str] = field(default_factory=dict)  # file (relative to the folder) → why unusable
     quarantined_rows: int = 0
+    columns: DriftSchema = CREDIT_CARD  # what the columns are
 
     def __contains__(self, column: str) -> bool:
         return column in self.numeric or column in self.categorical
 
     def summary(self) -> InputSummary:
-        return InputSummary(self.n_rows, self.invalid_rows, dict(self.invalid_by_column), schema.TARGET in self,
+        has_target = self.columns.target is not None and self.columns.target in self
+        return InputSummary(self.n_rows, self.invalid_rows, dict(self.invalid_by_column), has_target,
                             dict(self.quarantined), self.quarantined_rows)
 
     @staticmethod
-    def empty(source: str) -> "TypedFrame":
+    def empty(source: str, columns: DriftSchema = CREDIT_CARD) -> "TypedFrame":
         """No rows, every feature column present (and empty): what is left when nothing could be used."""
-        out = TypedFrame(n_rows=0, source=source)
-        for name in schema.CATEGORICAL:
+        out = TypedFrame(n_rows=0, source=source, columns=columns)
+        for name in columns.categorical:
             out.categorical[name] = Categorical(np.empty(0, dtype=np.int32), [])
-        for name in schema.NUMERIC:
+        for name in columns.numeric:
             out.numeric[name] = np.empty(0, dtype=np.float64)
         return out
 
@@ -81,7 +88,7 @@ class TypedFrame:
                 continue
             cat = self.categorical[name]
             codes = cat.codes if rows is None else cat.codes[rows]
-            if name == schema.TARGET:
+            if name == self.columns.target and self.columns.target_kind == "binary":
                 target = codes.astype(np.float64)
                 target[codes < 0] = np.nan
                 data[name] = codes.astype(np.int64) if (codes >= 0).all() else target
@@ -94,8 +101,9 @@ class TypedFrame:
     def concat(frames: Sequence["TypedFrame"], source: str) -> "TypedFrame":
         if len(frames) == 1:
             return frames[0]
-        columns = [c for c in schema.COLUMNS if all(c in f for f in frames)]
-        out = TypedFrame(n_rows=sum(f.n_rows for f in frames), source=source)
+        schema_ = frames[0].columns
+        columns = [c for c in schema_.columns if all(c in f for f in frames)]
+        out = TypedFrame(n_rows=sum(f.n_rows for f in frames), source=source, columns=schema_)
         out.invalid_rows = sum(f.invalid_rows for f in frames)
         for f in frames:
             for name, count in f.invalid_by_column.items():
@@ -130,8 +138,9 @@ def table_files(path: str | Path) -> list[Path]:
     return files(path, TABLE_SUFFIXES, "CSV, Parquet or JSON-lines")
 
 
-def load(path: str | Path, source: str | None = None, *, skip_unusable: bool = False) -> TypedFrame:
-    """Read a file or a folder of files (concatenated) into schema-typed columns.
+def load(path: str | Path, source: str | None = None, *, skip_unusable: bool = False,
+         columns: DriftSchema = CREDIT_CARD) -> TypedFrame:
+    """Read a file or a folder of files (concatenated) into `columns`-typed columns.
 
     `skip_unusable` (for a window of exported parts): a file that cannot be read (a truncated or
     corrupt Parquet file) or used (columns missing, values of a type no column can take) is left
@@ -146,7 +155,7 @@ def load(path: str | Path, source: str | None = None, *, skip_unusable: bool = F
     quarantined_rows = 0
     for p in table_files(path):
         try:
-            frames.append(coerce(read_frame(p), source=str(p)))
+            frames.append(coerce(read_frame(p, columns), source=str(p), columns=columns))
         except MemoryError:
             raise
         except Exception as exc:  # noqa: BLE001 - whatever makes this file unusable, it is this file's
@@ -156,7 +165,7 @@ def load(path: str | Path, source: str | None = None, *, skip_unusable: bool = F
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             quarantined[name] = first.replace(str(p), name)[:500]  # no temporary folder in the record
             quarantined_rows += _footer_rows(p)
-    out = TypedFrame.concat(frames, source) if frames else TypedFrame.empty(source)
+    out = TypedFrame.concat(frames, source) if frames else TypedFrame.empty(source, columns)
     out.quarantined, out.quarantined_rows = quarantined, quarantined_rows
     return out
 
@@ -173,19 +182,20 @@ def _footer_rows(path: Path) -> int:
         return 0
 
 
-def read_frame(path: str | Path) -> "pd.DataFrame":
+def read_frame(path: str | Path, columns: DriftSchema = CREDIT_CARD) -> "pd.DataFrame":
     """The schema's columns of one file (others are not read), categoricals as pandas categories."""
     path = readable_file(path)
     suffix = path.suffix.lower()
+    wanted = frozenset(columns.columns)
     try:
         if suffix in PARQUET_SUFFIXES:
-            return _read_parquet(path)
+            return _read_parquet(path, columns)
         if suffix in JSONL_SUFFIXES:
             import pandas as pd
 
             frame = pd.read_json(path, lines=True, dtype=False)
-            return frame[[c for c in frame.columns if c in WANTED]]
-        return _read_csv(path)
+            return frame[[c for c in frame.columns if c in wanted]]
+        return _read_csv(path, columns)
     except DataError:
         raise
     except Exception as exc:  # pyarrow/pandas parse errors: one line naming the file
@@ -193,23 +203,42 @@ def read_frame(path: str | Path) -> "pd.DataFrame":
         raise DataError(f"{path}: cannot be read as a table: {first}") from None
 
 
-def _read_parquet(path: Path) -> "pd.DataFrame":
+def _is_text(arrow_type: Any) -> bool:
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(arrow_type):
+        arrow_type = arrow_type.value_type
+    return pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type)
+
+
+def _read_parquet(path: Path, columns: DriftSchema = CREDIT_CARD) -> "pd.DataFrame":
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     file_schema = pq.read_schema(path)
-    present = [name for name in file_schema.names if name in WANTED]
+    wanted = frozenset(columns.columns)
+    present = [name for name in file_schema.names if name in wanted]
+    for name in present:  # a column of the other kind: written for another contract, never read as this one
+        arrow_type = file_schema.field(name).type
+        if pa.types.is_null(arrow_type):
+            continue
+        if name in columns.categorical and not _is_text(arrow_type):
+            raise DriftInputError(f"{path.name}: column {name} holds {arrow_type}, the contract says categorical "
+                                  "(written for another contract?)")
+        if name in columns.numeric and _is_text(arrow_type):
+            raise DriftInputError(f"{path.name}: column {name} holds text, the contract says numeric "
+                                  "(written for another contract?)")
     as_dictionary = [
         name
         for name in present
-        if name in schema.CATEGORICAL
+        if name in columns.categorical
         and (pa.types.is_string(file_schema.field(name).type) or pa.types.is_large_string(file_schema.field(name).type))
     ]
     table = pq.read_table(path, columns=present, read_dictionary=as_dictionary)
     return _to_pandas(table)
 
 
-def _read_csv(path: Path) -> "pd.DataFrame":
+def _read_csv(path: Path, columns: DriftSchema = CREDIT_CARD) -> "pd.DataFrame":
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.csv as pv
@@ -217,11 +246,12 @@ def _read_csv(path: Path) -> "pd.DataFrame":
     with path.open(newline="", encoding="utf-8-sig") as handle:
         header = next(csv.reader(handle), [])
     header = [h.strip() for h in header]
-    present = [name for name in header if name in WANTED]
+    wanted = frozenset(columns.columns)
+    present = [name for name in header if name in wanted]
     if not present:
         return _empty_frame(header)
     types = {
-        name: pa.dictionary(pa.int32(), pa.string()) if name in schema.CATEGORICAL else pa.string()
+        name: pa.dictionary(pa.int32(), pa.string()) if name in columns.categorical else pa.string()
         for name in present
     }
     table = pv.read_csv(
@@ -230,7 +260,7 @@ def _read_csv(path: Path) -> "pd.DataFrame":
         convert_options=pv.ConvertOptions(column_types=types, include_columns=present, strings_can_be_null=True),
     )
     for name in present:
-        if name in schema.NUMERIC:
+        if name in columns.numeric or (name == columns.target and columns.target_kind == "num"):
             try:  # the common case in C++; cells arrow cannot parse go to the careful pandas path
                 table = table.set_column(table.schema.get_field_index(name), name, pc.cast(table[name], pa.float64()))
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
@@ -251,27 +281,33 @@ def _empty_frame(columns: Iterable[str]) -> "pd.DataFrame":
 # ------------------------------------------------------------------------------------- coercion
 
 
-def coerce(frame: "pd.DataFrame", source: str = "data") -> TypedFrame:
+def coerce(frame: "pd.DataFrame", source: str = "data", columns: DriftSchema = CREDIT_CARD) -> TypedFrame:
     """Type the schema's columns of ``frame``; rows with a wrong-schema cell are dropped and counted.
 
     Raises DriftInputError naming every missing feature column. The target is optional.
     """
-    missing = [c for c in schema.FEATURE_NAMES if c not in frame.columns]
+    missing = [c for c in columns.features if c not in frame.columns]
     if missing:
         raise DriftInputError(f"{source}: missing column(s) {', '.join(missing)}")
     n = len(frame)
-    out = TypedFrame(n_rows=n, source=source)
+    out = TypedFrame(n_rows=n, source=source, columns=columns)
     invalid = np.zeros(n, dtype=bool)
-    for name in schema.CATEGORICAL:
+    for name in columns.categorical:
         out.categorical[name] = _categorical(frame[name])
-    for name in schema.NUMERIC:
+    for name in columns.numeric:
         values, bad = _numeric(frame[name])
         out.numeric[name] = values
         _note_invalid(out, invalid, name, bad)
-    if schema.TARGET in frame.columns:
-        codes, bad = _target(frame[schema.TARGET])
-        out.categorical[schema.TARGET] = Categorical(codes, [0, 1])
-        _note_invalid(out, invalid, schema.TARGET, bad)
+    target = columns.target
+    if target is not None and target in frame.columns:
+        if columns.target_kind == "binary":
+            codes, bad = _target(frame[target])
+            out.categorical[target] = Categorical(codes, [0, 1])
+        elif columns.target_kind == "num":
+            out.numeric[target], bad = _numeric(frame[target])
+        else:
+            out.categorical[target], bad = _categorical(frame[target]), None
+        _note_invalid(out, invalid, target, bad)
     if out.invalid_by_column:
         keep = ~invalid
         out.invalid_rows = int(invalid.sum())

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from ml import schema
-from ml.drift.config import DriftConfig, DriftResult, sustained, to_log_records
+from ml.drift.config import DriftConfig, DriftResult, DriftSchema, sustained, to_log_records
 from ml.drift.data import load
 from ml.drift.scores import drift_scores
 
@@ -22,6 +22,7 @@ def compute_drift(
     output: str | Path,
     *,
     config: DriftConfig | Mapping[str, Any] | None = None,
+    contract: Mapping[str, Any] | None = None,
     model_name: str = schema.MODEL_NAME,
     report: bool = False,
     history: Sequence[bool | None] = (),
@@ -40,14 +41,21 @@ def compute_drift(
     reported (result.current.quarantined: part → reason, quarantined_rows), and the verdict is on
     the rest — or insufficient_data, with the reason, when too little remains. A single
     ``current`` file, and the reference, must be readable.
+
+    ``contract``: the model's contract as data (ModelContract.to_dict(): its features [{name, type}],
+    target and task say which columns are compared and as what); without one, the credit-card
+    schema of ml/schema.py — or the columns of a DriftConfig passed in.
     """
     started = time.perf_counter()
+    columns = DriftSchema.from_contract(contract) if contract is not None else None
     if config is None:
-        config = DriftConfig()
+        config = DriftConfig.from_dict({}, columns)
     elif not isinstance(config, DriftConfig):
-        config = DriftConfig.from_dict(config)
-    ref = load(reference, source=str(reference))
-    cur = load(current, source=str(current), skip_unusable=Path(current).is_dir())
+        config = DriftConfig.from_dict(config, columns)
+    elif columns is not None:
+        config = config.with_columns(columns)
+    ref = load(reference, source=str(reference), columns=config.columns)
+    cur = load(current, source=str(current), skip_unusable=Path(current).is_dir(), columns=config.columns)
     loaded = time.perf_counter()
     result = drift_scores(ref, cur, config)
     scored = time.perf_counter()
@@ -73,6 +81,8 @@ def compute_drift(
         "records": records,
         "result": result.to_dict(),
         "config": config.to_dict(),
+        "columns": {"categorical": list(config.columns.categorical), "numeric": list(config.columns.numeric),
+                    "target": config.columns.target, "target_kind": config.columns.target_kind},
         "inputs": {"reference": str(reference), "current": str(current)},
         "report": report_file,
         "seconds": {

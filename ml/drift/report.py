@@ -37,8 +37,8 @@ def render_html_report(
     """
     config = config or DriftConfig()
     limit = config.report_max_rows if max_rows is None else max_rows
-    ref = as_typed(reference, "reference")
-    cur = as_typed(current, "current")
+    ref = as_typed(reference, "reference", config.columns)
+    cur = as_typed(current, "current", config.columns)
     columns = drift_columns(ref, cur, config)
     ref_frame = ref.to_pandas(columns, sample_rows(ref.n_rows, limit, seed))
     cur_frame = cur.to_pandas(columns, sample_rows(cur.n_rows, limit, seed + 1))

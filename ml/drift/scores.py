@@ -6,8 +6,7 @@ from typing import TYPE_CHECKING, Union
 
 import numpy as np
 
-from ml import schema
-from ml.drift.config import METHODS, DriftConfig, DriftInputError, DriftResult, FeatureDrift, feature_type
+from ml.drift.config import CREDIT_CARD, METHODS, DriftConfig, DriftInputError, DriftResult, DriftSchema, FeatureDrift
 from ml.drift.data import Categorical, TypedFrame, coerce
 from ml.drift.stats import Score, categorical_drift, numeric_drift
 
@@ -17,30 +16,35 @@ if TYPE_CHECKING:
 Frame = Union["pd.DataFrame", TypedFrame]
 
 
-def as_typed(frame: Frame, source: str) -> TypedFrame:
-    return frame if isinstance(frame, TypedFrame) else coerce(frame, source=source)
+def as_typed(frame: Frame, source: str, columns: DriftSchema = CREDIT_CARD) -> TypedFrame:
+    if isinstance(frame, TypedFrame):
+        if frame.columns != columns:
+            raise DriftInputError(f"{frame.source}: typed for other columns than the drift config's")
+        return frame
+    return coerce(frame, source=source, columns=columns)
 
 
 def drift_columns(reference: TypedFrame, current: TypedFrame, config: DriftConfig) -> list[str]:
     """The schema's features, then the target when both sides have it (DataDriftPreset compares
     every column of the current data; a column missing from the reference makes Evidently fail)."""
-    columns = list(schema.FEATURE_NAMES)
-    if config.include_target and schema.TARGET in reference and schema.TARGET in current:
-        columns.append(schema.TARGET)
+    columns = list(config.columns.features)
+    target = config.columns.target
+    if config.include_target and target is not None and target in reference and target in current:
+        columns.append(target)
     return columns
 
 
 def drift_scores(reference: Frame, current: Frame, config: DriftConfig | None = None) -> DriftResult:
     """Evidently DataDriftPreset's statistics for ``current`` against ``reference``.
 
-    Frames are pandas DataFrames with the schema's columns (extra columns are ignored) or
-    TypedFrames from ml.drift.data. Rows with a wrong schema are dropped and counted; with fewer
+    Frames are pandas DataFrames with the columns of config.columns (the model's DriftSchema;
+    extra columns are ignored) or TypedFrames from ml.drift.data. Rows with a wrong schema are dropped and counted; with fewer
     valid current rows than config.min_current_rows the status is insufficient_data and there is
     no verdict.
     """
     config = config or DriftConfig()
-    ref = as_typed(reference, "reference")
-    cur = as_typed(current, "current")
+    ref = as_typed(reference, "reference", config.columns)
+    cur = as_typed(current, "current", config.columns)
     if ref.n_rows == 0:
         raise DriftInputError(f"{ref.source}: no valid reference rows")
     base = dict(
@@ -73,7 +77,7 @@ def drift_scores(reference: Frame, current: Frame, config: DriftConfig | None = 
                 skipped[column] = _empty_reason(sizes)
                 continue
             score = categorical_drift(r_codes, c_codes, levels, methods[column], threshold)
-        features.append(_feature(column, score, sizes))
+        features.append(_feature(column, score, sizes, config.columns))
     if not features:
         if all("reference" in why for why in skipped.values()):  # the reference is unusable: a real error
             raise DriftInputError("no column has values on both sides: nothing to compare")
@@ -94,10 +98,10 @@ def _too_few(current: TypedFrame, config: DriftConfig) -> str:
     return reason
 
 
-def _feature(column: str, score: Score, sizes: tuple[int, int]) -> FeatureDrift:
+def _feature(column: str, score: Score, sizes: tuple[int, int], columns: DriftSchema) -> FeatureDrift:
     return FeatureDrift(
         feature_name=column,
-        feature_type=feature_type(column),
+        feature_type=columns.kind(column),
         method=score.method,
         stattest_name=METHODS[score.method].display_name,
         threshold=score.threshold,

@@ -121,7 +121,8 @@ class AzureJobs:
         """Submit ml/jobs/drift.yml as `job_name` and return at once (like `submit_retraining`; an existing
         job of that name is returned with `submitted: False`). `inputs`: "reference", "current" and
         "output" as store keys/prefixes (or full azureml:// URIs), "config" (DriftConfig fields),
-        "report" (False: --no-report), "datastore" (else the adapter's `drift_datastore`)."""
+        "report" (False: --no-report), "datastore" (else the adapter's `drift_datastore`), "contract"
+        (a store key or URI: the model's contract JSON, a uri_file input passed as --contract)."""
         _check_name(job_name, "job")
         if job_name != job_name.lower():
             raise PlatformError(f"drift job name {job_name!r} must be lower case (the SDK lower-cases command job "
@@ -175,6 +176,8 @@ class AzureJobs:
             {"inputs.current": {"type": "uri_folder", "path": uri(str(inputs["current"]), True)}},
             {"outputs.report": {"type": "uri_folder", "path": uri(str(inputs["output"]), True)}},
         ]
+        if inputs.get("contract"):  # an input the YAML does not declare: the job reads the contract from it
+            overrides.append({"inputs.contract": {"type": "uri_file", "path": uri(str(inputs["contract"]), False)}})
         with _errors(f"load drift job {self.drift_yaml}"):
             job = load_job(source=str(self.drift_yaml), params_override=overrides)
         if self.drift_code:  # set after loading: the loader takes a code string for a local path
@@ -186,7 +189,8 @@ class AzureJobs:
             arguments += ["--config", json.dumps(inputs["config"], separators=(",", ":"), sort_keys=True)]
         if inputs.get("report") is False:
             arguments.append("--no-report")
-        job.command = f"{job.command} {shlex.join(arguments)}"
+        contract = " --contract ${{inputs.contract}}" if inputs.get("contract") else ""  # unquoted: AzureML fills it
+        job.command = f"{job.command}{contract} {shlex.join(arguments)}"
         job.name = job_name
         job.display_name = f"drift {model}"
         job.tags = {**(job.tags or {}), **{str(k): str(v) for k, v in tags.items()}, MODEL_TAG: model}

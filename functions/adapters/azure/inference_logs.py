@@ -10,8 +10,22 @@ https://learn.microsoft.com/azure/azure-monitor/reference/tables/amlonlineendpoi
 The JSON work runs in Log Analytics: the query keeps this model's InputData lines, parses them
 (parse_json), expands each request's data list into one row per record (mv-expand
 with_itemindex) and projects typed columns: TimeGenerated, request_id, model_version, deployment,
-record_index (long), the categoricals (tostring: "" when null, Kusto strings are never null) and
-the numerics (todouble: null when missing or not a number).
+record_index (long), the contract's categoricals (tostring: "" when null, Kusto strings are never
+null) and numerics (todouble: null when missing or not a number), in the columns of the export
+layout the exporter passes (functions/shared/export_table.py), and `_misfit`: "" for a record
+whose keys are exactly the contract's features, its JSON (tostring) for any other — the exporter
+quarantines those instead of reading them as rows of nulls.
+
+Feature names are data (a contract allows any name of up to 128 characters, "sepal length (cm)"):
+each enters the query only as an escaped string literal in a bracket accessor, rec["<name>"]
+(kql_string), and its column is projected under a name KQL takes (`kql_columns`). What KQL takes
+is the Kusto entity-name rules (https://learn.microsoft.com/kusto/query/schema-entities/entity-names,
+read for this adapter): an identifier holds letters, digits, '_', and — only when quoted as
+['name'] or ["name"] — spaces, '.' and '-'; no other character (parentheses, ';', ':' …), even
+quoted; names beginning or ending with "__" are reserved; keywords (where, project …) must be
+quoted. So every feature column is projected quoted, ["credit_limit"], when its name is made of
+those characters, and under a generated name (`_f<index>`) otherwise; `typed_table` renames the
+answer's columns back. tests/fake_inference_logs.py holds the fake service to the same rules.
 
 Reading the answer is the hot path (query_answer.py reads it with Arrow's CSV reader, not a Python
 object per cell). Requests go through the client's own pipeline (`send_request`: bearer token,
@@ -34,6 +48,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -54,15 +69,13 @@ from functions.adapters.azure.log_analytics import (
 )
 from functions.adapters.azure.query_answer import parse_answer
 from functions.ports import Malformed, PlatformError
-from functions.shared.export_table import export_schema, normalize
+from functions.shared.export_table import META_COLUMNS, MISFIT, ExportLayout, normalize
 from functions.shared.names import check_model_name
-from ml.schema import CATEGORICAL, NUMERIC
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
 
 TABLE = "AmlOnlineEndpointConsoleLog"
-FETCH_COLUMNS = ("TimeGenerated", "request_id", "model_version", "deployment", "record_index") + CATEGORICAL + NUMERIC
 SUMMARY_COLUMNS = ("Messages", "Records", "Malformed", "Bytes")
 DEFAULT_MAX_ROWS = 100_000  # well under 500,000, and what one query's answer may cost in memory
 DEFAULT_MAX_BYTES = 48 * 1024 * 1024  # under the 64 MB result limit, with room for the estimate's error
@@ -100,19 +113,61 @@ def summary_query(model: str, start: datetime, end: datetime) -> str:
     ])
 
 
-def fetch_query(model: str, start: datetime, end: datetime) -> str:
-    """One row per record of this model's InputData lines in [start, end), every cell a string."""
+# A column name KQL takes when quoted (entity-names rules, see the module docstring); ASCII only:
+# whether the service's "letters" include others is not said, and a generated name always works.
+_QUOTABLE = re.compile(r"[A-Za-z0-9_ .\-]+")
+
+
+def _quotable(name: str) -> bool:
+    return bool(_QUOTABLE.fullmatch(name)) and not name.startswith("__") and not name.endswith("__") \
+        and name == name.strip() and any(c.isalnum() or c == "_" for c in name)
+
+
+def kql_columns(layout: ExportLayout) -> list[tuple[str, str]]:
+    """(the answer's column name, the feature) for each feature, in table order: the feature's own
+    name when KQL can take it quoted, else `_f<index>` (a single leading '_' and a letter: no
+    keyword, not reserved), made unique against the other features' names."""
+    taken = {n for n in layout.features if _quotable(n)} | set(META_COLUMNS) | {MISFIT}
+    out = []
+    for i, name in enumerate(layout.features):
+        if _quotable(name):
+            out.append((name, name))
+            continue
+        alias, n = f"_f{i}", 0
+        while alias in taken:
+            n += 1
+            alias = f"_f{i}_{n}"
+        taken.add(alias)
+        out.append((alias, name))
+    return out
+
+
+def fetch_columns(layout: ExportLayout) -> tuple[str, ...]:
+    """The fetch answer's columns, in order."""
+    return META_COLUMNS + tuple(column for column, _ in kql_columns(layout)) + (MISFIT,)
+
+
+def fetch_query(model: str, start: datetime, end: datetime, layout: ExportLayout) -> str:
+    """One row per record of this model's InputData lines in [start, end), in `layout`'s columns
+    (`kql_columns` names them), and `_misfit`: the record's JSON when its keys are not exactly the
+    layout's features, else ""."""
     offset = len(_prefix(model))
-    fields = [f"{name} = tostring(rec['{name}'])" for name in CATEGORICAL]
-    fields += [f"{name} = todouble(rec['{name}'])" for name in NUMERIC]
+    fields = []
+    for column, name in kql_columns(layout):
+        cast = "tostring" if layout.kind(name) == "categorical" else "todouble"
+        fields.append(f'["{column}"] = {cast}(rec[{kql_string(name)}])')
+    names = ", ".join(kql_string(name) for name in layout.features)
+    fits = (f"array_length(bag_keys(rec)) == {len(layout.features)}"
+            f" and array_length(set_difference(bag_keys(rec), dynamic([{names}]))) == 0")
     return "\n".join(_head(model, start, end) + [
         '| where mine and gettype(d) == "array"',
         "| mv-expand with_itemindex=record_index rec = d",
         '| where gettype(rec) == "dictionary"',
+        f'| extend {MISFIT} = iff({fits}, "", tostring(rec))',
         "| project TimeGenerated, request_id = tostring(m['request_id']),"
         f" model_version = substring(tostring(m['service_name']), {offset}), deployment = DeploymentName,"
         " record_index,",
-    ] + [f"    {', '.join(fields[i:i + 4])}{',' if i + 4 < len(fields) else ''}" for i in range(0, len(fields), 4)])
+    ] + [f"    {', '.join(fields[i:i + 4])}," for i in range(0, len(fields), 4)] + [f"    {MISFIT}"])
 
 
 # --- the answers ---------------------------------------------------------------------------------
@@ -125,21 +180,22 @@ class Summary:
     bytes: int
 
 
-def typed_table(table: pa.Table) -> pa.Table:
-    """The fetch query's answer → a table of the export schema. A column whose values do not all
-    cast (text that is no number in a real column, a binary column of strings UTF-8 cannot hold)
-    is left as it is: the exporter's conform_batch then sets aside exactly the records it cannot
-    write, and nothing here raises because of a value."""
+def typed_table(table: pa.Table, layout: ExportLayout) -> pa.Table:
+    """The fetch query's answer → a table of the layout's schema (plus MISFIT when a record did
+    not fit). A column whose values do not all cast (text that is no number in a real column, a
+    binary column of strings UTF-8 cannot hold) is left as it is: the exporter's conform_batch
+    then sets aside exactly the records it cannot write, and nothing here raises because of a value."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    missing = [c for c in FETCH_COLUMNS if c not in table.column_names]
+    missing = [c for c in fetch_columns(layout) if c not in table.column_names]
     if missing:
         raise PlatformError(f"Log Analytics answer lacks column(s) {missing}")
-    schema = export_schema()
+    schema = layout.schema
+    answer_column = {name: column for column, name in kql_columns(layout)}
     arrays = []
     for f in schema:
-        column = table.column(f.name)
+        column = table.column(answer_column.get(f.name, f.name))
         if f.name == "TimeGenerated":
             try:
                 if not pa.types.is_timestamp(column.type):  # 7 fractional digits: parse as ns, keep µs
@@ -155,9 +211,13 @@ def typed_table(table: pa.Table) -> pa.Table:
             arrays.append(_cast_or_keep(column, f.type))
         else:
             arrays.append(_cast_or_keep(column, f.type))
-    if any(a.type != f.type for a, f in zip(arrays, schema)):  # conform_batch casts, narrows and normalizes
-        return pa.Table.from_arrays(arrays, names=schema.names)
-    return normalize(pa.Table.from_arrays(arrays, schema=schema))
+    misfit = table.column(MISFIT)
+    marked = pc.any(pc.fill_null(pc.not_equal(misfit, ""), False)).as_py() if pa.types.is_string(misfit.type) \
+        else misfit.null_count < len(misfit)
+    if any(a.type != f.type for a, f in zip(arrays, schema)) or marked:  # conform_batch casts, narrows, normalizes
+        return pa.Table.from_arrays(arrays + ([misfit] if marked else []),
+                                    names=schema.names + ([MISFIT] if marked else []))
+    return normalize(pa.Table.from_arrays(arrays, schema=schema), layout)
 
 
 def _cast_or_keep(column: Any, arrow_type: pa.DataType) -> Any:
@@ -232,9 +292,10 @@ class LogAnalyticsInferenceLogs:
             raise PlatformError(f"inference log summary of {model}: unreadable row ({exc})") from exc
         return Summary(*numbers)
 
-    def fetch(self, model: str, start: datetime, end: datetime) -> Iterator[Any]:
+    def fetch(self, model: str, start: datetime, end: datetime, layout: ExportLayout) -> Iterator[Any]:
         start, end = utc(start), utc(end)
         check_model_name(model)
+        fetch_query(model, start, end, layout)  # a name no query can carry fails here, before anything is sent
         summary = self.summary(model, start, end)
         if summary.malformed:
             yield Malformed(summary.malformed, "console log lines that are not readable InputData records")
@@ -247,18 +308,18 @@ class LogAnalyticsInferenceLogs:
         fetched = 0
         # While one answer is parsed and written, the next one downloads (one ahead, no more: memory)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference-logs-prefetch") as pool:
-            ahead = pool.submit(self._post_window, model, *windows[0])
+            ahead = pool.submit(self._post_window, model, layout, *windows[0])
             try:
                 for i, (lo, hi) in enumerate(windows):
                     body = ahead.result()
-                    ahead = pool.submit(self._post_window, model, *windows[i + 1]) \
+                    ahead = pool.submit(self._post_window, model, layout, *windows[i + 1]) \
                         if self.prefetch and i + 1 < len(windows) else None
-                    for table in self._fetch_window(model, lo, hi, 0, body):
+                    for table in self._fetch_window(model, layout, lo, hi, 0, body):
                         fetched += len(table)
                         yield table
                     del body
                     if ahead is None and i + 1 < len(windows):
-                        ahead = pool.submit(self._post_window, model, *windows[i + 1])
+                        ahead = pool.submit(self._post_window, model, layout, *windows[i + 1])
             finally:
                 if ahead is not None and not ahead.cancel():
                     ahead.exception()  # let a download in flight finish before the pool goes
@@ -271,21 +332,21 @@ class LogAnalyticsInferenceLogs:
         return max(1, math.ceil(summary.records / self.max_rows), math.ceil(estimated_bytes / self.max_bytes))
 
     # internals
-    def _post_window(self, model: str, start: datetime, end: datetime) -> bytearray:
-        return self._post(fetch_query(model, start, end), start, end, _action(model, start, end))
+    def _post_window(self, model: str, layout: ExportLayout, start: datetime, end: datetime) -> bytearray:
+        return self._post(fetch_query(model, start, end, layout), start, end, _action(model, start, end))
 
-    def _fetch_window(self, model: str, start: datetime, end: datetime, depth: int,
+    def _fetch_window(self, model: str, layout: ExportLayout, start: datetime, end: datetime, depth: int,
                       body: bytearray | None = None) -> Iterator[pa.Table]:
         action = _action(model, start, end)
         if body is None:
-            body = self._post_window(model, start, end)
+            body = self._post_window(model, layout, start, end)
         answer = parse_answer(body)
         del body
         error = answer.error
         if not error:
             if answer.table is None:
                 raise PlatformError(f"{action}: Log Analytics answer without rows")
-            yield typed_table(answer.table)
+            yield typed_table(answer.table, layout)
             return
         del answer
         if depth >= self.max_depth or end - start <= self.min_window:
@@ -293,8 +354,8 @@ class LogAnalyticsInferenceLogs:
                                 "nothing was exported for this slice", transient=True)
         self.splits += 1
         middle = start + (end - start) / 2
-        yield from self._fetch_window(model, start, middle, depth + 1)
-        yield from self._fetch_window(model, middle, end, depth + 1)
+        yield from self._fetch_window(model, layout, start, middle, depth + 1)
+        yield from self._fetch_window(model, layout, middle, end, depth + 1)
 
     def _post(self, query: str, start: datetime, end: datetime, action: str) -> bytearray:
         from azure.core.exceptions import AzureError

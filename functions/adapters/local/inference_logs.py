@@ -7,8 +7,11 @@ endpoint serves the model and including deployments deleted since (their logs st
     <home>/endpoints/<endpoint>/deployments/<deployment>/console.log
 
 keeps score.py's InputData lines whose service_name is online/<model>/<version>, and explodes each
-request's data list into one row per record. TimeGenerated is the record's "time" (score.py
-stamps one per request, UTC); the deployment is the folder's name.
+request's data list into one row per record, in the columns of the export layout the exporter
+passes (the model's contract: functions/shared/export_table.py). TimeGenerated is the record's
+"time" (score.py stamps one per request, UTC); the deployment is the folder's name. A record whose
+keys are not the layout's features (another version's contract) gets its raw JSON in the MISFIT
+column, for the exporter to quarantine — never a row of nulls.
 
 What is not an InputData line of this model (server logs, OutputData, other models) is skipped.
 What looks like one but cannot be read (broken JSON, no time, data not a list, a record that is
@@ -41,9 +44,8 @@ from pathlib import Path
 from typing import Any
 
 from functions.ports import Malformed
-from functions.shared.export_table import export_schema, normalize
+from functions.shared.export_table import META_COLUMNS, MISFIT, ExportLayout, normalize
 from functions.shared.names import check_model_name
-from ml.schema import CATEGORICAL, NUMERIC
 
 _TIME = re.compile(rb'"time"\s*:\s*"([^"\\]{10,40})"')
 MAX_SAMPLES = 100  # unreadable lines kept per window for the quarantine object (each counted regardless)
@@ -62,37 +64,48 @@ class LocalInferenceLogs:
         return [(path.parent.name, path) for path in found]
 
     def count(self, model: str, start: datetime, end: datetime) -> int:
-        columns, _, _ = self._scan(model, start, end)
+        columns, _, _ = self._scan(model, start, end, None)
         return len(columns["TimeGenerated"])
 
-    def fetch(self, model: str, start: datetime, end: datetime) -> Iterator[Any]:
+    def fetch(self, model: str, start: datetime, end: datetime, layout: ExportLayout) -> Iterator[Any]:
         import pyarrow as pa
 
-        columns, malformed, samples = self._scan(model, start, end)
+        columns, malformed, samples = self._scan(model, start, end, layout)
         if malformed:
             yield Malformed(malformed, "unreadable InputData lines or records in local console logs", tuple(samples))
         if not columns["TimeGenerated"]:
             return
-        schema = export_schema()
+        schema = layout.schema
+        misfits = columns.pop(MISFIT)
         try:
             arrays = [pa.array(columns[f.name], type=f.type) for f in schema]
         except (ValueError, TypeError, OverflowError, NotImplementedError):
             # Some record holds a value Arrow refuses (UnicodeEncodeError is a ValueError): the
             # rows as they are, for the exporter to tell the records it cannot write from the rest.
+            columns[MISFIT] = misfits
             names = list(columns)
             yield [dict(zip(names, row)) for row in zip(*columns.values())]
             return
-        yield normalize(pa.Table.from_arrays(arrays, schema=schema))
+        table = normalize(pa.Table.from_arrays(arrays, schema=schema), layout)
+        if any(m is not None for m in misfits):
+            table = table.append_column(MISFIT, pa.array(misfits, pa.string()))
+        yield table
 
     # -- scanning ---------------------------------------------------------------------------------
 
-    def _scan(self, model: str, start: datetime, end: datetime) -> tuple[dict[str, list[Any]], int, list[Any]]:
-        """(the window's columns, unreadable lines/records counted, samples of them)."""
+    def _scan(self, model: str, start: datetime, end: datetime,
+              layout: ExportLayout | None) -> tuple[dict[str, list[Any]], int, list[Any]]:
+        """(the window's columns — the meta columns only without a layout —, unreadable
+        lines/records counted, samples of them)."""
         check_model_name(model)
         start, end = _utc(start), _utc(end)
         prefix = f"online/{model}/"
         needle = prefix.encode()
-        columns: dict[str, list[Any]] = {f.name: [] for f in export_schema()}
+        names = layout.columns + (MISFIT,) if layout is not None else META_COLUMNS
+        columns: dict[str, list[Any]] = {name: [] for name in names}
+        categorical = layout.categorical if layout is not None else ()
+        numeric = layout.numeric if layout is not None else ()
+        features = frozenset(layout.features) if layout is not None else frozenset()
         malformed = 0
         samples: list[Any] = []
         for deployment, path in self.logs():
@@ -135,11 +148,19 @@ class LocalInferenceLogs:
                         columns["model_version"].append(version)
                         columns["deployment"].append(deployment)
                         columns["record_index"].append(index)
-                        for name in CATEGORICAL:
-                            value = record.get(name)
+                        if layout is None:
+                            continue
+                        if record.keys() != features:  # not this contract's record: the exporter sets it aside
+                            columns[MISFIT].append(json.dumps(record, separators=(",", ":"), ensure_ascii=True))
+                            for name in layout.features:
+                                columns[name].append(None)
+                            continue
+                        columns[MISFIT].append(None)
+                        for name in categorical:
+                            value = record[name]
                             columns[name].append(value if isinstance(value, str) else None)
-                        for name in NUMERIC:
-                            columns[name].append(_number(record.get(name)))
+                        for name in numeric:
+                            columns[name].append(_number(record[name]))
         return columns, malformed, samples
 
 

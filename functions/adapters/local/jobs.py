@@ -82,7 +82,8 @@ class LocalJobs:
                "reference": str(Path(root) / inputs["reference"]),
                "current": str(Path(root) / str(inputs["current"]).rstrip("/")),
                "output_prefix": str(inputs["output"]).rstrip("/"), "config": dict(inputs.get("config") or {}),
-               "report": inputs.get("report") is not False, "created": _now(), "log": str(folder / "job.log")}
+               "report": inputs.get("report") is not False, "created": _now(), "log": str(folder / "job.log"),
+               "contract": str(Path(root) / inputs["contract"]) if inputs.get("contract") else ""}
         return self._start(job, self._run_drift)
 
     def _claim(self, folder: Path) -> dict[str, Any] | None:
@@ -194,6 +195,8 @@ class LocalJobs:
                    "--output", str(out), "--model-name", job["model"]]
         if job["config"]:
             command += ["--config", json.dumps(job["config"])]
+        if job.get("contract"):
+            command += ["--contract", job["contract"]]
         if not job["report"]:
             command.append("--no-report")
         self._execute(job, command, "drift", lambda: self._drift_completed(job, out))
