@@ -750,11 +750,11 @@ def _load_skops(path: Path) -> Any:
     untrusted = skops.io.get_untrusted_types(file=path)
     refused = sorted(set(untrusted) - set(trusted))
     if refused:
+        # The types first: the local platform shows the first 300 characters of this line.
         raise UntrustedTypesError(
-            f"{path.name} holds type(s) that skops does not trust and this model's allowlist "
-            f"({SKOPS_TRUSTED_ENV}: {json.dumps(trusted)}) does not list: {', '.join(refused)}. Add them to the "
-            "model's skops_trusted_types in modelops' configuration if they are safe; the model file's own "
-            "skops_trusted_types are not used")
+            f"{path.name} holds {', '.join(refused)}: not trusted by skops nor by this model's allowlist "
+            f"({SKOPS_TRUSTED_ENV}={json.dumps(trusted)}). If safe, add to the model's skops trusted types in "
+            "modelops' configuration (the model file's own list is never used)")
     return skops.io.load(path, trusted=trusted)
 
 
