@@ -689,7 +689,9 @@ def _mlmodel(folder: Path) -> dict[str, Any]:
 #     params: null
 #
 # and beside it conda.yaml, python_env.yaml, requirements.txt, input_example.json ({"columns": [...],
-# "data": [[...], ...]}) and serving_input_example.json. MLflow's own loader
+# "data": [[...], ...]}) and serving_input_example.json. mlflow.sklearn.log_model (a run's artifacts,
+# what AzureML registers) writes the same, plus artifact_path, model_id and run_id in MLmodel and a
+# registered_model_meta file. MLflow's own loader
 # (mlflow.sklearn._load_model_from_local_file) reads serialization_format (default "pickle" when the
 # key is missing, as in files of old MLflow versions) and passes the file's skops_trusted_types to
 # skops.io.load: a model file would vouch for itself. Here the allowlist is the platform's.
