@@ -521,7 +521,7 @@ def _check_model(m: Any) -> None:
 
 def _read_contract(folder: Path) -> tuple[dict[str, Any], dict[str, Any], str]:
     """(the contract's fields, the model card or {}, where they came from): the control plane's
-    contract, else the folder's model card, else its contract.json over its MLmodel signature."""
+    contract, else the folder's model card or MLmodel signature with its contract.json over it."""
     model_card = _json_file(folder / CARD_FILE) if (folder / CARD_FILE).is_file() else {}
     raw = os.environ.get(CONTRACT_ENV, "").strip()
     if raw:
@@ -533,9 +533,11 @@ def _read_contract(folder: Path) -> tuple[dict[str, Any], dict[str, Any], str]:
             raise ContractError(f"{CONTRACT_ENV} must be a JSON object (ModelContract.to_dict()), "
                                 f"not {type(given).__name__}")
         return given, model_card, CONTRACT_ENV
-    if model_card:
-        return _card_contract(model_card), model_card, CARD_FILE
     explicit = _json_file(folder / CONTRACT_FILE) if (folder / CONTRACT_FILE).is_file() else None
+    if model_card:  # contract.json corrects the card, as the control plane reads them (contract_sources)
+        fields = _card_contract(model_card)
+        fields.update({k: v for k, v in (explicit or {}).items() if v is not None})
+        return fields, model_card, f"{CARD_FILE} + {CONTRACT_FILE}" if explicit else CARD_FILE
     if (folder / MLMODEL_FILE).is_file():
         fields = {} if explicit and explicit.get("features") else _mlmodel_contract(_mlmodel(folder))
         fields.update({k: v for k, v in (explicit or {}).items() if v is not None})

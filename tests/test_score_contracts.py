@@ -257,6 +257,16 @@ def test_the_deployments_contract_overrides_the_folders(monkeypatch, capsys, win
     assert lines[0]["service_name"] == "online/wine/1"
 
 
+def test_a_contract_json_beside_the_card_corrects_it_as_the_control_plane_reads_it(monkeypatch, tmp_path, wine_dir):
+    folder = tmp_path / "wine" / "3"
+    shutil.copytree(wine_dir, folder)
+    (folder / "contract.json").write_text(json.dumps({"response_key": "cultivars", "response_kind": "label"}))
+    init_with(monkeypatch, folder)
+    control_plane = read_contract(folder_reader(folder))
+    assert (scoring._key, scoring._kind) == (control_plane.response_key, control_plane.response_kind) == (
+        "cultivars", "label")
+
+
 def test_a_contract_env_var_that_is_not_json_stops_init(monkeypatch, wine_dir, capsys):
     with pytest.raises(scoring.ContractError, match="MODELOPS_CONTRACT is not JSON"):
         init_with(monkeypatch, wine_dir, MODELOPS_CONTRACT="{oops")
