@@ -52,7 +52,7 @@ serving-env: $(SERVE_VENV)/.installed
 check-python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "modelops needs Python 3.11+, found " + sys.version.split()[0] + " (set PYTHON=...)")'
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt $(ENV_DIR)/runtime-pins.txt pyproject.toml | check-python
+$(VENV)/.installed: requirements.txt requirements-dev.txt $(ENV_DIR)/runtime-pins.txt $(ENV_DIR)/mlflow-pins.txt pyproject.toml | check-python
 	@echo "==> building $(VENV) (control plane)"
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install $(PIP_FLAGS) --upgrade pip
@@ -60,7 +60,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt $(ENV_DIR)/runtime-pin
 	$(VENV)/bin/python -m pip install $(PIP_FLAGS) --no-deps -e .
 	touch $@
 
-$(SERVE_VENV)/.installed: $(ENV_DIR)/serving-requirements.txt $(ENV_DIR)/runtime-pins.txt | check-python
+$(SERVE_VENV)/.installed: $(ENV_DIR)/serving-requirements.txt $(ENV_DIR)/runtime-pins.txt $(ENV_DIR)/mlflow-pins.txt | check-python
 	@echo "==> building $(SERVE_VENV) (scoring runtime: azureml-inference-server-http)"
 	test -x $(SERVE_VENV)/bin/python || $(PYTHON) -m venv $(SERVE_VENV)
 	$(SERVE_VENV)/bin/python -m pip install $(PIP_FLAGS) --upgrade pip
