@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 MLMODEL_FILE = "MLmodel"
 CONTRACT_FILE = "contract.json"
+REFERENCE_FILE = "reference.parquet"
 SERIALIZATION_FORMATS = ("skops", "cloudpickle", "pickle")
 IRIS_FEATURES = ("sepal_length", "sepal_width", "petal_length", "petal_width")
 IRIS_TARGET = "species"
@@ -146,7 +147,13 @@ def save_iris(
         pipeline = train_iris(labels=labels, untrusted_step=untrusted_step)
     out = save_mlflow_model(pipeline, features, out_dir, serialization_format=serialization_format,
                             skops_trusted_types=skops_trusted_types)
-    write_contract_json(out, iris_contract(list(pipeline.classes_), features.head(2).to_numpy().tolist()))
+    contract = iris_contract(list(pipeline.classes_), features.head(2).to_numpy().tolist())
+    # the reference sample monitoring compares with: the training data, registered with the model
+    reference = features.copy()
+    reference[IRIS_TARGET] = iris_frame(labels)[1].to_numpy()
+    reference.to_parquet(out / REFERENCE_FILE, index=False)
+    contract["reference"] = REFERENCE_FILE
+    write_contract_json(out, contract)
     return out
 
 
