@@ -139,6 +139,7 @@ class AzureModelRegistry:
             uri=workspace_model_uri(model.name, str(model.version)),
             tags=dict(model.tags or {}),
             source=self.source_workspace_id,
+            model_type=_model_type(model),
         )
 
     def get_registry_model(self, name: str, version: str) -> ModelRef | None:
@@ -182,6 +183,7 @@ class AzureModelRegistry:
             uri=registry_model_uri(self.registry_name, model.name, str(model.version)),
             tags=dict(model.tags or {}),
             source=f"azureml://registries/{self.registry_name}",
+            model_type=_model_type(model),
         )
 
     def _workspace_asset_id(self, name: str, version: str) -> str:
@@ -193,3 +195,9 @@ class AzureModelRegistry:
                 raise PlatformError(f"workspace {self._ws.workspace_name} did not report its location and id")
             self._workspace_asset_prefix = f"azureml://locations/{workspace.location}/workspaces/{guid}"
         return f"{self._workspace_asset_prefix}/models/{name}/versions/{version}"
+
+
+def _model_type(model: Any) -> str:
+    """The version's format as AzureML records it (`modelType` on the wire: custom_model,
+    mlflow_model, triton_model; the SDK's Model.type)."""
+    return str(getattr(model, "type", None) or "")
