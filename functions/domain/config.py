@@ -88,7 +88,8 @@ class ModelConfig:
     # validates requests by the contract and logs inputs/outputs for drift) in the serving environment,
     # for every format, MLflow models included; "mlflow_no_code" — AzureML's no-code MLflow deployment
     # (AzureML supplies the scoring script and environment; the model must be registered as an
-    # mlflow_model). No-code serving loses modelops' request validation and inference logging.
+    # mlflow_model). No-code serving loses modelops' request validation and inference logging, and
+    # AzureML's script takes {"input_data": ...}, not the contract's {"data": ...} the gates send.
     serving: str = "modelops"
 
     def __post_init__(self) -> None:

@@ -21,6 +21,12 @@ What the SDK does on the wire (azure-ai-ml 1.35), and what this adapter does abo
   https://<region>.api.azureml.ms per deployment; failures are swallowed by the SDK).
 - The SDK's pollers start a daemon thread that polls the LRO (AzureMLPolling prints "." to stdout on
   every poll). `begin_*` here return without waiting; callers poll `get_*`.
+- Every model format is deployed with modelops' scoring entry point (code + environment + the
+  MODELOPS_* variables), MLflow models included. `DeploymentSpec.no_code` (serving: mlflow_no_code)
+  is AzureML's no-code MLflow deployment: the PUT's properties carry `model`, the compute, probes,
+  request settings and variables, and neither `codeConfiguration` nor `environmentId`; AzureML
+  supplies both, for an `mlflow_model` only (ModelRef.model_type, AzureML's `modelType`), so any other
+  model is refused here before a request.
 
 `score` calls the scoring URI itself (the SDK's `invoke` mutates a module-level header dict) with
 the endpoint key and an explicit `azureml-model-deployment` header. A request that gets no HTTP

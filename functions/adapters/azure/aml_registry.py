@@ -19,6 +19,10 @@ injected transport, so it cannot be tested against a fake and ignores client opt
      treats as "nothing to upload") and PUT …/registries/<r>/models/<name>/versions/<v> with the
      tags (registry versions are immutable except description/tags/stage).
 
+Refs carry the version's `model_type` (AzureML's `modelType`: custom_model, mlflow_model, …), which
+decides whether a no-code deployment is possible; a registry copy is read for its own type (the
+fake's import keeps the workspace version's, which is not checked against the service).
+
 A crash between 3 and 4 leaves a registry version without lineage: a later promote of the same
 version only adds the lineage keys that are missing (never overwrites a value), so a retry repairs
 it and a second successful promote writes nothing.
