@@ -54,6 +54,12 @@ class ModelRef:
     uri: str  # azureml://registries/... or azureml:name:version in Azure; a folder path locally
     tags: dict[str, str] = field(default_factory=dict)
     source: str = ""  # workspace / registry this reference points into
+    # the platform's word for the model's format: AzureML's modelType ("custom_model", "mlflow_model",
+    # "triton_model"); locally "mlflow_model" for a folder with an MLmodel file; "" when not known
+    model_type: str = ""
+
+
+MLFLOW_MODEL = "mlflow_model"
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,19 @@ class DeploymentSpec:
     instance_count: int = 1
     environment_variables: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
+    # False: served by modelops' scoring entry point (ml/score.py) in the serving environment, for
+    # every model format. True: AzureML's no-code MLflow deployment (no code, no environment: AzureML
+    # supplies both for an mlflow_model), which loses modelops' request validation and inference logs.
+    no_code: bool = False
+
+    def no_code_problem(self) -> str:
+        """Why this spec cannot be a no-code deployment ("" when it can, or is not one)."""
+        if not self.no_code or self.model.model_type == MLFLOW_MODEL:
+            return ""
+        kind = f"of type {self.model.model_type}" if self.model.model_type else "of unknown type"
+        return (f"deployment {self.endpoint}/{self.name}: a no-code deployment (serving: mlflow_no_code) needs an "
+                f"{MLFLOW_MODEL} model, and {self.model.name}:{self.model.version} is {kind}; register it as "
+                f"an MLflow model (type {MLFLOW_MODEL}) or serve it with modelops' entry point (serving: modelops)")
 
 
 @dataclass(frozen=True)

@@ -117,9 +117,11 @@ def registry(fake, ml, credential) -> AzureModelRegistry:
     return AzureModelRegistry(ml, connect, WS_ARM)
 
 
-def spec(name: str = "blue-v3", uri: str = REG_URI, endpoint: str = "ccd-staging", **kw) -> DeploymentSpec:
+def spec(name: str = "blue-v3", uri: str = REG_URI, endpoint: str = "ccd-staging", model_type: str = "",
+         **kw) -> DeploymentSpec:
     version = uri.rsplit("/", 1)[-1].rsplit(":", 1)[-1]
-    return DeploymentSpec(endpoint=endpoint, name=name, model=ModelRef(MODEL, version, uri), **kw)
+    return DeploymentSpec(endpoint=endpoint, name=name, model=ModelRef(MODEL, version, uri, model_type=model_type),
+                          **kw)
 
 
 def live_endpoint(fake: FakeAzureML, endpoints: AzureEndpoints, name: str = "ccd-prod", **deployments: int) -> None:
@@ -322,6 +324,45 @@ def test_default_assets_use_the_repo_template_code_and_environment():
     assert deployment.endpoint_name == "ccd-staging" and deployment.name == "blue-v3"
 
 
+def test_a_no_code_deployment_puts_the_mlflow_model_without_code_or_environment(fake, endpoints):
+    """AzureML's no-code MLflow deployment (azureml-examples cli/endpoints/online/mlflow/
+    sklearn-deployment.yaml: model + instance type/count): AzureML supplies the scoring script and
+    image. The template's probes, request settings and variables still go."""
+    fake.add_registry_model(MODEL, "3", model_type="mlflow_model")
+    endpoints.begin_create_endpoint("ccd-staging")
+    fake.settle()
+    fake.reset_calls()
+    endpoints.begin_create_deployment(spec(model_type="mlflow_model", no_code=True, instance_count=2,
+                                           environment_variables={"MODELOPS_CONTRACT": "{}"}))
+    (put,) = fake.requests_to("PUT")
+    props = put.body["properties"]
+    assert "codeConfiguration" not in props and "environmentId" not in props
+    assert props["model"] == REG_URI and props["instanceType"] == "Standard_DS3_v2" and put.body["sku"]["capacity"] == 2
+    assert props["environmentVariables"]["MODELOPS_CONTRACT"] == "{}" and props["appInsightsEnabled"] is True
+    if _template():
+        assert props["readinessProbe"]["period"] == f"PT{_template()['readiness_probe']['period']}S"
+    fake.settle()
+    assert endpoints.get_deployment("ccd-staging", "blue-v3").ready
+
+
+@pytest.mark.parametrize("model_type, said", [("custom_model", "of type custom_model"), ("", "of unknown type")])
+def test_a_no_code_deployment_of_a_model_that_is_not_mlflow_is_refused_before_any_request(fake, endpoints,
+                                                                                           model_type, said):
+    with pytest.raises(PlatformError) as err:
+        endpoints.begin_create_deployment(spec(model_type=model_type, no_code=True))
+    assert f"needs an mlflow_model model, and {MODEL}:3 is {said}" in str(err.value)
+    assert "serving: modelops" in str(err.value) and not err.value.transient
+    assert fake.calls == []
+
+
+def test_without_a_template_a_no_code_deployment_is_the_model_and_its_compute():
+    assets = DeploymentAssets(template=None, code="azureml:score:1", environment="azureml:serving:1")
+    deployment = AzureEndpoints(ml_client=None, assets=assets).build_deployment(
+        spec(model_type="mlflow_model", no_code=True, instance_count=3))
+    assert deployment.code_configuration is None and deployment.environment is None  # the overrides do not apply
+    assert deployment.model == REG_URI and deployment.instance_count == 3 and deployment.name == "blue-v3"
+
+
 def test_delete_deployment_is_idempotent(fake, endpoints):
     live_endpoint(fake, endpoints, "ccd-prod", blue=100, green=0)
     endpoints.begin_delete_deployment("ccd-prod", "green")
@@ -427,6 +468,20 @@ def test_promote_of_a_missing_workspace_model_is_a_platform_error(fake, registry
     with pytest.raises(PlatformError, match="HTTP 404") as err:
         registry.promote(ModelRef(MODEL, "8", f"azureml:{MODEL}:8"), {})
     assert not err.value.transient
+
+
+def test_model_refs_carry_the_type_azureml_reports_and_the_import_keeps_it(fake, registry):
+    fake.add_workspace_model("iris", "2", model_type="mlflow_model",
+                             flavors={"python_function": {"data": {"loader_module": "mlflow.sklearn"}}})
+    fake.add_workspace_model(MODEL, "3")
+    iris = registry.get_workspace_model("iris", "2")
+    assert iris.model_type == "mlflow_model" and registry.get_workspace_model(MODEL, "3").model_type == "custom_model"
+    (get,) = fake.requests_to("GET", "/models/iris/versions/2")
+    assert get.status == 200 and fake.workspace_models[("iris", "2")]["properties"]["modelType"] == "mlflow_model"
+    promoted = registry.promote(iris, {"modelops.gate_run": "g"})
+    assert promoted.model_type == "mlflow_model" and registry.get_registry_model("iris", "2").model_type == "mlflow_model"
+    assert fake.registry_models[("iris", "2")]["properties"]["flavors"] == {
+        "python_function": {"data": {"loader_module": "mlflow.sklearn"}}}
 
 
 # ------------------------------------------------------------------------------------ failures

@@ -66,6 +66,22 @@ def test_a_config_survives_its_durable_payload_round_trip_and_stays_hashable():
         again.instance_count = 2  # type: ignore[misc]
 
 
+def test_serving_is_modelops_entry_point_unless_no_code_mlflow_is_asked_for():
+    assert load_managed_models('{"m": {}}').get("m").serving == "modelops"
+    cfg = load_managed_models('{"m": {"serving": "mlflow_no_code"}}').get("m")
+    assert cfg.serving == "mlflow_no_code" and cfg.to_dict()["serving"] == "mlflow_no_code"
+    payload = cfg.to_dict()
+    assert build_model_config(payload.pop("name"), payload) == cfg  # through the Durable payload
+    with pytest.raises(ConfigError) as caught:
+        load_managed_models('{"m": {"serving": "mlflow"}}')
+    assert str(caught.value) == f"{WHERE}.serving must be one of modelops, mlflow_no_code, got 'mlflow'"
+    with pytest.raises(ConfigError) as caught:
+        load_managed_models('{"m": {"serving": true}}')
+    assert str(caught.value) == f"{WHERE}.serving must be str, got True"
+    with pytest.raises(ConfigError, match="serving must be one of"):
+        ModelConfig(name="m", serving="no-code")
+
+
 def test_the_ingestion_lag_is_read_like_every_other_number():
     env = {"AZURE_SUBSCRIPTION_ID": "s", "MODELOPS_STAGING_RESOURCE_GROUP": "rg", "MODELOPS_STAGING_WORKSPACE": "w",
            "MODELOPS_PRODUCTION_WORKSPACE": "p", "MODELOPS_REGISTRY_NAME": "r",

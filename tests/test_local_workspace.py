@@ -115,3 +115,30 @@ def test_concurrent_registrations_get_distinct_consecutive_versions(tmp_path, ar
 def test_what_is_not_an_artifact_is_refused_with_the_reason(tmp_path, make, message):
     with pytest.raises(PlatformError, match=message):
         LocalWorkspace(tmp_path / "home").register(make(tmp_path), "m", emit=False)
+
+
+def test_refs_say_whether_the_version_is_an_mlflow_model_as_azureml_would(tmp_path, artifact):
+    mlflow_folder = tmp_path / "mlflow-model"
+    mlflow_folder.mkdir()
+    (mlflow_folder / "MLmodel").write_text("flavors: {}\n")
+    ws = LocalWorkspace(tmp_path / "home")
+    card, _ = ws.register(artifact, "m", emit=False)
+    flow, _ = ws.register(mlflow_folder, "m", emit=False)
+    assert (card.model_type, flow.model_type) == ("custom_model", "mlflow_model")
+    assert ws.get("m", flow.version).model_type == "mlflow_model"
+    registry = LocalModelRegistry(ws, tmp_path / "home")
+    assert registry.promote(flow, {}).model_type == "mlflow_model"
+    assert registry.get_registry_model("m", flow.version).model_type == "mlflow_model"
+
+
+def test_a_local_no_code_deployment_of_a_model_that_is_not_mlflow_is_refused_as_in_azureml(tmp_path, artifact):
+    from functions.adapters.local.endpoints import LocalEndpoints
+    from functions.ports import DeploymentSpec, ModelRef
+
+    eps = LocalEndpoints(tmp_path / "home", tmp_path / "no-python")
+    try:
+        ref = ModelRef("m", "1", str(artifact), model_type="custom_model")
+        with pytest.raises(PlatformError, match="needs an mlflow_model model, and m:1 is of type custom_model"):
+            eps.begin_create_deployment(DeploymentSpec("m-staging", "m-v1", ref, no_code=True))
+    finally:
+        eps.close()

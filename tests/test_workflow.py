@@ -317,6 +317,16 @@ def test_the_contract_is_read_stored_served_and_made_current_on_release():
     assert contract_step["details"]["metric"] == "roc_auc" and contract_step["details"]["features"] == 23
 
 
+@pytest.mark.parametrize("serving, no_code", [("modelops", False), ("mlflow_no_code", True)])
+def test_the_models_serving_reaches_both_deployments(serving, no_code):
+    h = Harness({"1": GOOD}, {"serving": serving})
+    assert h.roll("1")["state"] == "succeeded"
+    for endpoints, name in ((h.staging, h.config.staging_endpoint), (h.production, h.config.production_endpoint)):
+        spec = endpoints.deployments[(name, deployment_name(MODEL, "1"))].spec
+        assert spec.no_code is no_code
+        assert "MODELOPS_CONTRACT" in spec.environment_variables  # set either way (a record, for no-code)
+
+
 def test_a_model_without_a_usable_contract_is_rejected_with_the_reason_and_nothing_deployed():
     h = Harness({"1": GOOD})
     h.model_files.files[(MODEL, "1")] = {"MLmodel": b"flavors: {python_function: {}}\n"}

@@ -19,6 +19,8 @@ from typing import Any, Mapping
 from functions.shared.names import InvalidName, check_endpoint_name, check_model_name
 
 DEFAULT_MODEL = "credit-card-default"
+# ModelConfig.serving: modelops' scoring entry point, or AzureML's no-code MLflow deployment
+SERVING_MODES = ("modelops", "mlflow_no_code")
 
 
 class ConfigError(ValueError):
@@ -82,6 +84,13 @@ class ModelConfig:
     # local platform's command ({training_data}, {output}, {model} are filled in)
     retraining_pipeline: str = ""
     retraining_command: tuple[str, ...] = ()
+    # how deployments serve the model: "modelops" — modelops' scoring entry point (ml/score.py, which
+    # validates requests by the contract and logs inputs/outputs for drift) in the serving environment,
+    # for every format, MLflow models included; "mlflow_no_code" — AzureML's no-code MLflow deployment
+    # (AzureML supplies the scoring script and environment; the model must be registered as an
+    # mlflow_model). No-code serving loses modelops' request validation and inference logging, and
+    # AzureML's script takes {"input_data": ...}, not the contract's {"data": ...} the gates send.
+    serving: str = "modelops"
 
     def __post_init__(self) -> None:
         try:
@@ -121,6 +130,8 @@ def _check(cfg: ModelConfig) -> None:
     if cfg.retraining_pipeline and not (cfg.retraining_pipeline.endswith((".yml", ".yaml"))):
         raise ConfigError(f"{where}.retraining_pipeline must be a pipeline job YAML file (…/train.yml), got "
                           f"{cfg.retraining_pipeline!r}")
+    if cfg.serving not in SERVING_MODES:
+        raise ConfigError(f"{where}.serving must be one of {', '.join(SERVING_MODES)}, got {cfg.serving!r}")
     if cfg.contract:
         from functions.shared.contract import ModelContract
 

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from functions.domain import gates as g
 from functions.domain import traffic as tmap
-from functions.domain.config import build_model_config
+from functions.domain.config import SERVING_MODES, build_model_config
 from functions.domain.evaluation import EvaluationError, read_evaluation_csv
 from functions.ports import (
     DeploymentSpec,
@@ -160,7 +160,13 @@ def get_endpoint(p: RolloutPorts, rollout: dict, workspace: str, endpoint: str) 
 
 def create_deployment(p: RolloutPorts, rollout: dict, workspace: str, endpoint: str, deployment: str, source: str,
                       instance_type: str, instance_count: int, model_uri: str = "", contract: dict | None = None,
-                      skops_trusted_types: list | None = None) -> dict:
+                      skops_trusted_types: list | None = None, serving: str = "modelops") -> dict:
+    """The version's deployment at 0%. `serving` (the model's configuration): "modelops" — our
+    scoring entry point, which reads MODELOPS_CONTRACT and MODELOPS_SKOPS_TRUSTED; "mlflow_no_code" —
+    AzureML's no-code MLflow deployment (the variables are still set, as a record: AzureML's scoring
+    script does not read them)."""
+    if serving not in SERVING_MODES:
+        raise ValueError(f"unknown serving {serving!r} (one of {', '.join(SERVING_MODES)})")
     name, version = rollout["model"], rollout["version"]
     if source == "workspace":
         model = p.registry.get_workspace_model(name, version)
@@ -179,6 +185,7 @@ def create_deployment(p: RolloutPorts, rollout: dict, workspace: str, endpoint: 
         endpoint=endpoint, name=deployment, model=model, instance_type=instance_type,
         instance_count=instance_count, environment_variables=env,
         tags={"managed-by": "modelops", "rollout": rollout["id"], "model-version": version},
+        no_code=serving == "mlflow_no_code",
     )
     p.endpoints(workspace).begin_create_deployment(spec)
     return {"model_uri": model.uri}

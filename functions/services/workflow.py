@@ -88,7 +88,7 @@ def rollout_orchestrator(context: Any) -> Generator[Any, Any, dict[str, Any]]:
 
 def _stage_gate_promote_release(run: _Run, cfg: Any, new: str, contract: dict):
     staging, production = cfg.staging_endpoint, cfg.production_endpoint
-    scoring = {"contract": contract, "skops_trusted_types": list(cfg.skops_trusted_types)}
+    scoring = {"contract": contract, "skops_trusted_types": list(cfg.skops_trusted_types), "serving": cfg.serving}
 
     # 1. Staging deployment at 0%.
     yield from _ensure_endpoint(run, "staging", staging, cfg)

@@ -39,16 +39,22 @@ class Assets:
     workspace_models: dict[tuple[str, str], dict]
     registry_models: dict[tuple[str, str], dict]
     registries: dict[str, dict]
+    registry_container: str
     data: dict[tuple[str, str], dict]
 
     def add_workspace_model(self, name: str, version: str, *, tags: dict[str, str] | None = None,
-                            path: str | None = None) -> dict:
+                            path: str | None = None, model_type: str = "custom_model",
+                            flavors: dict | None = None) -> dict:
+        """A workspace model version. `model_type` is what AzureML's `modelType` says on the wire:
+        "custom_model" (any folder), "mlflow_model" (an MLflow model folder: AzureML reads its
+        MLmodel and reports the flavors, {"<flavor>": {"data": {...}}}), "triton_model"."""
         arm = f"{_ws_prefix(WORKSPACE)}/models/{name}/versions/{version}"
         body = {
             "id": arm, "name": version, "type": "Microsoft.MachineLearningServices/workspaces/models/versions",
             "properties": {
                 "description": f"{name} v{version}", "tags": dict(tags or {}), "properties": {},
-                "isArchived": False, "isAnonymous": False, "flavors": {}, "modelType": "custom_model",
+                "isArchived": False, "isAnonymous": False, "flavors": dict(flavors or {}),
+                "modelType": model_type,
                 "modelUri": path or (f"azureml://subscriptions/{SUBSCRIPTION}/resourcegroups/{RESOURCE_GROUP}"
                                      f"/workspaces/{WORKSPACE}/datastores/workspaceblobstore"
                                      f"/paths/models/{name}/{version}/"),
@@ -60,8 +66,10 @@ class Assets:
             self.workspace_models[(name, version)] = body
         return body
 
-    def add_registry_model(self, name: str, version: str, *, tags: dict[str, str] | None = None) -> dict:
-        body = _registry_model_body(name, version, tags or {}, self.location)
+    def add_registry_model(self, name: str, version: str, *, tags: dict[str, str] | None = None,
+                           model_type: str = "custom_model", flavors: dict | None = None) -> dict:
+        body = _registry_model_body(name, version, tags or {}, self.location, model_type=model_type,
+                                    flavors=flavors, container=self.registry_container)
         with self._lock:
             self.registry_models[(name, version)] = body
         return body
@@ -132,6 +140,7 @@ class Assets:
             raise _error(400, "BadArgument", "fake registry does not accept uploads (no blob storage)")
         if rest == "/import" and c.method == "POST":
             self._registry_import(c, reg)
+        self._registry_storage_routes(c, reg, rest)
 
     # ---------------------------------------------------------------- data and jobs
 

@@ -9,6 +9,13 @@
 Semantics it enforces, like the service: a deployment PUT needs its endpoint; an endpoint PUT's
 traffic must name existing deployments, sum to 100 (or be empty) and give traffic only to
 Succeeded deployments (400 otherwise); deleting a deployment that has traffic is refused (400).
+
+No-code deployments: a deployment PUT without `environmentId` and `codeConfiguration` is AzureML's
+no-code MLflow deployment (AzureML supplies the scoring script and image), which is for models of
+type mlflow_model (Microsoft Learn, "Deploy MLflow models to online endpoints"; azureml-examples
+cli/endpoints/online/mlflow/sklearn-deployment.yaml is one: model, instance_type, instance_count and
+nothing else). The fake answers 400 BadArgument for one whose model is not a registered mlflow_model;
+the service's wording of that error is not known to it.
 """
 
 from __future__ import annotations
@@ -27,6 +34,8 @@ class OnlineEndpoints:
 
     endpoints: dict[str, dict]
     deployments: dict[tuple[str, str], dict]
+    workspace_models: dict[tuple[str, str], dict]
+    registry_models: dict[tuple[str, str], dict]
     keys: dict[str, dict]
     scoring_uris: dict[str, str]
 
@@ -140,6 +149,19 @@ class OnlineEndpoints:
 
     # ---------------------------------------------------------------- deployments
 
+    def _check_no_code(self, props: dict) -> None:
+        if props.get("environmentId") or props.get("codeConfiguration"):
+            return
+        model = props.get("model") or ""
+        ws = re.fullmatch(r".*/workspaces/[^/]+/models/([^/]+)/versions/([^/]+)", model, re.I)
+        reg = re.fullmatch(r"azureml://registries/[^/]+/models/([^/]+)/versions/([^/]+)", model)
+        found = (self.workspace_models.get((ws.group(1), ws.group(2))) if ws else
+                 self.registry_models.get((reg.group(1), reg.group(2))) if reg else None)
+        model_type = (found or {}).get("properties", {}).get("modelType")
+        if model_type != "mlflow_model":
+            raise _error(400, "BadArgument", f"a deployment without an environment needs an mlflow_model model; "
+                                             f"{model or 'no model'} is {model_type or 'not registered'}")
+
     def _deployment_view(self, key: tuple[str, str], missing_ok: bool = False) -> dict | None:
         self._tick("deployment", key)
         if key not in self.deployments:  # the tick finished a pending delete
@@ -160,6 +182,7 @@ class OnlineEndpoints:
             body = c.body if isinstance(c.body, dict) else {}
             existing = self.deployments.get(key)
             props = copy.deepcopy(body.get("properties") or {})
+            self._check_no_code(props)
             props["provisioningState"] = "Creating" if existing is None else "Updating"
             props.setdefault("scaleSettings", {"scaleType": "Default"})  # the service fills these in
             props.setdefault("endpointComputeType", "Managed")

@@ -108,10 +108,13 @@ class Operations:
         elif op.kind == "import":
             name, version, source_key = op.key
             source = self.workspace_models[source_key]
-            # The service copies the workspace version (artifacts, tags, properties) into the registry.
+            # The service copies the workspace version (artifacts, tags, properties, type and flavors) into
+            # the registry. (The fake copies no blobs: a test that downloads the copy puts them there.)
             self.registry_models[(name, version)] = _registry_model_body(
                 name, version, dict(source["properties"].get("tags") or {}), self.location,
-                description=source["properties"].get("description"))
+                description=source["properties"].get("description"),
+                model_type=source["properties"].get("modelType") or "custom_model",
+                flavors=source["properties"].get("flavors"), container=self.registry_container)
 
     def fail_operation(self, kind: str, key: tuple, message: str = "fake failure") -> None:
         """Make the pending operation on a resource end in Failed (e.g. an image build error)."""

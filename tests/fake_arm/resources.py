@@ -25,14 +25,21 @@ def _reg_prefix(reg: str) -> str:
     return f"/subscriptions/{REGISTRY_SUBSCRIPTION}/resourceGroups/{REGISTRY_RESOURCE_GROUP}{PROVIDER}/registries/{reg}"
 
 
-def _registry_model_body(name: str, version: str, tags: dict, location: str, description: str | None = None) -> dict:
+def _registry_model_body(name: str, version: str, tags: dict, location: str, description: str | None = None, *,
+                         model_type: str = "custom_model", flavors: dict | None = None,
+                         container: str = "") -> dict:
+    """A registry model version. Its files sit in the registry's own storage account (the
+    `modelUri` is a plain https blob URL, which `models.download` reads through a SAS from
+    …/datarefs: see storage.py); `container` is that storage's container."""
+    container = container or uuid.uuid4().hex[:12]
+    account = f"{REGISTRY.replace('-', '')}{location}"
     return {
         "id": f"azureml://registries/{REGISTRY}/models/{name}/versions/{version}",
         "name": version, "type": "Microsoft.MachineLearningServices/registries/models/versions",
         "properties": {
             "description": description, "tags": tags, "properties": {}, "isArchived": False, "isAnonymous": False,
-            "flavors": {}, "modelType": "custom_model",
-            "modelUri": f"https://{REGISTRY}{location}.blob.core.windows.net/{uuid.uuid4().hex[:12]}/{name}/{version}/",
+            "flavors": dict(flavors or {}), "modelType": model_type,
+            "modelUri": f"https://{account}.blob.core.windows.net/{container}/{name}/{version}/",
             "provisioningState": "Succeeded", "stage": "Development",
         },
         "systemData": _system_data(),

@@ -23,11 +23,12 @@ from tests.fake_arm.resources import (
     _system_data,
     _ws_prefix,
 )
+from tests.fake_arm.storage import Storage
 from tests.fake_arm.transport import Call, Transport, _error, _Failure, _Reply
 from tests.fake_credentials import TENANT
 
 
-class FakeAzureML(OnlineEndpoints, Assets, Jobs, Operations, Transport):
+class FakeAzureML(OnlineEndpoints, Assets, Storage, Jobs, Operations, Transport):
     """In-memory ARM + AzureML registry answering the SDK's REST calls (see the package docstring)."""
 
     def __init__(self, *, settle_after: int | None = 1, location: str = LOCATION, retry_after: float = 0.02) -> None:
@@ -48,12 +49,17 @@ class FakeAzureML(OnlineEndpoints, Assets, Jobs, Operations, Transport):
         self.workspace_models: dict[tuple[str, str], dict] = {}
         self.registry_models: dict[tuple[str, str], dict] = {}
         self.registries: dict[str, dict] = {}
+        self.registry_container = f"{REGISTRY}-{uuid.uuid4().hex[:8]}"  # the registry storage's container
+        self.registry_sas: dict[str, str] = {}
+        self.datastores: dict[tuple[str, str], dict] = {}
+        self.datastore_keys: dict[tuple[str, str], str] = {}
         self.scoring_uris: dict[str, str] = {}
         self.data: dict[tuple[str, str], dict] = {}
         self.jobs: dict[str, dict] = {}  # insertion order = creation order
         self.job_page_size: int | None = None
         self.add_workspace(WORKSPACE)
         self.add_registry(REGISTRY)
+        self.add_datastore()  # every workspace has its default workspaceblobstore
 
     # ---------------------------------------------------------------- seeding / inspection
 
@@ -93,6 +99,7 @@ class FakeAzureML(OnlineEndpoints, Assets, Jobs, Operations, Transport):
             raise _Reply(200, self._workspace_body(ws))
         self._endpoint_routes(c, rest)
         self._workspace_asset_routes(c, ws, rest)
+        self._datastore_routes(c, ws, rest)
         self._job_routes(c, rest)
 
     # ---------------------------------------------------------------- workspace

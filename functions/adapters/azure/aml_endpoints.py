@@ -21,6 +21,12 @@ What the SDK does on the wire (azure-ai-ml 1.35), and what this adapter does abo
   https://<region>.api.azureml.ms per deployment; failures are swallowed by the SDK).
 - The SDK's pollers start a daemon thread that polls the LRO (AzureMLPolling prints "." to stdout on
   every poll). `begin_*` here return without waiting; callers poll `get_*`.
+- Every model format is deployed with modelops' scoring entry point (code + environment + the
+  MODELOPS_* variables), MLflow models included. `DeploymentSpec.no_code` (serving: mlflow_no_code)
+  is AzureML's no-code MLflow deployment: the PUT's properties carry `model`, the compute, probes,
+  request settings and variables, and neither `codeConfiguration` nor `environmentId`; AzureML
+  supplies both, for an `mlflow_model` only (ModelRef.model_type, AzureML's `modelType`), so any other
+  model is refused here before a request.
 
 `score` calls the scoring URI itself (the SDK's `invoke` mutates a module-level header dict) with
 the endpoint key and an explicit `azureml-model-deployment` header. A request that gets no HTTP
@@ -142,6 +148,8 @@ class AzureEndpoints:
                 f"deployment {spec.name}: model {spec.model.uri!r} is not an AzureML model reference "
                 "(azureml://registries/<r>/models/<n>/versions/<v> or azureml:<n>:<v>)"
             )
+        if spec.no_code_problem():  # AzureML supplies code and environment for mlflow_model models only
+            raise PlatformError(spec.no_code_problem())
         existing = self._get_deployment_entity(spec.endpoint, spec.name)
         if existing is not None:
             state = _state(existing.provisioning_state)
@@ -160,7 +168,15 @@ class AzureEndpoints:
             self._ml.online_deployments.begin_create_or_update(deployment)
 
     def build_deployment(self, spec: DeploymentSpec) -> Any:
-        """The ManagedOnlineDeployment entity `begin_create_deployment` sends (no request made)."""
+        """The ManagedOnlineDeployment entity `begin_create_deployment` sends (no request made).
+
+        Every model, MLflow models included, is served by modelops' entry point (the template's
+        code + environment, or the `assets` overrides) unless `spec.no_code`: then AzureML's no-code
+        MLflow deployment — the PUT carries no codeConfiguration and no environmentId, and AzureML
+        supplies its MLflow scoring script and image for the mlflow_model. That serving loses what our
+        entry point does (request validation by the contract, 4xx for bad requests, the InputData /
+        OutputData log lines the inference-log export and drift read), hence not the default. The
+        template's probes, request settings, variables and tags still apply."""
         from azure.ai.ml import load_environment, load_online_deployment
         from azure.ai.ml.entities import CodeConfiguration, ManagedOnlineDeployment
 
@@ -168,6 +184,8 @@ class AzureEndpoints:
         with azure_errors(f"load deployment template {assets.template}"):
             if assets.template is not None and Path(assets.template).is_file():
                 deployment = load_online_deployment(source=str(assets.template))
+            elif spec.no_code:
+                deployment = ManagedOnlineDeployment(name=spec.name)
             else:  # no template: code + environment from the repo, service defaults for the rest
                 deployment = ManagedOnlineDeployment(
                     name=spec.name,
@@ -183,6 +201,10 @@ class AzureEndpoints:
             env_vars = {**(deployment.environment_variables or {}), **spec.environment_variables}
             deployment.environment_variables = env_vars
             deployment.tags = {**(deployment.tags or {}), **spec.tags}
+            if spec.no_code:
+                deployment.code_configuration = None
+                deployment.environment = None
+                return deployment
             if assets.code is not None:
                 code = assets.code
                 if not code.startswith("azureml:") and Path(code).exists():

@@ -19,6 +19,10 @@ injected transport, so it cannot be tested against a fake and ignores client opt
      treats as "nothing to upload") and PUT …/registries/<r>/models/<name>/versions/<v> with the
      tags (registry versions are immutable except description/tags/stage).
 
+Refs carry the version's `model_type` (AzureML's `modelType`: custom_model, mlflow_model, …), which
+decides whether a no-code deployment is possible; a registry copy is read for its own type (the
+fake's import keeps the workspace version's, which is not checked against the service).
+
 A crash between 3 and 4 leaves a registry version without lineage: a later promote of the same
 version only adds the lineage keys that are missing (never overwrites a value), so a retry repairs
 it and a second successful promote writes nothing.
@@ -139,6 +143,7 @@ class AzureModelRegistry:
             uri=workspace_model_uri(model.name, str(model.version)),
             tags=dict(model.tags or {}),
             source=self.source_workspace_id,
+            model_type=_model_type(model),
         )
 
     def get_registry_model(self, name: str, version: str) -> ModelRef | None:
@@ -182,6 +187,7 @@ class AzureModelRegistry:
             uri=registry_model_uri(self.registry_name, model.name, str(model.version)),
             tags=dict(model.tags or {}),
             source=f"azureml://registries/{self.registry_name}",
+            model_type=_model_type(model),
         )
 
     def _workspace_asset_id(self, name: str, version: str) -> str:
@@ -193,3 +199,9 @@ class AzureModelRegistry:
                 raise PlatformError(f"workspace {self._ws.workspace_name} did not report its location and id")
             self._workspace_asset_prefix = f"azureml://locations/{workspace.location}/workspaces/{guid}"
         return f"{self._workspace_asset_prefix}/models/{name}/versions/{version}"
+
+
+def _model_type(model: Any) -> str:
+    """The version's format as AzureML records it (`modelType` on the wire: custom_model,
+    mlflow_model, triton_model; the SDK's Model.type)."""
+    return str(getattr(model, "type", None) or "")

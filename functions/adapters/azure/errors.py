@@ -51,6 +51,12 @@ def to_platform_error(exc: BaseException, action: str) -> PlatformError | None:
         return PlatformError(f"{action}: HTTP {status} {_short(exc)}", transient=transient)
     if isinstance(exc, (ServiceRequestError, ServiceResponseError)):
         return PlatformError(f"{action}: no answer from Azure ({_short(exc)})", transient=True)
+    inner = getattr(exc, "inner_exception", None) or exc.__cause__
+    if isinstance(exc, AzureError) and isinstance(inner, (HttpResponseError, ServiceRequestError,
+                                                          ServiceResponseError)):
+        # azure-ai-ml wraps storage failures (e.g. a blob GET during models.download) in MlException:
+        # retrying is as likely to help as for the failure it wraps
+        return PlatformError(f"{action}: {_short(exc)}", transient=to_platform_error(inner, action).transient)
     if isinstance(exc, AzureError):  # e.g. azure.identity's CredentialUnavailableError
         return PlatformError(f"{action}: {_short(exc)}")
     if _is_ml_exception(exc):

@@ -188,8 +188,14 @@ class LocalEndpoints:
     def begin_create_deployment(self, spec: DeploymentSpec) -> None:
         """Starts the inference server in the background (Creating → Succeeded | Failed). The new
         deployment is listed in the traffic map at 0. Same name and model: no-op (a Failed one is
-        retried); another model under an existing name: PlatformError."""
+        retried); another model under an existing name: PlatformError.
+
+        A no-code spec (serving: mlflow_no_code) is refused for a model that is not an MLflow model,
+        as AzureML refuses it; an MLflow one is served by modelops' entry point all the same (there is
+        no AzureML MLflow image here), so a local rollout does not show how AzureML's script answers."""
         _check_name("deployment", spec.name)
+        if spec.no_code_problem():
+            raise PlatformError(spec.no_code_problem())
         model_dir = _model_dir(spec)
         with self._lock:
             self._check_open()

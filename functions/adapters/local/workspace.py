@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 from functions.shared.eventgrid import model_registered_payload
 from functions.shared.names import InvalidName, check_model_name, check_version, version_key
-from functions.ports import ModelRef, PlatformError
+from functions.ports import MLFLOW_MODEL, ModelRef, PlatformError
 
 META = ".modelops-model.json"
 LOCAL_TOPIC = ("/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/local/providers/"
@@ -69,7 +69,8 @@ class LocalWorkspace:
         meta = _read_meta(folder)
         if not meta:
             return None
-        return ModelRef(name, version, str(folder), meta.get("tags", {}), source=self.topic)
+        return ModelRef(name, version, str(folder), meta.get("tags", {}), source=self.topic,
+                        model_type=_model_type(folder))
 
     def register(self, artifact_dir: str | Path, name: str, tags: dict[str, str] | None = None,
                  emit: bool = True) -> tuple[ModelRef, list[dict[str, Any]]]:
@@ -109,11 +110,16 @@ class LocalWorkspace:
         finally:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
-        ref = ModelRef(name, version, str(target), tags or {}, source=self.topic)
+        ref = ModelRef(name, version, str(target), tags or {}, source=self.topic, model_type=_model_type(target))
         payload = [model_registered_payload(self.topic, name, version, tags or {}, now)]
         if emit and self.on_registered is not None:
             self.on_registered(payload)
         return ref, payload
+
+
+def _model_type(folder: Path) -> str:
+    """What AzureML would call the folder (an MLflow model is registered as mlflow_model)."""
+    return MLFLOW_MODEL if (folder / "MLmodel").is_file() else "custom_model"
 
 
 def _first_error(exc: OSError) -> str:
@@ -157,7 +163,8 @@ class LocalModelRegistry:
         meta = _read_meta(folder)
         if not meta:
             return None
-        return ModelRef(name, version, str(folder), meta.get("tags", {}), source=f"registry:{self.name}")
+        return ModelRef(name, version, str(folder), meta.get("tags", {}), source=f"registry:{self.name}",
+                        model_type=_model_type(folder))
 
     def promote(self, model: ModelRef, tags: dict[str, str]) -> ModelRef:
         existing = self.get_registry_model(model.name, model.version)
