@@ -479,7 +479,8 @@ def test_model_refs_carry_the_type_azureml_reports_and_the_import_keeps_it(fake,
     (get,) = fake.requests_to("GET", "/models/iris/versions/2")
     assert get.status == 200 and fake.workspace_models[("iris", "2")]["properties"]["modelType"] == "mlflow_model"
     promoted = registry.promote(iris, {"modelops.gate_run": "g"})
-    assert promoted.model_type == "mlflow_model" and registry.get_registry_model("iris", "2").model_type == "mlflow_model"
+    assert promoted.model_type == "mlflow_model"
+    assert registry.get_registry_model("iris", "2").model_type == "mlflow_model"
     assert fake.registry_models[("iris", "2")]["properties"]["flavors"] == {
         "python_function": {"data": {"loader_module": "mlflow.sklearn"}}}
 

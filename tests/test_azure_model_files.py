@@ -379,6 +379,32 @@ def test_a_sas_that_storage_refuses_is_a_platform_error(fake, blobs, files, netw
     assert "403" in str(info.value) and not info.value.transient
 
 
+@pytest.mark.parametrize("status, transient", [(503, True), (500, True), (403, False), (None, True)])
+def test_a_blob_failure_inside_the_download_keeps_its_transience(status, transient):
+    """BlobStorageClient.download wraps what storage answered in an MlException (after
+    azure-storage-blob's own retries, which take minutes: not provoked here)."""
+    from azure.ai.ml.exceptions import ErrorTarget, MlException
+    from azure.core.exceptions import HttpResponseError, ServiceResponseError
+
+    from functions.adapters.azure.errors import azure_errors
+
+    if status is None:
+        cause: Exception = ServiceResponseError("Connection aborted.")
+    else:
+        cause = HttpResponseError(message=f"storage said {status}")
+        cause.status_code = status
+    with pytest.raises(PlatformError) as info:
+        with azure_errors("download workspace model churn:3"):
+            try:
+                raise cause
+            except Exception as e:  # as azure.ai.ml._artifacts._blob_storage_helper does it
+                raise MlException(message=f"Saving blob with prefix models/churn/3/ was unsuccessful. exception={e}",
+                                  no_personal_data_message="Saving blob", target=ErrorTarget.ARTIFACT,
+                                  error=e) from e
+    assert info.value.transient is transient
+    assert str(info.value).startswith("download workspace model churn:3: Saving blob with prefix models/churn/3/")
+
+
 def test_a_version_whose_path_holds_no_files_is_a_platform_error(fake, files):
     fake.add_workspace_model("ghost", "1", path=workspace_path("models/ghost/1/"))
     with pytest.raises(PlatformError, match="the version has no files"):
