@@ -1,6 +1,7 @@
 """The whole loop on the real local platform, as `make demo` runs it (smaller data): clean traffic →
 no drift; drifted traffic → drift → alert → retraining job → v2 registered → rolled out under live
-traffic with zero failed requests."""
+traffic with zero failed requests — and beside it the iris MLflow model of another contract, served,
+exported and monitored all along, and never retrained (the alert was the other model's)."""
 
 from __future__ import annotations
 
@@ -41,3 +42,9 @@ def test_the_whole_loop(tmp_path):
     drifted_report = Path(summary["home"]) / "store" / summary["drift"]["drifted"]["report_key"]
     assert drifted_report.read_text(errors="replace").lstrip().lower().startswith("<!doctype html")
     assert any("summary" in line for line in lines)
+    iris = summary["iris"]
+    assert iris["rollout"]["state"] == "succeeded" and iris["production"]["version"] == "1"
+    assert iris["traffic"]["failed"] == 0 and iris["traffic"]["requests"] > 0
+    assert iris["exported_rows"] > 0
+    assert iris["drift"]["clean"]["status"] == iris["drift"]["drifted"]["status"] == "no_drift"
+    assert iris["retrained"] == []

@@ -1,11 +1,13 @@
 """`modelops demo`: the whole loop on the embedded local application, narrated.
 
-v1 trained → registered (ModelRegistered) → staging → gates → registry → production
-live traffic through the production front door (25 requests/s, never stops)
+v1 trained → registered (ModelRegistered) → staging → gates → registry → production, and beside it
+the seeds' iris classifier, an MLflow model with its own contract (rows in, {"result": [...]} out)
+live traffic through both production front doors (25 + 25 requests/s, never stops)
 clean traffic → export timer → drift timer: no drift
 drifted traffic → export → drift detected (HTML report) → local alert rule → webhook
 → retraining job (subprocess: train on the newest labelled data → register v2)
 → ModelRegistered → staging → gates → registry → canary 10 → 50 → 100 under live traffic
+(iris is exported and drift-checked against its own reference all along, and never retrained)
 summary: requests served/failed per deployment, audit trail, gate and drift report paths.
 """
 
@@ -23,6 +25,8 @@ from functions.settings import SAMPLE_REQUEST, Settings
 
 Echo = Callable[[str], None]
 MODEL = "credit-card-default"
+IRIS = "iris"  # a second model of another contract, managed side by side
+MODELS = {MODEL: {}, IRIS: {"gates": {"min_metric": 0.9}}}
 DEMO_OVERRIDES = {
     "poll_seconds": 0.5,
     "instance_count": 2,  # locally: two inference-server workers per deployment
@@ -34,7 +38,7 @@ DEMO_OVERRIDES = {
 }
 SLICE = timedelta(seconds=5)  # export slices (production: 1 hour)
 LAG = timedelta(seconds=1)  # ingestion lag (production: 10 minutes)
-PHASE_SECONDS = 22.0  # traffic per phase: ~550 requests at 25/s (≥ 250 in whole export slices)
+PHASE_SECONDS = 22.0  # traffic per phase: ~550 requests at 25/s (≥ 200 in whole export slices)
 
 
 def run_demo(settings: Settings, workdir: Path, *, rows: int = 10_000, echo: Echo = print,
@@ -48,8 +52,8 @@ def run_demo(settings: Settings, workdir: Path, *, rows: int = 10_000, echo: Ech
     started = time.perf_counter()
     if workdir.exists():
         shutil.rmtree(workdir)  # the demo's own state only: every run tells the same story
-    settings = replace(settings, home=workdir / "platform", models_json=None,
-                       drift_config_json=json.dumps({"min_current_rows": 250}), retrain_cooldown_hours=24.0)
+    settings = replace(settings, home=workdir / "platform", models_json=json.dumps(MODELS), models_dir=None,
+                       drift_config_json=json.dumps({"min_current_rows": 200}), retrain_cooldown_hours=24.0)
 
     def step(n: int, text: str) -> None:
         echo(f"[{n}/8 {time.perf_counter() - started:5.0f}s] {text}")
@@ -66,19 +70,30 @@ def run_demo(settings: Settings, workdir: Path, *, rows: int = 10_000, echo: Ech
         metrics = train_from_file(data, workdir / "artifacts" / "v1", search_iterations=search_iterations)
         echo(f"      held-out ROC AUC {metrics['roc_auc']:.3f}")
 
-        step(2, "registering v1: ModelRegistered → staging → gates → registry → production")
-        first = _release(application, workdir / "artifacts" / "v1", echo)
-        if first["state"] != "succeeded":
-            raise RuntimeError(f"v1 did not reach production: {first.get('reason')}")
+        step(2, "registering v1, and iris (an MLflow model) beside it: ModelRegistered → staging → gates → "
+                "registry → production")
+        iris_folder = _iris(application, workdir / "artifacts" / "iris")
+        first, iris = _release(application, workdir / "artifacts" / "v1", echo, also=(IRIS, iris_folder))
+        if first["state"] != "succeeded" or iris["state"] != "succeeded":
+            raise RuntimeError(f"v1 or iris did not reach production: {first.get('reason')} / {iris.get('reason')}")
 
-        def target() -> tuple[str, str]:
-            state = application.local.production.get_endpoint(cfg.production_endpoint)
-            return state.scoring_uri, application.local.production.get_key(cfg.production_endpoint)
+        def target_of(endpoint: str) -> Callable[[], tuple[str, str]]:
+            def target() -> tuple[str, str]:
+                state = application.local.production.get_endpoint(endpoint)
+                return state.scoring_uri, application.local.production.get_key(endpoint)
+            return target
+
+        from ml.mlflow_models import iris_frame
+
+        target = target_of(cfg.production_endpoint)
+        iris_rows = iris_frame()[0].to_numpy().tolist()  # rows in feature order: the seeds' request shape
 
         clean_rows = generate(2000, seed=99, labelled=False).to_dict(orient="records")
         drifted_rows = generate(2000, seed=98, drift=STRONG_DRIFT, labelled=False).to_dict(orient="records")
-        with LoadGenerator(target, clean_rows, rate=25, threads=8, max_seconds=600) as load:
-            step(3, f"live traffic: 25 requests/s from today's population for {PHASE_SECONDS:.0f} s")
+        with LoadGenerator(target, clean_rows, rate=25, threads=8, max_seconds=600) as load, \
+                LoadGenerator(target_of(application.managed.get(IRIS).production_endpoint), iris_rows, rate=25,
+                              threads=4, max_seconds=600) as iris_load:
+            step(3, f"live traffic: 25 requests/s from today's population (and 25/s to iris) for {PHASE_SECONDS:.0f} s")
             clean_start = _now()
             time.sleep(PHASE_SECONDS)
             drift_start = _now()
@@ -105,22 +120,29 @@ def run_demo(settings: Settings, workdir: Path, *, rows: int = 10_000, echo: Ech
             if not alert or alert["status"] != 202:
                 raise RuntimeError(f"expected a retraining alert, got {alert}")
             job_name = alert["body"]["job"]
+            if drifted["iris"]["check"]["status"] != "no_drift" or drifted["iris"].get("alert"):
+                raise RuntimeError(f"iris's traffic did not change, yet: {drifted['iris']['check']}")
 
             step(7, f"retraining job {job_name}: trains on the newest labelled data, registers v2")
             job = application.jobs.wait(job_name, timeout=900)
             echo(f"      job {job['status']}: registered version {job.get('registered_version')}")
             if job["status"] != "Completed":
                 raise RuntimeError(f"retraining failed: {job.get('error')}")
-            second = [o for o in application.wait_all(timeout=900) if o.get("version") == job["registered_version"]][0]
+            second = [o for o in application.wait_all(timeout=900)
+                      if o.get("model") == MODEL and o.get("version") == job["registered_version"]][0]
             _narrate(application, second, echo)
             time.sleep(1.0)
         traffic = load.summary()
+        iris_traffic = iris_load.summary()
         production = application.local.production.get_endpoint(cfg.production_endpoint)
 
         step(8, "summary")
         echo(f"live traffic: {traffic['requests']:,} requests at {traffic['rate']} req/s, {traffic['failed']} failed; "
              f"served by {traffic['by_deployment']}")
         echo(f"production traffic now: {production.traffic}")
+        echo(f"iris: {iris_traffic['requests']:,} requests, {iris_traffic['failed']} failed; drift "
+             f"{clean['iris']['check']['status']} then {drifted['iris']['check']['status']}; still version "
+             f"{application.rollouts.production(IRIS)['version']}")
         echo(f"drift: clean window {clean['check']['status']}, drifted window {drifted['check']['status']}")
         store_dir = application.local.home / "store"
         reports = [r.get("gate_report") for r in (first, second) if r.get("gate_report")]
@@ -134,6 +156,10 @@ def run_demo(settings: Settings, workdir: Path, *, rows: int = 10_000, echo: Ech
             "v1": first, "v2": second, "traffic": traffic, "production_traffic": production.traffic,
             "drift": {"clean": clean["check"], "drifted": drifted["check"]}, "alert": alert, "job": job,
             "gate_reports": [str(store_dir / r) for r in reports], "home": str(application.local.home),
+            "iris": {"rollout": iris, "traffic": iris_traffic, "production": application.rollouts.production(IRIS),
+                     "drift": {"clean": clean["iris"]["check"], "drifted": drifted["iris"]["check"]},
+                     "exported_rows": clean["iris"]["exported_rows"] + drifted["iris"]["exported_rows"],
+                     "retrained": [j for j in application.local.jobs.list_running(IRIS)]},
             "seconds": round(time.perf_counter() - started, 1),
         }
     echo(f"done in {summary['seconds']} s")
@@ -150,7 +176,14 @@ def _monitor(application: Any, echo: Echo, start: datetime, end: datetime) -> di
     report = exported[MODEL]
     echo(f"      exported {report['rows']} rows into {len(report['files'])} Parquet files "
          f"(malformed lines: {report['malformed']})" + (f"; error: {report['error']}" if report["error"] else ""))
-    item = application.check_drift(now=end, window=end - start)[-1]  # this window (after any finished jobs)
+    items = application.check_drift(now=end, window=end - start)
+    # this window's check of each model (after the results of any finished jobs)
+    item = [i for i in items if i["check"]["model"] == MODEL][-1]
+    iris = [i for i in items if i["check"]["model"] == IRIS][-1]
+    iris["exported_rows"] = exported[IRIS]["rows"]
+    echo(f"      iris: exported {exported[IRIS]['rows']} rows{'; error: ' + exported[IRIS]['error'] if exported[IRIS]['error'] else ''}"
+         f"; drift {iris['check']['status']} {iris['check'].get('reason', '')}".rstrip())
+    item["iris"] = iris
     check = item["check"]
     overall = next((r["data"] for r in check["records"] if r.get("type") == "OverallDriftMetrics"), None)
     if overall:
@@ -167,14 +200,38 @@ def _monitor(application: Any, echo: Echo, start: datetime, end: datetime) -> di
     return item
 
 
-def _release(application: Any, folder: Path, echo: Echo) -> dict[str, Any]:
+def _iris(application: Any, folder: Path) -> Path:
+    """The seeds' iris classifier as an MLflow model folder (+ contract.json, reference sample), and
+    its labelled evaluation data in the store."""
+    from ml.mlflow_models import IRIS_TARGET, iris_frame, save_iris
+
+    features, target = iris_frame()
+    application.store.put(application.managed.get(IRIS).evaluation_data,
+                          features.assign(**{IRIS_TARGET: target.to_numpy()}).to_csv(index=False).encode())
+    return save_iris(folder)
+
+
+def _release(application: Any, folder: Path, echo: Echo, also: tuple[str, Path] | None = None) -> Any:
     ref, payload = application.local.workspace.register(folder, MODEL)
     echo(f"      registered {MODEL}:{ref.version} → ModelRegistered {payload[0]['id'][:8]}… → handler")
-    outcome = [o for o in application.wait_all(timeout=900) if o.get("version") == ref.version][0]
+    other = None
+    if also is not None:  # registered at once: the two rollouts run side by side
+        other, _ = application.local.workspace.register(also[1], also[0])
+        echo(f"      registered {also[0]}:{other.version} (MLflow model) → its own rollout")
+    done = application.wait_all(timeout=900)
+    outcome = [o for o in done if o.get("model") == MODEL and o.get("version") == ref.version][0]
     _narrate(application, outcome, echo)
+    if other is not None:
+        second = [o for o in done if o.get("model") == also[0] and o.get("version") == other.version][0]
+        echo(f"      rollout {also[0]}:{second['version']} → {second['state']}: {second.get('reason', '')}")
     sample = application.local.production.score(application.managed.get(MODEL).production_endpoint,
                                        json.loads(SAMPLE_REQUEST.read_text()))
     echo(f"      ml/sample.json via the production endpoint: {sample.status} {json.dumps(sample.body)}")
+    if other is not None:
+        answer = application.local.production.score(application.managed.get(also[0]).production_endpoint,
+                                                    {"data": [[5.1, 3.5, 1.4, 0.2]]})
+        echo(f"      iris [[5.1, 3.5, 1.4, 0.2]] via its production endpoint: {answer.status} {json.dumps(answer.body)}")
+        return outcome, second
     return outcome
 
 
