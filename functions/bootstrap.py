@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 from datetime import datetime, timedelta, timezone
 from functools import cached_property
@@ -26,6 +27,9 @@ from functions.ports import Jobs, Orchestrations, ReferenceSource, Store
 from functions.services.activities import RolloutPorts
 from functions.services.records import RolloutStore
 from functions.settings import AzureSettings, Settings, SettingsError
+from functions.shared.logs import log_event
+
+logger = logging.getLogger(__name__)
 
 
 class App:
@@ -131,6 +135,7 @@ class App:
 
         kwargs.setdefault("lag", timedelta(minutes=self.settings.export_lag_minutes))
         kwargs.setdefault("formats", self.settings.export_formats)
+        self.adopt_contracts()
         reports = export_models(self.managed.names, self.inference_logs, self.store,
                                 now=now or datetime.now(timezone.utc), **kwargs)
         return {model: report.to_dict() for model, report in reports.items()}
@@ -146,10 +151,29 @@ class App:
         # without MODELOPS_DRIFT_DATASTORE an AzureML job cannot reach the store: compute in the function
         submit = drift_job_submitter(self.jobs, extra, report) if local or self.settings.drift_datastore else None
         sink = (lambda payload: _answer(self.send_alert(json.dumps(payload).encode()))) if local and alert else None
+        self.adopt_contracts()
         return check_models(self.managed.names, self.store, self.references.reference_file, now=now,
                             window=window or timedelta(hours=self.settings.drift_window_hours),
                             config=self.settings.drift_config(), report=report,
                             job_rows=self.settings.drift_job_rows, submit_drift_job=submit, alert=sink)
+
+    def adopt_contracts(self) -> dict[str, str]:
+        """Models released before contracts get their production version's contract (once; see
+        services.contracts.adopt_production_contracts). A platform that cannot answer now is logged
+        and left to the next timer: the export and drift check then fail closed for that model."""
+        from functions.ports import PlatformError
+        from functions.services.contracts import adopt_production_contracts
+
+        try:
+            done = adopt_production_contracts(self.managed.names, self.store, self.rollouts.production,
+                                              self.ports.registry, self.ports.model_files,
+                                              lambda model: dict(self.managed.get(model).contract))
+        except PlatformError as exc:
+            log_event(logger, "contract_adoption_failed", logging.WARNING, error=str(exc)[:300])
+            return {}
+        for model, what in done.items():
+            log_event(logger, "contract_adoption", model=model, result=what[:300])
+        return done
 
     def wait_all(self, timeout: float | None = None) -> list[dict[str, Any]]:
         """Local only: wait for the orchestrations this process started."""

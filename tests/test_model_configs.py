@@ -152,3 +152,36 @@ def test_retraining_settings_are_checked():
     cfg = managed_models('{"iris": {"retraining_pipeline": "pipelines/iris.yml", '
                          '"retraining_command": ["python", "-m", "iris.train", "--out", "{output}"]}}', None).get("iris")
     assert cfg.retraining_command == ("python", "-m", "iris.train", "--out", "{output}")
+
+
+def test_a_model_released_before_contracts_gets_its_production_contract_once():
+    """The upgrade path: production/<m>.json but no contracts/ — the export and drift check would
+    fail closed until the next release; the adoption reads the production version's files instead."""
+    from functions.services.contracts import adopt_production_contracts, current_contract
+    from functions.services.records import RolloutStore
+    from tests.fakes import FakeModelFiles, FakeRegistry, MemoryStore
+
+    store, registry, files = MemoryStore(), FakeRegistry(), FakeModelFiles()
+    rollouts = RolloutStore(store)
+    registry.add("credit-card-default", "3")
+    registry.promote(registry.workspace["3"], {})
+    rollouts.set_production({"id": "r3", "model": "credit-card-default", "version": "3"}, "d", {"d": 100}, "t")
+    overrides = {"credit-card-default": {"metric": "accuracy"}, "iris": {}}
+    done = adopt_production_contracts(["credit-card-default", "iris"], store, rollouts.production, registry, files,
+                                      overrides.get)
+    assert done == {"credit-card-default": "adopted the contract of production version 3 "
+                                           "(model_card.json + configuration)"}
+    adopted = current_contract(store, "credit-card-default")
+    assert adopted.metric == "accuracy" and len(adopted.features) == 23
+    assert files.reads and all(version == "3" for _, version, _ in files.reads)
+    # once: a current contract is never replaced by a later timer
+    files.reads.clear()
+    assert adopt_production_contracts(["credit-card-default"], store, rollouts.production, registry, files,
+                                      overrides.get) == {}
+    assert files.reads == []
+    # a production version whose files give no contract stays without one, with the reason
+    registry.add("iris", "1")
+    rollouts.set_production({"id": "r1", "model": "iris", "version": "1"}, "d", {"d": 100}, "t")
+    files.files[("iris", "1")] = {"MLmodel": b"flavors: {}\n"}
+    done = adopt_production_contracts(["iris"], store, rollouts.production, registry, files, overrides.get)
+    assert "no signature" in done["iris"] and current_contract(store, "iris") is None

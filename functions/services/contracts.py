@@ -16,6 +16,7 @@ object that is there but broken needs a person, not a silent skip).
 from __future__ import annotations
 
 import json
+from typing import Any, Callable
 
 from functions.ports import Store
 from functions.shared.contract import ContractError, ModelContract
@@ -87,3 +88,39 @@ class StoreContracts:
 
     def version(self, model: str, version: str) -> ModelContract | None:
         return version_contract(self.store, model, version)
+
+
+def adopt_production_contracts(models: list[str], store: Store, production_of: Callable[[str], dict | None],
+                               registry: Any, model_files: Any,
+                               overrides_of: Callable[[str], dict[str, Any]]) -> dict[str, str]:
+    """The migration for models released before contracts existed: a production version with no
+    current contract gets one, read from its registered files (the registry copy, else the
+    workspace's) as its rollout would have read it, and made current — so the export and drift
+    check of an upgraded installation go on instead of pausing until the next release. A version
+    whose files give no usable contract stays without one (those checks then fail closed, naming
+    why). Returns {model: what was done} for the models it looked at."""
+    from functions.shared.contract_sources import read_contract
+
+    done: dict[str, str] = {}
+    for model in models:
+        if store.get(current_key(model)) is not None:
+            continue
+        production = production_of(model)
+        if not production:
+            continue
+        version = str(production["version"])
+        contract = version_contract(store, model, version)
+        if contract is None:
+            ref = registry.get_registry_model(model, version) or registry.get_workspace_model(model, version)
+            if ref is None:
+                done[model] = f"production version {version} is in neither the registry nor the workspace"
+                continue
+            try:
+                contract = read_contract(lambda name: model_files.read(ref, name), overrides_of(model),
+                                         where=f"model {model}:{version}")
+            except ContractError as exc:
+                done[model] = str(exc)
+                continue
+        store_contract(store, model, version, contract, current=True)
+        done[model] = f"adopted the contract of production version {version} ({contract.source})"
+    return done
