@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Callable
 
@@ -330,10 +330,11 @@ def _quality(p: RolloutPorts, score: Callable, challenger: ModelContract, champi
         # the champion is asked in its own contract's shape (a champion released before contracts:
         # the challenger's, as the gate always did); another feature set cannot score these rows
         theirs = champion_contract or challenger
-        if set(theirs.feature_names) != set(challenger.feature_names) or theirs.response_kind != challenger.response_kind:
+        if set(theirs.feature_names) != set(challenger.feature_names) or \
+                (theirs.response_kind, theirs.task) != (challenger.response_kind, challenger.task):
             note = "the champion takes other features or answers otherwise: judged on the bound only"
-        else:
-            theirs = ModelContract.from_dict({**theirs.to_dict(), "metric": challenger.metric})
+        else:  # same task and answers: the challenger's metric is computable from the champion's answers
+            theirs = replace(theirs, metric=challenger.metric)
             answers = g.predict_all(_scorer(p.production, production_endpoint, champion), theirs, rows, cfg.batch_rows)
             champion_value = g.metric_of(theirs, answers, labels)
     bound = cfg.min_metric if cfg.min_metric is not None else cfg.min_roc_auc if challenger.metric == "roc_auc" else None
