@@ -304,6 +304,7 @@ class _AzureParts:
         from functions.adapters.azure.aml_endpoints import AzureEndpoints, DeploymentAssets
         from functions.adapters.azure.aml_registry import AzureModelRegistry
         from functions.adapters.azure.model_files import DownloadedModelFiles
+        from functions.adapters.azure.log_analytics import https_required
         from functions.adapters.azure.traffic_log import LogAnalyticsTrafficLog
 
         a = self.azure
@@ -315,7 +316,8 @@ class _AzureParts:
                                         registry_name=a.registry_name),
             # the workflow waits canary.health_delay_seconds (the ingestion lag) before it reads
             traffic_log=LogAnalyticsTrafficLog(self.logs_client, a.log_analytics_workspace_id,
-                                               ingestion_lag=timedelta(0)),
+                                               ingestion_lag=timedelta(0),
+                                               enforce_https=https_required(a.logs_endpoint)),
             store=store, model_files=DownloadedModelFiles(lambda: self.staging_client, lambda: self.registry_client),
             workspace_id=a.staging_workspace_id,
         )
@@ -327,9 +329,11 @@ class _AzureParts:
 
     def inference_logs(self) -> Any:
         from functions.adapters.azure.inference_logs import LogAnalyticsInferenceLogs, inference_logs_client
+        from functions.adapters.azure.log_analytics import https_required
 
         return LogAnalyticsInferenceLogs(inference_logs_client(self.azure.logs_endpoint or None, self.credential),
-                                         self.azure.log_analytics_workspace_id)
+                                         self.azure.log_analytics_workspace_id,
+                                         enforce_https=https_required(self.azure.logs_endpoint))
 
     def references(self) -> ReferenceSource:
         from functions.adapters.azure.references import RegistryReferences

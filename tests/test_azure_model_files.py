@@ -22,10 +22,9 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import datetime, timedelta, timezone
-from urllib.parse import parse_qs, urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
-import requests.adapters
 
 from functions.adapters.azure.aml import AzureEndpoints, AzureModelRegistry, DeploymentAssets
 from functions.adapters.azure.clients import registry_client, workspace_client
@@ -43,6 +42,7 @@ from tests.fake_arm import (
     FakeAzureML,
 )
 from tests.fake_credentials import FakeCredential
+from tests.storage_network import STORAGE_HOST, Network, redirect_storage
 from tests.fakes import FakeTrafficLog, MemoryStore
 
 pytest_plugins = ["tests.azurite"]  # the session-wide `azurite` fixture
@@ -53,7 +53,6 @@ WS_ARM = (f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}"
 REG_ARM = (f"/subscriptions/{REGISTRY_SUBSCRIPTION}/resourceGroups/{REGISTRY_RESOURCE_GROUP}"
            f"/providers/Microsoft.MachineLearningServices/registries/{REGISTRY}")
 ACCOUNT = "devstoreaccount1"  # Azurite's one account (tests/azurite.py), named as a datastore's account
-STORAGE_HOST = f"{ACCOUNT}.blob.core.windows.net"
 ASSETS = DeploymentAssets(code="azureml:modelops-score:1", environment="azureml:modelops-serving:1")
 
 # A modelops artifact: its card carries the contract (ml/artifact.py's layout).
@@ -112,42 +111,11 @@ MLFLOW_FOLDER = {
 SKOPS_TRUSTED = ["sklearn.ensemble._forest.RandomForestClassifier"]
 
 
-class EscapedNetworkCall(RuntimeError):
-    """Not a requests/azure-core error, so azure-core neither wraps nor retries it."""
-
-
-class Network:
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.storage: list[str] = []  # "METHOD url" of storage requests, as the SDK built the URL
-        self.escaped: list[str] = []
-        self.recording = False
-
-
 @pytest.fixture
 def network(monkeypatch, azurite) -> Network:
     """Loopback only; https://devstoreaccount1.blob.core.windows.net is Azurite (see the module
     docstring). Storage requests made while `recording` are listed, in order."""
-    net = Network(int(azurite.rsplit(":", 1)[1].split("/", 1)[0]))
-    original = requests.adapters.HTTPAdapter.send
-
-    def send(self, request, *args, **kwargs):
-        parts = urlsplit(request.url)
-        if parts.hostname == STORAGE_HOST:
-            if net.recording:
-                net.storage.append(f"{request.method} {request.url}")
-            request.headers["Host"] = parts.netloc  # Azurite takes the account from a production-style Host
-            request.url = urlunsplit(("http", f"127.0.0.1:{net.port}", parts.path, parts.query, ""))
-            return original(self, request, *args, **kwargs)
-        if parts.hostname in ("127.0.0.1", "localhost"):
-            if net.recording and parts.port == net.port:
-                net.storage.append(f"{request.method} {request.url}")
-            return original(self, request, *args, **kwargs)
-        net.escaped.append(f"{request.method} {request.url}")
-        raise EscapedNetworkCall(f"test refused a real network call: {request.method} {request.url}")
-
-    monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", send)
-    return net
+    return redirect_storage(monkeypatch, azurite)
 
 
 @pytest.fixture

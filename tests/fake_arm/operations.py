@@ -9,14 +9,18 @@ Long-running operations: a PUT/DELETE answers "Creating"/"Updating"/"Deleting" w
 URL and Retry-After 0.02 s, so azure-core's background poller threads do not sleep 5-30 s (the
 initial DELETE answer carries none: the generated client parses that header as an int). The
 resource settles (`Succeeded`, or gone for a delete) after `settle_after` status reads of it or its
-operation — 1 by default; 0 settles on write; None only on an explicit `settle()`.
+operation — 1 by default; 0 settles on write; None only on an explicit `settle()` or `finish(op)`.
+
+`on_operation`, when set, is called with each new operation (under the fake's lock: it must only
+hand the operation on). The data plane (data_plane.py) uses it with `settle_after=None` to settle a
+resource when what it stands for is really up — a deployment when its inference server answers.
 """
 
 from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from tests.fake_arm.resources import _registry_model_body
 from tests.fake_arm.transport import Call, _error, _Reply
@@ -44,6 +48,15 @@ class Operations:
     retry_after: str
     _ops: dict[str, _Operation]
     _seq: itertools.count
+    on_operation: Callable[[_Operation], None] | None = None
+
+    def finish(self, op: _Operation) -> bool:
+        """Settle one operation now (False when it was superseded, failed or already settled)."""
+        with self._lock:
+            if op.status != "InProgress":
+                return False
+            self._finish(op)
+            return True
 
     def settle(self) -> None:
         """Finish every pending operation now."""
@@ -60,6 +73,8 @@ class Operations:
         self._ops[op.id] = op
         if op.remaining == 0:
             self._finish(op)
+        elif self.on_operation is not None:
+            self.on_operation(op)
         return op
 
     def _lro_headers(self, op: _Operation, location: bool = False) -> dict[str, str]:

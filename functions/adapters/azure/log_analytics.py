@@ -48,6 +48,16 @@ def logs_client(endpoint: str | None = None, credential: Any = None, **kwargs: A
     return LogsQueryClient(credential, **kwargs)
 
 
+def https_required(endpoint: str | None) -> bool:
+    """Whether queries must go over TLS (azure-core's bearer policy refuses plain http unless told):
+    always, except for a plain-http endpoint on this machine's loopback (an emulator of the query
+    API, as AzureWebJobsStorage may name Azurite). Any other http endpoint keeps the check, and fails."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(endpoint or "")
+    return not (parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1"))
+
+
 def kql_string(value: str) -> str:
     """`value` as a double-quoted KQL string literal: backslashes and quotes escaped.
 
