@@ -22,7 +22,7 @@ from functools import cached_property
 from typing import Any
 
 from functions.domain.config import ManagedModels
-from functions.services.model_configs import managed_models
+from functions.services.model_configs import ModelConfigs
 from functions.ports import Jobs, Orchestrations, ReferenceSource, Store
 from functions.services.activities import RolloutPorts
 from functions.services.records import RolloutStore
@@ -35,13 +35,25 @@ logger = logging.getLogger(__name__)
 class App:
     """What every entry point needs. Ports are built on first use and then kept."""
 
-    def __init__(self, settings: Settings, managed: ManagedModels, parts: Any) -> None:
+    def __init__(self, settings: Settings, managed: ManagedModels | ModelConfigs, parts: Any) -> None:
         self.settings = settings
-        self.managed = managed
+        self._configs = managed
         self._parts = parts
         self.local = getattr(parts, "embedded", None)  # the embedded platform (None in Azure)
         self.recovered: list[Any] = []  # rollouts a stopped owner left, ended when this one took over
         self.stop_reason = "stopped before it finished"  # said of rollouts this process leaves unfinished
+
+    @property
+    def managed(self) -> ManagedModels:
+        """The managed models now: the setting's and the folder's, plus the store's config/models/
+        files (re-read every MODELOPS_CONFIG_REFRESH_SECONDS: services/model_configs.py)."""
+        if isinstance(self._configs, ModelConfigs):
+            return self._configs.current(self.store)
+        return self._configs
+
+    @managed.setter
+    def managed(self, value: ManagedModels) -> None:
+        self._configs = value
 
     # -- ports -----------------------------------------------------------------------------------
 
@@ -70,17 +82,24 @@ class App:
     def references(self) -> ReferenceSource:
         return self._parts.references()
 
-    @cached_property
+    @property
     def alert_policy(self) -> Any:
+        """The alert policy over the models managed now (rebuilt when the configuration changes)."""
         from functions.services.retraining import AlertPolicy
 
         from functions.ports import RetrainingRecipe
 
+        managed = self.managed
+        cached = self.__dict__.get("_alert_policy")
+        if cached is not None and cached[0] is managed:
+            return cached[1]
         recipes = {name: RetrainingRecipe(cfg.retraining_pipeline, cfg.retraining_command)
-                   for name, cfg in self.managed.models.items()
+                   for name, cfg in managed.models.items()
                    if cfg.retraining_pipeline or cfg.retraining_command}
-        return AlertPolicy.from_settings(self.settings.alert_rules_json, self.managed.names,
-                                         self.settings.retrain_cooldown_hours, recipes)
+        policy = AlertPolicy.from_settings(self.settings.alert_rules_json, managed.names,
+                                           self.settings.retrain_cooldown_hours, recipes)
+        self.__dict__["_alert_policy"] = (managed, policy)
+        return policy
 
     def orchestrations(self, client: Any = None) -> Orchestrations:
         """Durable orchestrations: over the trigger's Durable client in Azure, the local driver here."""
@@ -359,12 +378,27 @@ def build_app(settings: Settings, *, overrides: dict[str, Any] | None = None,
             from dataclasses import replace
 
             settings = replace(settings, allowed_topics=(parts.azure.staging_workspace_id,))
-        return App(settings, managed_models(settings.models_json, settings.models_dir, overrides), parts)
-    managed = managed_models(settings.models_json, settings.models_dir, overrides)
+        return App(settings, _configs(settings, overrides), parts)
+    managed = _configs(settings, overrides)
     parts = _LocalParts(settings, deployment_env)
     app_ = App(settings, managed, parts)
     _wire_local(app_, parts.embedded)
     return app_
+
+
+def build_store(settings: Settings) -> Store:
+    """Only the state store of `settings.platform` (for commands that read or write configuration
+    beside a running platform: no home is taken, no endpoint or client built)."""
+    if settings.platform == "azure":
+        return _AzureParts(settings).store()
+    from functions.adapters.local.store import DirectoryStore
+
+    return DirectoryStore(settings.home / "store")
+
+
+def _configs(settings: Settings, overrides: dict[str, Any] | None) -> ModelConfigs:
+    return ModelConfigs(settings.models_json, settings.models_dir, overrides,
+                        refresh_seconds=settings.config_refresh_seconds)
 
 
 def _wire_local(app_: App, embedded: Any) -> None:

@@ -30,6 +30,7 @@ class Settings:
     log_level: str = "INFO"
     models_json: str | None = None  # MODELOPS_MODELS: which models are managed, and how
     models_dir: Path | None = None  # MODELOPS_MODELS_DIR: one configuration file per model
+    config_refresh_seconds: float = 60.0  # how often the store's config/models/ files are re-read
     allowed_topics: tuple[str, ...] = ()  # staging workspace resource id(s) events may come from
     alert_rules_json: str | None = None  # MODELOPS_ALERT_RULES: {"<alert rule name>": "<model>"}
     retrain_cooldown_hours: float = 24.0
@@ -59,6 +60,7 @@ class Settings:
             log_level=env.get("MODELOPS_LOG_LEVEL", defaults.log_level).upper(),
             models_json=env.get("MODELOPS_MODELS") or None,
             models_dir=Path(env["MODELOPS_MODELS_DIR"]).expanduser() if env.get("MODELOPS_MODELS_DIR") else None,
+            config_refresh_seconds=_float(env, "MODELOPS_CONFIG_REFRESH_SECONDS", defaults.config_refresh_seconds),
             allowed_topics=tuple(t.strip() for t in env.get("MODELOPS_STAGING_WORKSPACE_ID", "").split(",")
                                  if t.strip()),
             alert_rules_json=env.get("MODELOPS_ALERT_RULES") or None,

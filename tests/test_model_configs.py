@@ -7,12 +7,17 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
+from functions.adapters.local.store import DirectoryStore
 from functions.domain.config import ConfigError
-from functions.services.model_configs import managed_models, read_model_files
+from functions.domain.decisions import Facts, decide
+from functions.domain.events import ModelRegistered
+from functions.services.model_configs import STORE_PREFIX, ModelConfigs, managed_models, read_model_files
+from tests.fakes import MemoryStore
 from functions.settings import REPO_ROOT
 
 CLI = [sys.executable, "-m", "functions.cli.main"]
@@ -64,8 +69,10 @@ def test_a_model_configured_twice_is_refused(tmp_path):
         read_model_files(tmp_path)
 
 
-def _cli(*args: str, models_dir: Path | None = None, models_json: str | None = None) -> subprocess.CompletedProcess:
+def _cli(*args: str, models_dir: Path | None = None, models_json: str | None = None,
+         home: Path | None = None) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("MODELOPS_MODELS", "MODELOPS_MODELS_DIR")}
+    env["MODELOPS_HOME"] = str(home or tempfile.mkdtemp(prefix="modelops-home-"))  # its store: config/models/
     if models_dir is not None:
         env["MODELOPS_MODELS_DIR"] = str(models_dir)
     if models_json is not None:
@@ -185,3 +192,129 @@ def test_a_model_released_before_contracts_gets_its_production_contract_once():
     files.files[("iris", "1")] = {"MLmodel": b"flavors: {}\n"}
     done = adopt_production_contracts(["iris"], store, rollouts.production, registry, files, overrides.get)
     assert "no signature" in done["iris"] and current_contract(store, "iris") is None
+
+
+# ------------------------------------------------------------------------ configuration in the store
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class UnreadableStore(MemoryStore):
+    def list(self, prefix: str) -> list[str]:
+        from functions.ports import PlatformError
+
+        raise PlatformError("storage account unreachable", transient=True)
+
+
+def event_for(model: str) -> ModelRegistered:
+    return ModelRegistered(event_id="e-1", topic="", subject=f"models/{model}:1", event_time="2026-12-01T00:00:00Z",
+                           model_name=model, model_version="1")
+
+
+@pytest.mark.parametrize("store_kind", ["memory", "directory"])
+def test_a_model_configured_in_the_store_is_managed_from_the_next_read_without_a_restart(tmp_path, store_kind):
+    store = MemoryStore() if store_kind == "memory" else DirectoryStore(tmp_path / "store")
+    clock = Clock()
+    configs = ModelConfigs('{"credit-card-default": {}}', None, {"poll_seconds": 0.5}, refresh_seconds=60,
+                           clock=clock)
+    assert configs.current(store).names == ["credit-card-default"]
+    store.put(f"{STORE_PREFIX}iris.yaml", b"gates:\n  min_metric: 0.9\n")
+    store.put(f"{STORE_PREFIX}README.md", b"notes beside the files are not configuration")
+    assert configs.current(store).names == ["credit-card-default"]  # read at most every refresh_seconds
+    clock.now = 61
+    managed = configs.current(store)
+    assert managed.names == ["credit-card-default", "iris"] and managed.invalid == {}
+    assert managed.get("iris").gates.min_metric == 0.9 and managed.get("iris").poll_seconds == 0.5  # overrides apply
+
+    # an invalid update: the model keeps its last valid configuration; the problem names the file and field
+    store.put(f"{STORE_PREFIX}iris.yaml", b"gates:\n  min_metric: high\n")
+    clock.now = 122
+    managed = configs.current(store)
+    assert managed.get("iris").gates.min_metric == 0.9 and managed.invalid == {}
+    assert configs.problems["iris"].startswith(f"store {STORE_PREFIX}iris.yaml: gates.min_metric"), configs.problems
+
+    # a model whose only file is invalid is not managed, and the decision on its event says why
+    store.put(f"{STORE_PREFIX}wine.json", b'{"canary": {"steps": [10, 50]}}')
+    store.put(f"{STORE_PREFIX}broken.yaml", b"gates: [unclosed\n")
+    clock.now = 183
+    managed = configs.current(store)
+    assert "wine" not in managed.names and managed.invalid["wine"].startswith(f"store {STORE_PREFIX}wine.json: "
+                                                                              "canary.steps")
+    assert "not valid YAML" in managed.invalid["broken"]
+    decision = decide(event_for("wine"), Facts(managed=managed))
+    assert decision.action == "ignore" and "invalid configuration" in decision.reason and "canary.steps" in decision.reason
+
+
+def test_a_store_file_never_overrides_the_setting_and_two_files_of_one_model_are_refused():
+    store = MemoryStore()
+    store.put(f"{STORE_PREFIX}credit-card-default.json", b'{"approval_required": true}')
+    store.put(f"{STORE_PREFIX}iris.json", b"{}")
+    store.put(f"{STORE_PREFIX}iris.yaml", b"{}")
+    configs = ModelConfigs('{"credit-card-default": {}}', None, refresh_seconds=0)
+    managed = configs.current(store)
+    assert managed.get("credit-card-default").approval_required is False  # the setting's stands
+    assert "configured in MODELOPS_MODELS" in configs.problems["credit-card-default"]
+    assert "iris" not in managed.names and "keep one file per model" in managed.invalid["iris"]
+
+
+def test_store_models_replace_the_implicit_default_and_an_unreadable_store_keeps_the_last_answer():
+    store = MemoryStore()
+    configs = ModelConfigs(None, None, refresh_seconds=0)
+    assert configs.current(store).names == ["credit-card-default"]  # nothing configured anywhere
+    store.put(f"{STORE_PREFIX}iris.json", b"{}")
+    assert configs.current(store).names == ["iris"]
+    broken = UnreadableStore()
+    assert configs.current(broken).names == ["iris"]
+    from functions.ports import PlatformError
+
+    with pytest.raises(PlatformError):
+        configs.current(broken, strict=True)
+
+
+def test_the_app_manages_what_the_store_holds_and_decides_on_its_events(tmp_path):
+    from functions.bootstrap import build_app
+    from functions.settings import Settings
+
+    settings = Settings.from_env({"MODELOPS_HOME": str(tmp_path / "home"), "MODELOPS_MODELS": '{"credit": {}}',
+                                  "MODELOPS_CONFIG_REFRESH_SECONDS": "0"})
+    app = build_app(settings)
+    app.store.put(f"{STORE_PREFIX}iris.yaml", b"canary:\n  steps: [25, 100]\n")
+    assert app.managed.names == ["credit", "iris"] and app.managed.get("iris").canary.steps == (25, 100)
+    event = {"id": "e-9", "topic": app.local.workspace.topic, "subject": "models/iris:1", "eventType":
+             "Microsoft.MachineLearningServices.ModelRegistered", "eventTime": "2026-12-01T00:00:00Z",
+             "data": {"ModelName": "iris", "ModelVersion": "1"}, "dataVersion": "", "metadataVersion": "1"}
+    [accepted] = app.deliver([event], dry_run=True)
+    assert accepted.decision.action == "rollout", accepted.decision
+    assert accepted.orchestration_input["config"]["canary"]["steps"] == [25, 100]
+    assert "iris" in app.alert_policy.managed  # a drift alert on it is handled too
+
+
+def test_models_put_validates_stores_lists_and_removes(tmp_path):
+    home = tmp_path / "home"
+    bad = write(tmp_path / "bad", "iris.yaml", "gates:\n  latency_p95_ms: fast\n")
+    refused = _cli("put", str(bad), home=home)
+    assert refused.returncode == 2 and refused.stderr.strip() == f"error: {bad}: gates.latency_p95_ms must be float, got 'fast'", refused.stderr
+    assert not (home / "store" / "config").exists()  # nothing stored
+    good = write(tmp_path, "iris.yaml", "gates:\n  min_metric: 0.9\n")
+    stored = _cli("put", str(good), home=home, models_json='{"credit-card-default": {}}')
+    assert stored.returncode == 0 and "stored config/models/iris.yaml" in stored.stdout, stored.stderr
+    twice = _cli("put", str(write(tmp_path, "credit-card-default.json", "{}")), home=home,
+                 models_json='{"credit-card-default": {}}')
+    assert twice.returncode == 2 and "configured in MODELOPS_MODELS" in twice.stderr
+    rows = {r["model"]: r for r in json.loads(_cli("list", "--json", home=home,
+                                                    models_json='{"credit-card-default": {}}').stdout)}
+    assert rows["iris"]["source"] == f"store {STORE_PREFIX}iris.yaml" and rows["credit-card-default"]
+    # a file someone stored without `put`: `validate --store` names it
+    (home / "store" / "config" / "models" / "wine.json").write_text('{"canary": {"steps": [50]}}')
+    checked = _cli("validate", "--store", "--json", home=home)
+    report = json.loads(checked.stdout)
+    assert checked.returncode == 2 and report["problems"][0].startswith(f"store {STORE_PREFIX}wine.json: canary.steps")
+    assert _cli("remove", "iris", home=home).returncode == 0
+    assert _cli("remove", "iris", home=home).returncode == 2
+    assert "iris" not in {r["model"] for r in json.loads(_cli("list", "--json", home=home).stdout)}

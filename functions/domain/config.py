@@ -157,6 +157,9 @@ def _check(cfg: ModelConfig) -> None:
 @dataclass(frozen=True)
 class ManagedModels:
     models: dict[str, ModelConfig]
+    # models whose configuration file in the store does not validate (and that have no earlier valid
+    # one): not managed until it is fixed, and every decision about them says why
+    invalid: dict[str, str] = field(default_factory=dict)
 
     def get(self, name: str) -> ModelConfig | None:
         return self.models.get(name)

@@ -52,6 +52,10 @@ def decide(event: ModelRegistered | InvalidEvent, facts: Facts) -> Decision:
         return Decision("ignore", f"event from workspace {event.topic!r}, not the configured staging workspace",
                         **base)
     if facts.managed.get(event.model_name) is None:
+        problem = facts.managed.invalid.get(event.model_name)
+        if problem:
+            return Decision("ignore", f"model {event.model_name!r} has an invalid configuration: {problem} (fix it, "
+                                      "then retry the version)", **base)
         managed = ", ".join(facts.managed.names) or "none"
         return Decision("ignore", f"model {event.model_name!r} is not managed (managed: {managed})", **base)
     if facts.existing_rollout_state is not None:
