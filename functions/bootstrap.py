@@ -355,8 +355,8 @@ def build_app(settings: Settings, *, overrides: dict[str, Any] | None = None,
             from dataclasses import replace
 
             settings = replace(settings, allowed_topics=(parts.azure.staging_workspace_id,))
-        return App(settings, managed_models(settings.models_json, settings.models_dir, overrides), parts)
-    managed = managed_models(settings.models_json, settings.models_dir, overrides)
+        return App(settings, managed_models(settings.models_json, settings.models_dir, overrides, "azure"), parts)
+    managed = managed_models(settings.models_json, settings.models_dir, overrides, "local")
     parts = _LocalParts(settings, deployment_env)
     app_ = App(settings, managed, parts)
     _wire_local(app_, parts.embedded)

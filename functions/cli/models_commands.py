@@ -36,7 +36,7 @@ def models_list(as_json: bool = typer.Option(False, "--json")) -> None:
 
     settings = _settings()
     try:
-        managed = managed_models(settings.models_json, settings.models_dir)
+        managed = managed_models(settings.models_json, settings.models_dir, platform=settings.platform)
         files = read_model_files(settings.models_dir)
     except ConfigError as exc:
         fail(f"{exc} (run `modelops models validate` for every problem)")
@@ -62,7 +62,8 @@ def models_validate(
                                                            "MODELOPS_MODELS and every file in MODELOPS_MODELS_DIR)"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Check every model's configuration and print every problem, one per line (file, field, fix).
+    """Check every model's configuration and print every problem, one per line (file, field, fix),
+    for the platform MODELOPS_PLATFORM names (the local platform cannot run a registered component).
     Exit 0 when all are valid, 2 otherwise."""
     from functions.domain.config import ConfigError, build_model_config, load_managed_models
     from functions.services.model_configs import SUFFIXES, read_model_file
@@ -75,7 +76,7 @@ def models_validate(
         if settings.models_json:
             checked.append("MODELOPS_MODELS")
             try:
-                load_managed_models(settings.models_json)
+                load_managed_models(settings.models_json, platform=settings.platform)
             except ConfigError as exc:
                 problems.extend(_split(str(exc)))
         folder = settings.models_dir
@@ -94,7 +95,7 @@ def models_validate(
             problems.append(f"{path}: model {path.stem!r} also has {names[path.stem]} (keep one file per model)")
         names[path.stem] = str(path)
         try:
-            build_model_config(path.stem, read_model_file(path), where=str(path))
+            build_model_config(path.stem, read_model_file(path), where=str(path), platform=settings.platform)
         except ConfigError as exc:
             problems.extend(_split(str(exc)))
     if as_json:

@@ -60,7 +60,8 @@ def read_model_file(path: Path) -> Any:
     return values
 
 
-def managed_models(models_json: str | None, folder: Path | None, overrides: dict[str, Any] | None = None
-                   ) -> ManagedModels:
-    """Every managed model: MODELOPS_MODELS and the folder's files, validated together."""
-    return load_managed_models(models_json, overrides, read_model_files(folder))
+def managed_models(models_json: str | None, folder: Path | None, overrides: dict[str, Any] | None = None,
+                   platform: str | None = None) -> ManagedModels:
+    """Every managed model: MODELOPS_MODELS and the folder's files, validated together (and against
+    what `platform` can do, when it is given)."""
+    return load_managed_models(models_json, overrides, read_model_files(folder), platform)
