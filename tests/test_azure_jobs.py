@@ -499,11 +499,11 @@ def test_losing_the_create_race_of_a_component_job_returns_the_winners_job(fake,
 
 @pytest.mark.parametrize("inputs, problem", [
     ({"seed": {"type": "integer", "default": 1}},
-     "retraining component azureml:credit-train-pipeline:3 declares no input 'model_name': modelops passes the "
-     "model's name in it (declare `model_name: {type: string}` under the component's inputs; it declares: seed)"),
+     ("retraining component azureml:credit-train-pipeline:3 declares no input 'model_name': modelops passes the "
+      "model's name in it (declare `model_name: {type: string}` under the component's inputs; it declares: seed)")),
     ({**MODEL_INPUTS, "training_data": {"type": "uri_file"}},
-     "retraining component azureml:credit-train-pipeline:3 requires input(s) training_data, which modelops does "
-     "not set (it sets model_name): give them defaults in the component"),
+     ("retraining component azureml:credit-train-pipeline:3 requires input(s) training_data, which modelops does "
+      "not set (it sets model_name): give them defaults in the component")),
 ])
 def test_a_component_without_what_modelops_sets_is_refused_before_the_put(fake, component_jobs, inputs, problem):
     fake.add_component(COMPONENT, "3", inputs=inputs)

@@ -99,12 +99,12 @@ def test_a_registered_component_is_a_retraining_pipeline(reference):
 
 
 @pytest.mark.parametrize("reference, problem", [
-    ("azureml:credit-train-pipeline", "names no version: pin one (azureml:credit-train-pipeline:<version>) or "
-                                      "follow the newest (azureml:credit-train-pipeline@latest)"),
+    ("azureml:credit-train-pipeline", ("names no version: pin one (azureml:credit-train-pipeline:<version>) or "
+                                       "follow the newest (azureml:credit-train-pipeline@latest)")),
     ("azureml:credit-train@prod", "the only component label is 'latest'"),
     ("azureml://registries/mlr-shared/components/train/labels/champion", "the only component label is 'latest'"),
-    ("azureml://registries/mlr-shared/components/train", "is not a registered component reference: use "
-                                                         "azureml:<name>:<version>, azureml:<name>@latest"),
+    ("azureml://registries/mlr-shared/components/train", ("is not a registered component reference: use "
+                                                          "azureml:<name>:<version>, azureml:<name>@latest")),
     ("azureml:/subscriptions/s/resourceGroups/g/providers/x/components/c/versions/1",
      "is not a registered component reference"),
     ("azureml:../train:1", "is not a registered component reference"),

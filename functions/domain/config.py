@@ -16,8 +16,14 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
-from functions.shared.names import COMPONENT_FORMS, InvalidName, check_endpoint_name, check_model_name, \
-    is_component_ref, parse_component_ref
+from functions.shared.names import (
+    COMPONENT_FORMS,
+    InvalidName,
+    check_endpoint_name,
+    check_model_name,
+    is_component_ref,
+    parse_component_ref,
+)
 
 DEFAULT_MODEL = "credit-card-default"
 # ModelConfig.serving: modelops' scoring entry point, or AzureML's no-code MLflow deployment

@@ -33,7 +33,8 @@ from __future__ import annotations
 
 import copy
 import re
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from tests.fake_arm.resources import WORKSPACE, _system_data, _ws_prefix
 from tests.fake_arm.transport import Call, _error, _Reply
