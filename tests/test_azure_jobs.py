@@ -549,7 +549,9 @@ def test_a_rejected_component_job_names_the_component(fake, component_jobs):
     fake.fail("PUT", rf"/jobs/{JOB}$", 400, code="UserError")
     with pytest.raises(PlatformError) as err:
         retrain_with(component_jobs, f"azureml:{COMPONENT}:3")
-    assert f"its one step runs component azureml:{COMPONENT}:3" in str(err.value) and not err.value.transient
+    assert str(err.value) == (f"submit retraining job {JOB}: HTTP 400 (UserError) fake 400 (its one step runs "
+                              f"component azureml:{COMPONENT}:3, {WS_ARM}/components/{COMPONENT}/versions/3)")
+    assert not err.value.transient
 
 
 def test_a_component_reference_needs_a_registry_client_for_a_registry(fake, jobs):

@@ -155,11 +155,14 @@ class AzureJobs:
         if existing is not None:
             return self._existing(existing, job_name, model)
         job = self.build_component_job(ref, job_name, model, tags, inputs, experiment, display_name=display_name)
+        component = job.jobs[COMPONENT_NODE].component
+        component_id = str(component if isinstance(component, str) else getattr(component, "id", "") or "")
+        component_id = component_id.removeprefix("azureml:") if component_id.startswith("azureml:/") else component_id
 
         def explain(exc: Exception) -> None:
             if _status(exc) in (400, 404):
                 raise PlatformError(f"submit retraining job {job_name}: HTTP {_status(exc)} {_first_line(exc)} (its "
-                                    f"one step runs component {ref}, {job.jobs[COMPONENT_NODE].component})") from exc
+                                    f"one step runs component {ref}, {component_id})") from exc
 
         return self._create(job, job_name, model, "retraining", explain)
 
