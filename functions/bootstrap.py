@@ -341,10 +341,20 @@ class _AzureParts:
             workspace_id=a.staging_workspace_id,
         )
 
+    def registry_client_named(self, name: str) -> Any:
+        """A registry MLClient: the configured registry's, or another one a model's retraining
+        component lives in (AzureJobs keeps what it gets)."""
+        if name == self.azure.registry_name:
+            return self.registry_client
+        from functions.adapters.azure.clients import registry_client
+
+        return registry_client(name, credential=self.credential)
+
     def jobs(self) -> Jobs:
         from functions.adapters.azure.aml_jobs import AzureJobs
 
-        return AzureJobs(self.staging_client)  # retraining runs where models register: staging
+        # retraining runs where models register: staging; a registry's component is read with its client
+        return AzureJobs(self.staging_client, registry_clients=self.registry_client_named)
 
     def inference_logs(self) -> Any:
         from functions.adapters.azure.inference_logs import LogAnalyticsInferenceLogs, inference_logs_client
@@ -397,7 +407,7 @@ def build_store(settings: Settings) -> Store:
 
 
 def _configs(settings: Settings, overrides: dict[str, Any] | None) -> ModelConfigs:
-    return ModelConfigs(settings.models_json, settings.models_dir, overrides,
+    return ModelConfigs(settings.models_json, settings.models_dir, overrides, platform=settings.platform,
                         refresh_seconds=settings.config_refresh_seconds)
 
 

@@ -206,10 +206,12 @@ class Store(Protocol):
 @dataclass(frozen=True)
 class RetrainingRecipe:
     """How one model is retrained. In Azure: an AzureML pipeline job YAML (`pipeline`, a path in the
-    repository; "" is ml/pipelines/train.yml). Locally: a command run in the control plane's
-    environment (`command`; () is `modelops train` on the newest labelled data), with the
-    placeholders {training_data}, {output} (the folder to write the model into: it is registered
-    when the command exits 0) and {model}."""
+    repository; "" is ml/pipelines/train.yml) or a registered component (`pipeline`
+    "azureml:<name>:<version>", "azureml:<name>@latest" or "azureml://registries/<registry>/
+    components/…", submitted as a one-node pipeline job; the local platform cannot run one).
+    Locally: a command run in the control plane's environment (`command`; () is `modelops train`
+    on the newest labelled data), with the placeholders {training_data}, {output} (the folder to
+    write the model into: it is registered when the command exits 0) and {model}."""
 
     pipeline: str = ""
     command: tuple[str, ...] = ()

@@ -117,6 +117,31 @@ def test_transient_submission_failure_answers_503_and_the_retry_launches():
     assert retry.status == 202 and len(jobs.submissions) == 1
 
 
+def test_a_registered_component_on_the_local_platform_is_refused_with_the_reason_and_nothing_runs(tmp_path, caplog):
+    """Config load refuses it on the local platform; a recipe that reaches the local job runner anyway
+    (built in code) is answered 502 with the reason — logged, not retried, never the default trainer."""
+    import logging
+
+    from functions.adapters.local.jobs import LocalJobs
+    from functions.ports import RetrainingRecipe
+
+    jobs = LocalJobs(tmp_path / "home", lambda *a: pytest.fail("nothing may be registered"))
+    policy = AlertPolicy(managed=[MODEL], rule_map={},
+                         recipes={MODEL: RetrainingRecipe(pipeline="azureml:credit-train-pipeline:3")})
+    store = MemoryStore()
+    with caplog.at_level(logging.ERROR, logger="modelops.alerts"):
+        answer, _, _ = send(fired("local-1"), store, jobs, policy=policy)
+    assert answer.status == 502
+    assert "azureml:credit-train-pipeline:3 is a registered AzureML component, which the local platform cannot " \
+           "run: set the model's retraining_command" in answer.body["error"]
+    assert list((tmp_path / "home" / "jobs").iterdir()) == []  # no job, no subprocess
+    (record,) = [r for r in caplog.records if "retraining_refused" in r.getMessage()]
+    assert "credit-train-pipeline" in record.getMessage() and MODEL in record.getMessage()
+    # the launch was released: a later alert decides again (no 503 "being launched" loop, no cooldown)
+    again, _, _ = send(fired("local-2"), store, jobs, policy=policy)
+    assert again.status == 502 and jobs.list_running(MODEL) == []
+
+
 def test_storage_outage_answers_503():
     store = MemoryStore()
     store.fail_next = PlatformError("storage down", transient=True)

@@ -2,10 +2,14 @@
 
 The pipeline is ml/pipelines/train.yml itself, submitted with its steps pointing at registered
 components (the adapter's default), so the SDK serialises the real pipeline job and sends it to the
-fake; nothing is uploaded. Assertions are on the wire (method, path, api-version, headers, body).
+fake; nothing is uploaded. A model whose retraining is a registered component (workspace or
+registry) gets a one-node pipeline job the SDK builds from the component the fake serves.
+Assertions are on the wire (method, path, api-version, headers, body).
 """
 
 from __future__ import annotations
+
+import json
 
 import jwt
 import pytest
@@ -13,9 +17,9 @@ import requests
 import requests.adapters
 from urllib.parse import urlsplit
 
-from functions.adapters.azure.aml import workspace_client
+from functions.adapters.azure.aml import registry_client, workspace_client
 from functions.adapters.azure.aml_jobs import MODEL_TAG, RUNNING_STATES, AzureJobs
-from functions.ports import Conflict, Jobs, PlatformError
+from functions.ports import Conflict, Jobs, PlatformError, RetrainingRecipe
 from tests.fake_arm import RESOURCE_GROUP, SUBSCRIPTION, TENANT, WORKSPACE, FakeAzureML
 from tests.fake_credentials import FakeCredential, fake_jwt
 
@@ -364,3 +368,239 @@ def test_a_models_own_pipeline_yaml_is_what_is_submitted(fake, jobs, tmp_path):
     assert fake.writes()[-1].body["properties"]["description"].startswith("prepare → sweep(train)")
     with pytest.raises(PlatformError, match="no such file"):
         submit(jobs, "retrain-iris-2", "iris", recipe=RetrainingRecipe(pipeline="ml/pipelines/missing.yml"))
+
+
+# ------------------------------------------------------------------ registered components (one node)
+
+COMPONENT = "credit-train-pipeline"
+REG_COMPONENT = "ccd_train"
+MODEL_INPUTS = {"model_name": {"type": "string"}, "seed": {"type": "integer", "default": 42},
+                "training_data": {"type": "uri_file", "optional": True}}
+
+
+@pytest.fixture
+def registries() -> list[str]:
+    """The registries the adapter asked a client for (each is built over the fake: discovery first)."""
+    return []
+
+
+@pytest.fixture
+def component_jobs(fake, credential, registries) -> AzureJobs:
+    def registry(name: str):
+        registries.append(name)
+        return registry_client(name, credential=credential, transport=fake.transport(), retry_backoff_factor=0.0)
+
+    ml = workspace_client(SUBSCRIPTION, RESOURCE_GROUP, WORKSPACE, credential=credential,
+                          transport=fake.transport(), retry_backoff_factor=0.0)
+    return AzureJobs(ml, registry_clients=registry)
+
+
+def retrain_with(jobs: AzureJobs, reference: str, name: str = JOB, **kw) -> dict:
+    return jobs.submit_retraining(name, MODEL, dict(TAGS), recipe=RetrainingRecipe(pipeline=reference), **kw)
+
+
+def test_a_workspace_pipeline_component_is_the_one_node_of_the_job(fake, component_jobs):
+    fake.add_component(COMPONENT, "3", inputs=MODEL_INPUTS)
+
+    answer = retrain_with(component_jobs, f"azureml:{COMPONENT}:3")
+
+    assert [(c.method, c.path.removeprefix(WS_ARM), c.api_version) for c in fake.calls] == [
+        ("GET", f"/jobs/{JOB}", "2024-01-01-preview"),  # does the job exist?
+        ("GET", f"/components/{COMPONENT}/versions/3", "2024-01-01-preview"),  # the component, as registered
+        ("GET", "", "2024-10-01-preview"),  # the SDK's component cache key
+        ("PUT", f"/jobs/{JOB}", "2024-01-01-preview")]
+    props = fake.requests_to("PUT")[0].body["properties"]
+    assert props["jobType"] == "Pipeline" and props["experimentName"] == "modelops-retraining"
+    assert props["displayName"] == f"retrain {MODEL}" and props["tags"] == {**TAGS, MODEL_TAG: MODEL}
+    # one node, referencing the registered component by its ARM id: nothing registered, nothing uploaded
+    assert props["jobs"] == {"retrain": {
+        "type": "pipeline", "_source": "REMOTE.WORKSPACE.COMPONENT",
+        "componentId": f"{WS_ARM}/components/{COMPONENT}/versions/3",
+        "inputs": {"model_name": {"value": MODEL, "job_input_type": "literal"}}}}  # defaults stay the component's
+    assert props["settings"]["default_compute"] == f"{WS_ARM}/computes/cpu-cluster"  # train.yml's
+    assert answer["name"] == JOB and answer["status"] == "NotStarted" and answer["submitted"] is True
+    assert answer["studio_url"].endswith(f"&tid={TENANT}")
+
+
+def test_latest_is_the_most_recently_created_version(fake, component_jobs):
+    fake.add_component(COMPONENT, "3", inputs=MODEL_INPUTS)
+    fake.add_component(COMPONENT, "2", inputs=MODEL_INPUTS)  # registered after 3: the latest
+
+    retrain_with(component_jobs, f"azureml:{COMPONENT}@latest")
+
+    (listing,) = fake.requests_to("GET", f"/components/{COMPONENT}/versions")
+    assert listing.path == f"{WS_ARM}/components/{COMPONENT}/versions"
+    assert listing.query["$orderBy"] == ["createdtime desc"] and listing.query["$top"] == ["1"]
+    node = fake.requests_to("PUT")[0].body["properties"]["jobs"]["retrain"]
+    assert node["componentId"] == f"{WS_ARM}/components/{COMPONENT}/versions/2"
+
+
+def test_a_registry_component_is_read_with_a_registry_client_and_referenced_by_its_registry_id(
+        fake, component_jobs, registries):
+    from tests.fake_arm import REGISTRY, REGISTRY_RESOURCE_GROUP, REGISTRY_SUBSCRIPTION
+
+    fake.add_component(REG_COMPONENT, "5", component_type="command", registry=REGISTRY,
+                       inputs={"model_name": {"type": "string"}, "max_depth": {"type": "integer", "optional": True}})
+    reg_arm = (f"/subscriptions/{REGISTRY_SUBSCRIPTION}/resourceGroups/{REGISTRY_RESOURCE_GROUP}"
+               f"/providers/Microsoft.MachineLearningServices/registries/{REGISTRY}")
+
+    answer = retrain_with(component_jobs, f"azureml://registries/{REGISTRY}/components/{REG_COMPONENT}/versions/5",
+                          inputs={"max_depth": 12})
+
+    assert registries == [REGISTRY]
+    discovery, get = fake.calls[1], fake.calls[2]
+    assert discovery.path == f"/registrymanagement/v1.0/registries/{REGISTRY}/discovery"
+    assert get.method == "GET" and get.path == f"{reg_arm}/components/{REG_COMPONENT}/versions/5"
+    assert get.api_version == "2021-10-01-dataplanepreview" and get.url.startswith("https://cert-eastus.experiments")
+    (put,) = fake.writes()
+    assert put.path == f"{WS_ARM}/jobs/{JOB}"  # the job runs in the workspace
+    node = put.body["properties"]["jobs"]["retrain"]
+    assert node["componentId"] == f"azureml://registries/{REGISTRY}/components/{REG_COMPONENT}/versions/5"
+    assert node["type"] == "command" and node["_source"] == "REMOTE.REGISTRY"
+    assert node["inputs"] == {"model_name": {"value": MODEL, "job_input_type": "literal"},
+                              "max_depth": {"value": "12", "job_input_type": "literal"}}
+    assert answer["submitted"] is True
+
+    # labels/latest: the registry's newest version; the registry client is kept (no second discovery)
+    fake.add_component(REG_COMPONENT, "6", component_type="command", registry=REGISTRY,
+                       inputs={"model_name": {"type": "string"}})
+    fake.reset_calls()
+    retrain_with(component_jobs, f"azureml://registries/{REGISTRY}/components/{REG_COMPONENT}/labels/latest",
+                 name="retrain-ccd-2")
+    assert registries == [REGISTRY] and not fake.requests_to("GET", "/discovery")
+    (listing,) = fake.requests_to("GET", f"/components/{REG_COMPONENT}/versions")
+    assert listing.path.startswith(reg_arm) and listing.query["$top"] == ["1"]
+    assert fake.writes()[-1].body["properties"]["jobs"]["retrain"]["componentId"].endswith("/versions/6")
+
+
+def test_a_component_job_is_submitted_once_per_name(fake, component_jobs):
+    fake.add_component(COMPONENT, "3", inputs=MODEL_INPUTS)
+    first = retrain_with(component_jobs, f"azureml:{COMPONENT}:3")
+    fake.set_job_status(JOB, "Running")
+    fake.reset_calls()
+
+    second = retrain_with(component_jobs, f"azureml:{COMPONENT}:3")
+
+    assert second["submitted"] is False and second["name"] == first["name"] and second["status"] == "Running"
+    assert [(c.method, c.path.removeprefix(WS_ARM)) for c in fake.calls] == [("GET", f"/jobs/{JOB}")]
+    fake.add_job("retrain-other", tags={MODEL_TAG: "other-model"})
+    with pytest.raises(Conflict, match="other-model"):
+        retrain_with(component_jobs, f"azureml:{COMPONENT}:3", name="retrain-other")
+
+
+def test_losing_the_create_race_of_a_component_job_returns_the_winners_job(fake, component_jobs):
+    fake.add_component(COMPONENT, "3", inputs=MODEL_INPUTS)
+    fake.add_job(JOB, status="Queued", tags={MODEL_TAG: MODEL, "alert_id": "winner"})
+    fake.fail("GET", rf"/jobs/{JOB}$", 404, code="UserError")
+    fake.fail("PUT", rf"/jobs/{JOB}$", 409, code="Conflict")
+    result = retrain_with(component_jobs, f"azureml:{COMPONENT}:3")
+    assert result["submitted"] is False and result["tags"]["alert_id"] == "winner"
+
+
+@pytest.mark.parametrize("inputs, problem", [
+    ({"seed": {"type": "integer", "default": 1}},
+     ("retraining component azureml:credit-train-pipeline:3 declares no input 'model_name': modelops passes the "
+      "model's name in it (declare `model_name: {type: string}` under the component's inputs; it declares: seed)")),
+    ({**MODEL_INPUTS, "training_data": {"type": "uri_file"}},
+     ("retraining component azureml:credit-train-pipeline:3 requires input(s) training_data, which modelops does "
+      "not set (it sets model_name): give them defaults in the component")),
+])
+def test_a_component_without_what_modelops_sets_is_refused_before_the_put(fake, component_jobs, inputs, problem):
+    fake.add_component(COMPONENT, "3", inputs=inputs)
+    with pytest.raises(PlatformError) as err:
+        retrain_with(component_jobs, f"azureml:{COMPONENT}:3")
+    assert str(err.value) == problem and not err.value.transient
+    assert fake.writes() == []
+
+
+def test_inputs_are_checked_against_the_component_and_asset_paths_typed(fake, component_jobs):
+    fake.add_component(COMPONENT, "3", inputs=MODEL_INPUTS)
+    with pytest.raises(PlatformError, match=r"has no input 'learning_rate' \(it declares: model_name, seed, "
+                                            r"training_data\)"):
+        retrain_with(component_jobs, f"azureml:{COMPONENT}:3", inputs={"learning_rate": 0.1})
+    with pytest.raises(PlatformError, match="has no input 'jobs.evaluate.inputs.champion_model'"):
+        retrain_with(component_jobs, f"azureml:{COMPONENT}:3", inputs={"jobs.evaluate.inputs.champion_model": "x"})
+    assert fake.writes() == []
+    retrain_with(component_jobs, f"azureml:{COMPONENT}:3",
+                 inputs={"training_data": "azureml:credit-card-default-train:1", "seed": 7, "model_name": "other"})
+    node = fake.writes()[0].body["properties"]["jobs"]["retrain"]
+    assert node["inputs"] == {
+        "model_name": {"value": MODEL, "job_input_type": "literal"},  # the model parameter wins
+        "seed": {"value": "7", "job_input_type": "literal"},
+        "training_data": {"uri": f"{WS_ARM}/data/credit-card-default-train/versions/1", "job_input_type": "uri_file"}}
+
+
+@pytest.mark.parametrize("reference, place", [
+    (f"azureml:{COMPONENT}:9", "the workspace"),
+    (f"azureml:{COMPONENT}@latest", "the workspace"),
+    ("azureml://registries/mlr-shared/components/nothing/versions/1", "registry mlr-shared"),
+])
+def test_an_unregistered_component_is_a_permanent_refusal_naming_it(fake, component_jobs, reference, place):
+    fake.add_component("someone-else", "1", inputs=MODEL_INPUTS)
+    with pytest.raises(PlatformError) as err:
+        retrain_with(component_jobs, reference)
+    assert str(err.value).startswith(f"get retraining component {reference}: no such component in {place}")
+    assert "az ml component create" in str(err.value) and not err.value.transient
+    assert fake.writes() == []
+
+
+def test_a_rejected_component_job_names_the_component(fake, component_jobs):
+    fake.add_component(COMPONENT, "3", inputs=MODEL_INPUTS)
+    fake.fail("PUT", rf"/jobs/{JOB}$", 400, code="UserError")
+    with pytest.raises(PlatformError) as err:
+        retrain_with(component_jobs, f"azureml:{COMPONENT}:3")
+    assert str(err.value) == (f"submit retraining job {JOB}: HTTP 400 (UserError) fake 400 (its one step runs "
+                              f"component azureml:{COMPONENT}:3, {WS_ARM}/components/{COMPONENT}/versions/3)")
+    assert not err.value.transient
+
+
+def test_a_component_reference_needs_a_registry_client_for_a_registry(fake, jobs):
+    with pytest.raises(PlatformError, match="registry mlr-shared: this AzureJobs has no registry client"):
+        retrain_with(jobs, "azureml://registries/mlr-shared/components/c/versions/1")
+
+
+def test_a_drift_alert_retrains_with_the_models_configured_component(fake, component_jobs):
+    """From the model's configuration through the alert handler to the wire."""
+    from functions.domain.config import load_managed_models
+    from functions.services.retraining import AlertPolicy, handle_alert_body
+    from tests.fakes import MemoryStore
+
+    fake.add_component(COMPONENT, "3", inputs=MODEL_INPUTS)
+    managed = load_managed_models(f'{{"{MODEL}": {{"retraining_pipeline": "azureml:{COMPONENT}:3"}}}}',
+                                  platform="azure")
+    cfg = managed.get(MODEL)
+    policy = AlertPolicy(managed=managed.names, rule_map={},
+                         recipes={MODEL: RetrainingRecipe(cfg.retraining_pipeline, cfg.retraining_command)})
+    alert = {"schemaId": "azureMonitorCommonAlertSchema", "data": {"essentials": {
+        "alertId": "/subscriptions/x/providers/Microsoft.AlertsManagement/alerts/c0ffee", "alertRule": "ccd-drift",
+        "monitorCondition": "Fired", "firedDateTime": "2026-03-01T00:00:00Z", "severity": "Sev3",
+        "signalType": "Log", "monitoringService": "Log Alerts V2", "alertTargetIDs": []}, "alertContext": {}}}
+
+    answer = handle_alert_body(json.dumps(alert).encode(), MemoryStore(), component_jobs, policy)
+
+    assert answer.status == 202, answer.body
+    (put,) = fake.writes()
+    assert put.path == f"{WS_ARM}/jobs/{answer.body['job']}"
+    node = put.body["properties"]["jobs"]["retrain"]
+    assert node["componentId"] == f"{WS_ARM}/components/{COMPONENT}/versions/3"
+    assert node["inputs"]["model_name"]["value"] == MODEL
+    assert put.body["properties"]["tags"]["modelops.alert_rule"] == "ccd-drift"
+
+
+def test_the_azure_app_gives_the_jobs_adapter_the_registry_clients(monkeypatch):
+    from functions import bootstrap
+    from functions.adapters.azure import clients
+    from functions.settings import Settings
+
+    for key, value in {"AZURE_SUBSCRIPTION_ID": SUBSCRIPTION, "MODELOPS_STAGING_RESOURCE_GROUP": RESOURCE_GROUP,
+                       "MODELOPS_STAGING_WORKSPACE": WORKSPACE, "MODELOPS_PRODUCTION_WORKSPACE": "mlw-prod",
+                       "MODELOPS_REGISTRY_NAME": "mlr-shared", "MODELOPS_LOG_ANALYTICS_WORKSPACE_ID": "la",
+                       "MODELOPS_STORAGE_ACCOUNT_URL": "https://st.blob.core.windows.net"}.items():
+        monkeypatch.setenv(key, value)
+    parts = bootstrap._AzureParts(Settings(platform="azure"))
+    shared, credential = object(), object()
+    parts.__dict__.update(staging_client=object(), registry_client=shared, credential=credential)
+    monkeypatch.setattr(clients, "registry_client", lambda name, credential: ("built", name, credential))
+    jobs = parts.jobs()
+    assert jobs._registry("mlr-shared") is shared  # the configured registry's client, not a second one
+    assert jobs._registry("mlr-platform") == ("built", "mlr-platform", credential)

@@ -3,6 +3,7 @@ every wrong field is named, with the setting; nothing of it is imported at cold 
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from dataclasses import FrozenInstanceError
@@ -80,6 +81,71 @@ def test_serving_is_modelops_entry_point_unless_no_code_mlflow_is_asked_for():
     assert str(caught.value) == f"{WHERE}.serving must be str, got True"
     with pytest.raises(ConfigError, match="serving must be one of"):
         ModelConfig(name="m", serving="no-code")
+
+
+@pytest.mark.parametrize("reference", [
+    "azureml:credit-train-pipeline:3",
+    "azureml:credit_train@latest",
+    "azureml://registries/mlr-shared/components/credit_train_pipeline/versions/3",
+    "azureml://registries/mlr-shared/components/credit_train_pipeline/labels/latest",
+])
+def test_a_registered_component_is_a_retraining_pipeline(reference):
+    cfg = load_managed_models(json.dumps({"m": {"retraining_pipeline": reference}})).get("m")
+    assert cfg.retraining_pipeline == reference
+    payload = cfg.to_dict()
+    assert build_model_config(payload.pop("name"), payload) == cfg  # through the Durable payload
+    # and YAML paths go on working beside them
+    assert load_managed_models('{"m": {"retraining_pipeline": "ml/pipelines/iris.yaml"}}').get("m").retraining_pipeline
+
+
+@pytest.mark.parametrize("reference, problem", [
+    ("azureml:credit-train-pipeline", ("names no version: pin one (azureml:credit-train-pipeline:<version>) or "
+                                       "follow the newest (azureml:credit-train-pipeline@latest)")),
+    ("azureml:credit-train@prod", "the only component label is 'latest'"),
+    ("azureml://registries/mlr-shared/components/train/labels/champion", "the only component label is 'latest'"),
+    ("azureml://registries/mlr-shared/components/train", ("is not a registered component reference: use "
+                                                          "azureml:<name>:<version>, azureml:<name>@latest")),
+    ("azureml:/subscriptions/s/resourceGroups/g/providers/x/components/c/versions/1",
+     "is not a registered component reference"),
+    ("azureml:../train:1", "is not a registered component reference"),
+    ("azureml:train:1:2", "is not a registered component reference"),
+    ("azureml:train:v1.", "version 'v1.' is invalid"),
+])
+def test_a_malformed_component_reference_is_refused_naming_the_field_and_the_forms(reference, problem, tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        load_managed_models(json.dumps({"m": {"retraining_pipeline": reference}}))
+    assert str(caught.value).startswith(f"{WHERE}.retraining_pipeline: ") and problem in str(caught.value)
+    # from a model's file: the file, then the field
+    with pytest.raises(ConfigError) as caught:
+        build_model_config("m", {"retraining_pipeline": reference}, where="models/m.yaml")
+    assert str(caught.value).startswith("models/m.yaml: retraining_pipeline: ") and problem in str(caught.value)
+
+
+def test_a_retraining_pipeline_that_is_neither_yaml_nor_a_component_says_both_forms():
+    with pytest.raises(ConfigError) as caught:
+        load_managed_models('{"m": {"retraining_pipeline": "pipelines/train.json"}}')
+    assert str(caught.value) == (
+        f"{WHERE}.retraining_pipeline must be a pipeline job YAML file (…/train.yml) or a registered component "
+        "(azureml:<name>:<version>, azureml:<name>@latest, azureml://registries/<registry>/components/<name>/"
+        "versions/<version> or azureml://registries/<registry>/components/<name>/labels/latest), got "
+        "'pipelines/train.json'")
+
+
+def test_the_local_platform_refuses_a_component_it_cannot_run_unless_a_local_command_is_set():
+    component = {"retraining_pipeline": "azureml:credit-train-pipeline:3"}
+    with pytest.raises(ConfigError) as caught:
+        load_managed_models(json.dumps({"m": component}), platform="local")
+    assert str(caught.value).startswith(f"{WHERE}.retraining_pipeline 'azureml:credit-train-pipeline:3' is a "
+                                        "registered AzureML component, which the local platform")
+    assert "set retraining_command" in str(caught.value)
+    with pytest.raises(ConfigError, match=r"^models/m.yaml: retraining_pipeline 'azureml:credit-train-pipeline:3'"):
+        load_managed_models(None, files={"m": ("models/m.yaml", component)}, platform="local")
+    # the same configuration is fine for Azure, and locally once it says how to retrain here
+    assert load_managed_models(json.dumps({"m": component}), platform="azure").get("m")
+    command = {**component, "retraining_command": ["{python}", "-m", "my.train", "--out", "{output}"]}
+    assert load_managed_models(json.dumps({"m": command}), platform="local").get("m").retraining_command
+    # a YAML pipeline locally: the local command or the default trainer, as before
+    assert load_managed_models('{"m": {"retraining_pipeline": "ml/pipelines/train.yml"}}', platform="local")
 
 
 def test_the_ingestion_lag_is_read_like_every_other_number():

@@ -70,9 +70,11 @@ def test_a_model_configured_twice_is_refused(tmp_path):
 
 
 def _cli(*args: str, models_dir: Path | None = None, models_json: str | None = None,
-         home: Path | None = None) -> subprocess.CompletedProcess:
+         home: Path | None = None, platform: str | None = None) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("MODELOPS_MODELS", "MODELOPS_MODELS_DIR")}
     env["MODELOPS_HOME"] = str(home or tempfile.mkdtemp(prefix="modelops-home-"))  # its store: config/models/
+    if platform is not None:
+        env["MODELOPS_PLATFORM"] = platform
     if models_dir is not None:
         env["MODELOPS_MODELS_DIR"] = str(models_dir)
     if models_json is not None:
@@ -96,6 +98,30 @@ def test_models_validate_prints_every_problem_and_exits_2(tmp_path):
     ok = _cli("validate", "--json", models_dir=good)
     assert ok.returncode == 0 and json.loads(ok.stdout) == {"checked": [str(good / "iris.yaml")], "valid": True,
                                                             "problems": []}
+
+
+def test_models_validate_refuses_a_component_on_the_local_platform_naming_the_file(tmp_path):
+    write(tmp_path, "iris.yaml", "retraining_pipeline: azureml://registries/mlr-shared/components/iris_train/"
+                                 "labels/latest\n")
+    local = _cli("validate", models_dir=tmp_path, platform="local")
+    assert local.returncode == 2
+    (line,) = local.stderr.strip().splitlines()
+    assert line.startswith(f"{tmp_path / 'iris.yaml'}: retraining_pipeline 'azureml://registries/mlr-shared/"
+                           "components/iris_train/labels/latest' is a registered AzureML component, which the "
+                           "local platform (MODELOPS_PLATFORM=local) cannot run: set retraining_command")
+    assert _cli("validate", models_dir=tmp_path, platform="azure").returncode == 0
+    assert _cli("list", models_dir=tmp_path, platform="local").returncode == 2  # what the local app would load
+
+
+def test_the_local_app_refuses_to_start_with_a_component_it_cannot_run(tmp_path):
+    from functions.bootstrap import build_app
+    from functions.settings import Settings
+
+    models = '{"iris": {"retraining_pipeline": "azureml:iris_train@latest"}}'
+    with pytest.raises(ConfigError, match=r"MODELOPS_MODELS\['iris'\].retraining_pipeline 'azureml:iris_train@latest' "
+                                          "is a registered AzureML component, which the local platform"):
+        build_app(Settings(platform="local", home=tmp_path / "home", models_json=models))
+    assert not (tmp_path / "home").exists()  # refused before the platform was opened
 
 
 def test_models_list_names_each_models_source(tmp_path):
@@ -154,8 +180,12 @@ def test_a_models_own_retraining_command_runs_locally_and_its_output_is_register
 def test_retraining_settings_are_checked():
     with pytest.raises(ConfigError, match=r"retraining_command must write the model to \{output\}"):
         managed_models('{"iris": {"retraining_command": ["python", "train.py"]}}', None)
-    with pytest.raises(ConfigError, match="retraining_pipeline must be a pipeline job YAML"):
-        managed_models('{"iris": {"retraining_pipeline": "azureml:iris-train:1"}}', None)
+    with pytest.raises(ConfigError, match="retraining_pipeline must be a pipeline job YAML file .* or a registered "
+                                          "component"):
+        managed_models('{"iris": {"retraining_pipeline": "pipelines/iris.txt"}}', None)
+    with pytest.raises(ConfigError, match="names no version"):
+        managed_models('{"iris": {"retraining_pipeline": "azureml:iris-train"}}', None)
+    assert managed_models('{"iris": {"retraining_pipeline": "azureml:iris-train:1"}}', None).get("iris")
     cfg = managed_models('{"iris": {"retraining_pipeline": "pipelines/iris.yml", '
                          '"retraining_command": ["python", "-m", "iris.train", "--out", "{output}"]}}', None).get("iris")
     assert cfg.retraining_command == ("python", "-m", "iris.train", "--out", "{output}")

@@ -51,7 +51,8 @@ def models_list(as_json: bool = typer.Option(False, "--json"),
 
     settings = _settings()
     try:
-        configs = ModelConfigs(settings.models_json, settings.models_dir, refresh_seconds=0)
+        configs = ModelConfigs(settings.models_json, settings.models_dir, platform=settings.platform,
+                               refresh_seconds=0)
         files = read_model_files(settings.models_dir)
     except ConfigError as exc:
         fail(f"{exc} (run `modelops models validate` for every problem)")
@@ -100,8 +101,8 @@ def models_put(file: Path = typer.Argument(..., help="<model>.json or <model>.ya
     model = file.stem
     try:
         values = parse_model_file(data, file.suffix, str(file))
-        load_managed_models(None, None, {model: (str(file), values)})
-        configs = ModelConfigs(settings.models_json, settings.models_dir)
+        load_managed_models(None, None, {model: (str(file), values)}, settings.platform)
+        configs = ModelConfigs(settings.models_json, settings.models_dir, platform=settings.platform)
     except ConfigError as exc:
         fail(str(exc))
     if model in configs.base.models and not configs.implicit_default:
@@ -148,7 +149,8 @@ def models_validate(
     store: bool = typer.Option(False, "--store", help="also the store's config/models/ files (as a running "
                                                       "platform reads them)"),
 ) -> None:
-    """Check every model's configuration and print every problem, one per line (file, field, fix).
+    """Check every model's configuration and print every problem, one per line (file, field, fix),
+    for the platform MODELOPS_PLATFORM names (the local platform cannot run a registered component).
     Exit 0 when all are valid, 2 otherwise."""
     from functions.domain.config import ConfigError, build_model_config, load_managed_models
     from functions.ports import PlatformError
@@ -162,7 +164,7 @@ def models_validate(
         if settings.models_json:
             checked.append("MODELOPS_MODELS")
             try:
-                load_managed_models(settings.models_json)
+                load_managed_models(settings.models_json, platform=settings.platform)
             except ConfigError as exc:
                 problems.extend(_split(str(exc)))
         folder = settings.models_dir
@@ -181,14 +183,15 @@ def models_validate(
             problems.append(f"{path}: model {path.stem!r} also has {names[path.stem]} (keep one file per model)")
         names[path.stem] = str(path)
         try:
-            build_model_config(path.stem, read_model_file(path), where=str(path))
+            build_model_config(path.stem, read_model_file(path), where=str(path), platform=settings.platform)
         except ConfigError as exc:
             problems.extend(_split(str(exc)))
     if store:
         state = _store(settings)
         checked.append("store config/models/")
         try:
-            configs = ModelConfigs(settings.models_json, settings.models_dir, refresh_seconds=0)
+            configs = ModelConfigs(settings.models_json, settings.models_dir, platform=settings.platform,
+                                   refresh_seconds=0)
             configs.current(state, strict=True)
         except ConfigError:
             configs = None  # the setting's or the folder's problems are listed above

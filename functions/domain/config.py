@@ -16,7 +16,14 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
-from functions.shared.names import InvalidName, check_endpoint_name, check_model_name
+from functions.shared.names import (
+    COMPONENT_FORMS,
+    InvalidName,
+    check_endpoint_name,
+    check_model_name,
+    is_component_ref,
+    parse_component_ref,
+)
 
 DEFAULT_MODEL = "credit-card-default"
 # ModelConfig.serving: modelops' scoring entry point, or AzureML's no-code MLflow deployment
@@ -80,8 +87,9 @@ class ModelConfig:
     # skops types this model's files may load (MLflow models saved with skops): the platform's list,
     # never the file's own
     skops_trusted_types: tuple[str, ...] = ()
-    # how this model is retrained (ports.RetrainingRecipe): its AzureML pipeline job YAML, and the
-    # local platform's command ({training_data}, {output}, {model} are filled in)
+    # how this model is retrained (ports.RetrainingRecipe): its AzureML pipeline job YAML or registered
+    # component (azureml:<name>:<version>, azureml://registries/…), and the local platform's command
+    # ({training_data}, {output}, {model} are filled in)
     retraining_pipeline: str = ""
     retraining_command: tuple[str, ...] = ()
     # how deployments serve the model: "modelops" — modelops' scoring entry point (ml/score.py, which
@@ -127,9 +135,14 @@ def _check(cfg: ModelConfig) -> None:
     if cfg.retraining_command and not any("{output}" in part for part in cfg.retraining_command):
         raise ConfigError(f"{where}.retraining_command must write the model to {{output}} (it is registered from "
                           "there), e.g. [\"python\", \"-m\", \"my.train\", \"--out\", \"{output}\"]")
-    if cfg.retraining_pipeline and not (cfg.retraining_pipeline.endswith((".yml", ".yaml"))):
-        raise ConfigError(f"{where}.retraining_pipeline must be a pipeline job YAML file (…/train.yml), got "
-                          f"{cfg.retraining_pipeline!r}")
+    if is_component_ref(cfg.retraining_pipeline):
+        try:
+            parse_component_ref(cfg.retraining_pipeline)
+        except InvalidName as exc:
+            raise ConfigError(f"{where}.retraining_pipeline: {exc}") from None
+    elif cfg.retraining_pipeline and not cfg.retraining_pipeline.endswith((".yml", ".yaml")):
+        raise ConfigError(f"{where}.retraining_pipeline must be a pipeline job YAML file (…/train.yml) or a "
+                          f"registered component ({COMPONENT_FORMS}), got {cfg.retraining_pipeline!r}")
     if cfg.serving not in SERVING_MODES:
         raise ConfigError(f"{where}.serving must be one of {', '.join(SERVING_MODES)}, got {cfg.serving!r}")
     if cfg.contract:
@@ -170,9 +183,11 @@ class ManagedModels:
 
 
 def load_managed_models(raw: str | None, overrides: Mapping[str, Any] | None = None,
-                        files: Mapping[str, tuple[str, Any]] | None = None) -> ManagedModels:
+                        files: Mapping[str, tuple[str, Any]] | None = None,
+                        platform: str | None = None) -> ManagedModels:
     """Parse MODELOPS_MODELS and the per-model files ({model: (file, values)}). `overrides` apply
-    to every model (e.g. short bake times in a demo)."""
+    to every model (e.g. short bake times in a demo); `platform` ("local", "azure") adds what that
+    platform cannot do (see build_model_config)."""
     files = dict(files or {})
     if raw is None or not raw.strip():
         spec: dict[str, Any] = {} if files else {DEFAULT_MODEL: {}}
@@ -195,15 +210,18 @@ def load_managed_models(raw: str | None, overrides: Mapping[str, Any] | None = N
     for name, values, path in entries:
         values = values or {}  # null: the defaults; not an object: build_model_config says so
         models[name] = build_model_config(name, _merge(dict(overrides or {}), values)
-                                          if isinstance(values, Mapping) else values, where=path)
+                                          if isinstance(values, Mapping) else values, where=path, platform=platform)
     return ManagedModels(models)
 
 
-def build_model_config(name: str, values: Mapping[str, Any], where: str | None = None) -> ModelConfig:
+def build_model_config(name: str, values: Mapping[str, Any], where: str | None = None,
+                       platform: str | None = None) -> ModelConfig:
     """ModelConfig from a model's overrides; the ConfigError names every field that is wrong (and
     `where` they came from: MODELOPS_MODELS['<model>'] or the model's file).
     The values are JSON data (the app setting, a Durable payload): pydantic reads them as JSON, where
-    strict means JSON's types (an array for canary.steps, an object for gates)."""
+    strict means JSON's types (an array for canary.steps, an object for gates).
+    With `platform` "local", a configuration the embedded platform cannot carry out is refused too
+    (a registered component as the only retraining: only AzureML runs components)."""
     from pydantic import ValidationError
 
     setting = f"MODELOPS_MODELS[{name!r}]"
@@ -213,10 +231,17 @@ def build_model_config(name: str, values: Mapping[str, Any], where: str | None =
             raise ConfigError(f"{where}: unknown field(s) name")
         values = {**values, "name": name}
     try:
-        return _validator().validate_json(json.dumps(values))
+        cfg = _validator().validate_json(json.dumps(values))
     except ValidationError as exc:
         problems = "; ".join(_problem(setting, error) for error in exc.errors())
         raise ConfigError(_in_file(problems, setting, where)) from None
+    if platform == "local" and is_component_ref(cfg.retraining_pipeline) and not cfg.retraining_command:
+        raise ConfigError(_in_file(
+            f"{setting}.retraining_pipeline {cfg.retraining_pipeline!r} is a registered AzureML component, which "
+            "the local platform (MODELOPS_PLATFORM=local) cannot run: set retraining_command, its local "
+            'equivalent (e.g. ["{python}", "-m", "my.train", "--out", "{output}"]), or check this '
+            "configuration with MODELOPS_PLATFORM=azure", setting, where))
+    return cfg
 
 
 def _in_file(message: str, setting: str, where: str) -> str:

@@ -81,10 +81,11 @@ def parse_model_file(data: bytes, suffix: str, path: str) -> Any:
     return values
 
 
-def managed_models(models_json: str | None, folder: Path | None, overrides: dict[str, Any] | None = None
-                   ) -> ManagedModels:
-    """Every managed model: MODELOPS_MODELS and the folder's files, validated together."""
-    return load_managed_models(models_json, overrides, read_model_files(folder))
+def managed_models(models_json: str | None, folder: Path | None, overrides: dict[str, Any] | None = None,
+                   platform: str | None = None) -> ManagedModels:
+    """Every managed model: MODELOPS_MODELS and the folder's files, validated together (and against
+    what `platform` can do, when it is given)."""
+    return load_managed_models(models_json, overrides, read_model_files(folder), platform)
 
 
 def store_key(model: str, suffix: str) -> str:
@@ -123,10 +124,12 @@ class ModelConfigs:
     docstring). Thread-safe; a store that cannot be read keeps the previous answer."""
 
     def __init__(self, models_json: str | None, folder: Path | None, overrides: dict[str, Any] | None = None, *,
-                 refresh_seconds: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+                 platform: str | None = None, refresh_seconds: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.overrides = dict(overrides or {})
+        self.platform = platform  # what the files are checked against too (None: configuration only)
         folder_files = read_model_files(folder)
-        self.base = load_managed_models(models_json, self.overrides, folder_files)
+        self.base = load_managed_models(models_json, self.overrides, folder_files, platform)
         self.implicit_default = not (models_json or "").strip() and not folder_files
         self.refresh_seconds = refresh_seconds
         self._clock = clock
@@ -162,7 +165,8 @@ class ModelConfigs:
                                    "too (keep one)")
                 continue
             try:
-                models[model] = load_managed_models(None, self.overrides, {model: (where, values)}).get(model)
+                models[model] = load_managed_models(None, self.overrides, {model: (where, values)},
+                                                     self.platform).get(model)
                 self._last_good[model] = models[model]
             except ConfigError as exc:
                 problems[model] = str(exc)

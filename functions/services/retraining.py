@@ -95,10 +95,13 @@ def handle_alert(alert: Alert, store: Store, jobs: Jobs, policy: AlertPolicy, *,
     try:
         return _decide_and_launch(alert, model, store, jobs, policy, now, dry_run)
     except PlatformError as exc:
-        log_event(logger, "alert_transient_failure", logging.WARNING, alert_id=alert.alert_id, error=str(exc))
         if exc.transient:
+            log_event(logger, "alert_transient_failure", logging.WARNING, alert_id=alert.alert_id, error=str(exc))
             return AlertAnswer(503, {"error": f"temporarily unable to process the alert: {str(exc)[:300]}",
                                 "alert_id": alert.alert_id})
+        # permanent (a component without the model input, one the platform cannot run, …): the action
+        # group does not retry a 502, so this log record is where the reason stays
+        log_event(logger, "retraining_refused", logging.ERROR, alert_id=alert.alert_id, model=model, error=str(exc))
         return AlertAnswer(502, {"error": f"platform refused the retraining: {str(exc)[:300]}",
                             "alert_id": alert.alert_id})
 

@@ -12,6 +12,7 @@ The parts (each module's docstring lists its routes and what it enforces):
     service.py     `FakeAzureML`: the workspace and the routing over the parts below
     endpoints.py   online endpoints and their deployments (traffic rules, keys, scoring URIs)
     assets.py      workspace models and data assets, the registry (discovery, models, import)
+    components.py  registered components (workspace and registry versions, "latest")
     storage.py     datastores (+ listSecrets) and the registry's SAS references: where model files are
     jobs.py        jobs (create, update, list)
     operations.py  long-running operations (Azure-AsyncOperation / Location polling)

@@ -141,6 +141,7 @@ class Assets:
         if rest == "/import" and c.method == "POST":
             self._registry_import(c, reg)
         self._registry_storage_routes(c, reg, rest)
+        self._component_routes(c, reg, rest)
 
     # ---------------------------------------------------------------- data and jobs
 

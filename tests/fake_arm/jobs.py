@@ -7,7 +7,8 @@
                           `listViewType`; newest first; pages of `job_page_size` with nextLink)
 
 Jobs are not long-running operations: they stay in the status the PUT gave them until a test moves
-them (`set_job_status`). Components referenced by a job are not checked.
+them (`set_job_status`). Components referenced by a job are not checked (tests assert the
+`componentId` a node sends against the ids components.py serves).
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ import threading
 import uuid
 
 from tests.fake_arm.assets import Assets
+from tests.fake_arm.components import Components
 from tests.fake_arm.endpoints import OnlineEndpoints
 from tests.fake_arm.jobs import Jobs
 from tests.fake_arm.operations import Operations, _Operation
@@ -28,7 +29,7 @@ from tests.fake_arm.transport import Call, Transport, _error, _Failure, _Reply
 from tests.fake_credentials import TENANT
 
 
-class FakeAzureML(OnlineEndpoints, Assets, Storage, Jobs, Operations, Transport):
+class FakeAzureML(OnlineEndpoints, Assets, Components, Storage, Jobs, Operations, Transport):
     """In-memory ARM + AzureML registry answering the SDK's REST calls (see the package docstring)."""
 
     def __init__(self, *, settle_after: int | None = 1, location: str = LOCATION, retry_after: float = 0.02) -> None:
@@ -56,6 +57,8 @@ class FakeAzureML(OnlineEndpoints, Assets, Storage, Jobs, Operations, Transport)
         self.scoring_uris: dict[str, str] = {}
         self.data: dict[tuple[str, str], dict] = {}
         self.jobs: dict[str, dict] = {}  # insertion order = creation order
+        self.components: dict[tuple[str | None, str, str], dict] = {}  # (registry or None, name, version)
+        self._component_clock = itertools.count(1)
         self.job_page_size: int | None = None
         self.add_workspace(WORKSPACE)
         self.add_registry(REGISTRY)
@@ -100,6 +103,7 @@ class FakeAzureML(OnlineEndpoints, Assets, Storage, Jobs, Operations, Transport)
         self._endpoint_routes(c, rest)
         self._workspace_asset_routes(c, ws, rest)
         self._datastore_routes(c, ws, rest)
+        self._component_routes(c, None, rest)
         self._job_routes(c, rest)
 
     # ---------------------------------------------------------------- workspace

@@ -44,6 +44,20 @@ What the SDK does on the wire (azure-ai-ml 1.35), and what this adapter does abo
 - `jobs.list` has no status or tag-value filter: `tag=` is a tag KEY filter and `jobType=` narrows
   to pipelines; the model's tag value and the status are checked here. The list is newest first and
   paged (the SDK follows nextLink), so it grows with the workspace's retraining history.
+- A model whose `retraining_pipeline` names a registered component (`azureml:<name>:<version>`,
+  `azureml:<name>@latest`, `azureml://registries/<r>/components/<name>/versions/<v>` or
+  `…/labels/latest`) gets a pipeline job of ONE node (`retrain`) running that component — a pipeline
+  component or a command component. `components.get(name=, version=)` (or `label="latest"`: the most
+  recently created version, `GET …/components/<name>/versions?$orderBy=createdtime desc&$top=1`)
+  reads it: from the workspace client, or for a registry from a registry MLClient (built on first
+  use: registry discovery is one more request). The component's declared inputs are checked before
+  anything is sent: it must declare `model_input` (modelops sets it to the model's name), every
+  other input modelops sets must be declared, and every required input without a default must be
+  one modelops sets. The node is bound to the component object the service returned, so the PUT
+  carries `jobs.retrain.componentId` = its id (the workspace ARM id, or the registry's
+  `azureml://registries/…` id) and no component is registered or uploaded. The name, tags,
+  experiment, GET-before-PUT and lost-race handling are the YAML pipeline's; `default_compute` is
+  the default pipeline's (ml/pipelines/train.yml `settings.default_compute`) unless `compute` is given.
 """
 
 from __future__ import annotations
@@ -57,6 +71,7 @@ from typing import Any
 from functions.adapters.azure.errors import azure_errors, is_not_found
 from functions.ports import Conflict, PlatformError, RetrainingRecipe
 from functions.settings import ML_DIR
+from functions.shared.names import ComponentRef, InvalidName, is_component_ref, parse_component_ref
 
 DEFAULT_PIPELINE = ML_DIR / "pipelines" / "train.yml"
 DEFAULT_DRIFT_JOB = ML_DIR / "jobs" / "drift.yml"
@@ -66,6 +81,9 @@ RUNNING_STATES = frozenset({"NotStarted", "Queued", "Preparing", "Provisioning",
 # AzureML run ids: letters, digits, '_' and '-' (the name is a URL path segment and the Studio run id).
 JOB_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,254}$")
 ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
+COMPONENT_NODE = "retrain"  # the one node of a registered component's retraining job
+COMPONENT_TYPES = ("pipeline", "command")
+LITERAL_INPUT_TYPES = frozenset({"string", "integer", "number", "boolean"})  # others are assets: a str is a path
 
 
 class AzureJobs:
@@ -74,10 +92,16 @@ class AzureJobs:
     def __init__(self, ml_client: Any, pipeline_yaml: str | Path = DEFAULT_PIPELINE, *,
                  components: str | Mapping[str, str] = "registered", model_input: str = "model_name",
                  drift_yaml: str | Path = DEFAULT_DRIFT_JOB, drift_datastore: str = "", drift_code: str = "",
-                 drift_environment: str = "") -> None:
+                 drift_environment: str = "", registry_clients: Callable[[str], Any] | None = None,
+                 compute: str | None = None) -> None:
+        """`registry_clients(name)`: a registry MLClient, for models retrained by a registry's
+        component; `compute`: the default compute of a component's job (None: the default pipeline's)."""
         if isinstance(components, str) and components not in ("registered", "local"):
             raise ValueError(f"components must be 'registered', 'local' or a mapping, not {components!r}")
         self._ml = ml_client
+        self._registry_clients = registry_clients
+        self._registries: dict[str, Any] = {}
+        self.compute = compute
         self.pipeline_yaml = Path(pipeline_yaml)
         self.components = components
         self.model_input = model_input
@@ -97,7 +121,13 @@ class AzureJobs:
         "tags", "experiment", "display_name", "created_at", "submitted"}. An existing job of that name
         is returned as it is (`submitted: False`) whatever its state — a failed job is retried under a
         new name — unless it belongs to another model (Conflict). A recipe's `pipeline` (a YAML path,
-        relative to the repository) replaces the default pipeline for that model."""
+        relative to the repository, or a registered component) replaces the default pipeline for that model."""
+        if recipe is not None and is_component_ref(recipe.pipeline):
+            try:
+                ref = parse_component_ref(recipe.pipeline)
+            except InvalidName as exc:
+                raise PlatformError(f"retraining pipeline of {model}: {exc}") from None
+            return self._submit_component(ref, job_name, model, tags, inputs, experiment, display_name)
         if recipe is not None and recipe.pipeline:
             return self._with_pipeline(recipe.pipeline).submit_retraining(
                 job_name, model, tags, inputs, None, experiment, display_name=display_name)
@@ -114,6 +144,25 @@ class AzureJobs:
                     f"submit retraining job {job_name}: HTTP {_status(exc)} {_first_line(exc)} (the pipeline "
                     f"references registered components {', '.join(self._pipeline().registered.values())}: "
                     "are they registered? `az ml component create -f ml/components/<step>.yml`)") from exc
+
+        return self._create(job, job_name, model, "retraining", explain)
+
+    def _submit_component(self, ref: ComponentRef, job_name: str, model: str, tags: dict[str, str],
+                          inputs: dict[str, Any] | None, experiment: str, display_name: str | None) -> dict[str, Any]:
+        _check_name(job_name, "job")
+        _check_name(experiment, "experiment")
+        existing = self.get_job(job_name)  # before the component is read: a resubmission costs one GET
+        if existing is not None:
+            return self._existing(existing, job_name, model)
+        job = self.build_component_job(ref, job_name, model, tags, inputs, experiment, display_name=display_name)
+        component = job.jobs[COMPONENT_NODE].component
+        component_id = str(component if isinstance(component, str) else getattr(component, "id", "") or "")
+        component_id = component_id.removeprefix("azureml:") if component_id.startswith("azureml:/") else component_id
+
+        def explain(exc: Exception) -> None:
+            if _status(exc) in (400, 404):
+                raise PlatformError(f"submit retraining job {job_name}: HTTP {_status(exc)} {_first_line(exc)} (its "
+                                    f"one step runs component {ref}, {component_id})") from exc
 
         return self._create(job, job_name, model, "retraining", explain)
 
@@ -245,6 +294,86 @@ class AzureJobs:
         job.display_name = display_name or f"retrain {model}"
         job.tags = {**(job.tags or {}), **{str(k): str(v) for k, v in tags.items()}, MODEL_TAG: model}
         return job
+
+    def build_component_job(self, ref: ComponentRef, job_name: str, model: str, tags: Mapping[str, Any],
+                            inputs: Mapping[str, Any] | None = None, experiment: str = "modelops-retraining", *,
+                            display_name: str | None = None) -> Any:
+        """The PipelineJob `submit_retraining` sends for a registered component: one node running it,
+        with the model's name in `model_input` and `inputs` checked against what the component
+        declares. Reads the component (GET; a registry's first use adds its discovery); sends nothing."""
+        from azure.ai.ml import Input
+        from azure.ai.ml.entities import PipelineJob, PipelineJobSettings
+
+        component = self._component(ref)
+        if component.type not in COMPONENT_TYPES:
+            raise PlatformError(f"retraining component {ref} is a {component.type} component: modelops runs a "
+                                f"pipeline or command component as the retraining job's one step")
+        declared = dict(component.inputs or {})
+        listed = ", ".join(sorted(declared)) or "none"
+        if self.model_input not in declared:
+            raise PlatformError(f"retraining component {ref} declares no input {self.model_input!r}: modelops passes "
+                                f"the model's name in it (declare `{self.model_input}: {{type: string}}` under the "
+                                f"component's inputs; it declares: {listed})")
+        values = {**(inputs or {}), self.model_input: model}
+        arguments: dict[str, Any] = {}
+        for name, value in values.items():
+            if name not in declared:
+                raise PlatformError(f"retraining component {ref} has no input {name!r} (it declares: {listed})")
+            kind = declared[name].type
+            if isinstance(value, str) and kind not in LITERAL_INPUT_TYPES:
+                value = Input(type=kind, path=value)  # a new path for an asset input
+            arguments[name] = value
+        missing = sorted(name for name, port in declared.items()
+                         if name not in arguments and not port.optional and port.default is None)
+        if missing:
+            raise PlatformError(f"retraining component {ref} requires input(s) {', '.join(missing)}, which modelops "
+                                f"does not set (it sets {', '.join(sorted(arguments))}): give them defaults in the "
+                                "component")
+        with _errors(f"build retraining job {job_name} from component {ref}"):
+            node = component(**arguments)
+        compute = self._component_compute()
+        return PipelineJob(
+            jobs={COMPONENT_NODE: node}, name=job_name, experiment_name=experiment,
+            display_name=display_name or f"retrain {model}", description=f"modelops retraining of {model}: {ref}",
+            tags={**{str(k): str(v) for k, v in tags.items()}, MODEL_TAG: model},
+            settings=PipelineJobSettings(default_compute=compute) if compute else None,
+        )
+
+    def _component(self, ref: ComponentRef) -> Any:
+        """The registered component `ref` names, as the service has it (its `id` is what the job references)."""
+        action = f"get retraining component {ref}"
+        with _errors(action):
+            client = self._ml if ref.registry is None else self._registry(ref.registry)
+            try:
+                if ref.version:
+                    return client.components.get(name=ref.name, version=ref.version)
+                return client.components.get(name=ref.name, label=ref.label)
+            except Exception as exc:
+                if is_not_found(exc) or _no_such_asset(exc):
+                    raise PlatformError(f"{action}: no such component in {ref.place} (register it there: `az ml "
+                                        "component create -f <component>.yml"
+                                        f"{' --registry-name ' + ref.registry if ref.registry else ''}`)") from exc
+                raise
+
+    def _registry(self, name: str) -> Any:
+        if name not in self._registries:
+            if self._registry_clients is None:
+                raise PlatformError(f"registry {name}: this AzureJobs has no registry client factory "
+                                    "(AzureJobs(..., registry_clients=...))")
+            self._registries[name] = self._registry_clients(name)  # discovery: one request
+        return self._registries[name]
+
+    def _component_compute(self) -> str:
+        """The default compute of a component's job: `compute`, else the default pipeline's."""
+        if self.compute is None:
+            import yaml
+
+            try:
+                doc = yaml.safe_load(DEFAULT_PIPELINE.read_text()) or {}
+            except (OSError, yaml.YAMLError) as exc:
+                raise PlatformError(f"cannot read the default compute from {DEFAULT_PIPELINE}: {exc}") from exc
+            self.compute = str((doc.get("settings") or {}).get("default_compute") or "")
+        return self.compute.removeprefix("azureml:")  # in code the SDK takes the compute's name
 
     def _input_overrides(self, model: str, inputs: Mapping[str, Any]) -> list[dict[str, Any]]:
         declared = self._pipeline().inputs
@@ -386,6 +515,13 @@ def _summary(job: Any) -> dict[str, Any]:
 def _status_text(value: Any) -> str:
     raw = getattr(value, "value", value)
     return str(raw) if raw is not None else "Unknown"
+
+
+def _no_such_asset(exc: BaseException) -> bool:
+    """azure-ai-ml's answer to `label="latest"` for a name without versions: a ValidationException
+    ("Asset <name> does not exist in workspace <w>.") of type RESOURCE_NOT_FOUND, not an HTTP 404."""
+    kind = getattr(exc, "error_type", None)
+    return str(getattr(kind, "value", kind) or "").upper().replace(" ", "_") == "RESOURCE_NOT_FOUND"
 
 
 def _status(exc: BaseException) -> int | None:

@@ -2,7 +2,9 @@
 
 A retraining job trains on the newest labelled data for the model (`modelops train`, the same
 code the AzureML pipeline's steps run) in a subprocess, then registers the artifact as the next
-version in the local workspace — which emits ModelRegistered, and the rollout starts again.
+version in the local workspace — which emits ModelRegistered, and the rollout starts again. A model
+whose retraining is a registered AzureML component runs its `retraining_command` here; without one
+it is refused (PlatformError), never retrained by the default trainer in its place.
 
     <home>/jobs/<name>/job.json     status (Queued | Running | Completed | Failed), times, tags
     <home>/jobs/<name>/job.log      the training subprocess's output
@@ -27,6 +29,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from functions.shared.logs import log_event
+from functions.shared.names import is_component_ref
 from functions.ports import PlatformError, RetrainingRecipe
 
 TERMINAL = ("Completed", "Failed", "Canceled")
@@ -54,6 +57,11 @@ class LocalJobs:
     def submit_retraining(self, job_name: str, model: str, tags: dict[str, str],
                           inputs: dict[str, Any] | None = None,
                           recipe: RetrainingRecipe | None = None) -> dict[str, Any]:
+        if recipe is not None and is_component_ref(recipe.pipeline) and not recipe.command:
+            # refused at config load on this platform; a recipe built in code gets the same answer here
+            # rather than the default trainer standing in for the model's own pipeline
+            raise PlatformError(f"retraining of {model}: {recipe.pipeline} is a registered AzureML component, which "
+                                "the local platform cannot run: set the model's retraining_command")
         folder = self.root / job_name
         existing = self._claim(folder)
         if existing is not None:
