@@ -173,8 +173,13 @@ class App:
         self.adopt_contracts()
         return check_models(self.managed.names, self.store, self.references.reference_file, now=now,
                             window=window or timedelta(hours=self.settings.drift_window_hours),
-                            config=self.settings.drift_config(), report=report,
+                            config=self._drift_settings, report=report,
                             job_rows=self.settings.drift_job_rows, submit_drift_job=submit, alert=sink)
+
+    def _drift_settings(self, model: str) -> dict[str, Any]:
+        """MODELOPS_DRIFT_CONFIG, then the model's own `drift` settings over it."""
+        cfg = self.managed.get(model)
+        return {**self.settings.drift_config(), **(dict(cfg.drift) if cfg is not None else {})}
 
     def adopt_contracts(self) -> dict[str, str]:
         """Models released before contracts get their production version's contract (once; see

@@ -205,3 +205,44 @@ def test_the_drift_command_takes_the_contract(tmp_path):
     assert records["OverallDriftMetrics"]["data"]["dataset_drift"] is True
     assert [f["feature_name"] for f in records["FeatureDriftMetrics"]["data"]] == [
         *diabetes_contract().numeric, "progression"]
+
+
+def test_each_model_is_checked_with_its_own_drift_settings(tmp_path):
+    """check_models takes the settings per model (App: MODELOPS_DRIFT_CONFIG, then the model's
+    `drift`): the same window is judged for one model and too small for the other's minimum."""
+    from functions.services.monitoring import check_models
+
+    store = DirectoryStore(tmp_path / "store")
+    store_contract(store, IRIS_MODEL, "1", iris_contract(), current=True)
+    RolloutStore(store).set_production({"model": IRIS_MODEL, "version": "1", "id": "rollout-1"}, "blue",
+                                       {"blue": 100}, NOW.isoformat())
+    reference = tmp_path / "reference.parquet"
+    with_colour(iris_frame()).to_parquet(reference, index=False)
+    clean, _ = console_traffic(IRIS_MODEL, model_records(IRIS_MODEL, 300, seed=11), start=T0)
+    local_home_from(clean, tmp_path / "home")
+    export_model(IRIS_MODEL, LocalInferenceLogs(tmp_path / "home"), store, now=T0 + timedelta(hours=1, minutes=15),
+                 since=T0)
+    asked = []
+
+    def settings(model):
+        asked.append(model)
+        return {"min_current_rows": minimum}
+
+    for minimum, expected in ((100, "no_drift"), (1000, "insufficient_data")):
+        [item] = check_models([IRIS_MODEL], store, lambda m, v, tmp: reference, now=T0 + timedelta(hours=1),
+                              window=timedelta(hours=1), config=settings, report=False)
+        assert item["check"]["status"] == expected and item["check"]["rows"] == 300, item
+    assert asked == [IRIS_MODEL, IRIS_MODEL]
+
+
+def test_the_app_layers_a_models_drift_settings_over_the_global_ones(tmp_path):
+    from functions.bootstrap import build_app
+    from functions.settings import Settings
+
+    app = build_app(Settings.from_env({
+        "MODELOPS_HOME": str(tmp_path / "home"),
+        "MODELOPS_MODELS": json.dumps({"iris": {"drift": {"min_current_rows": 5000, "drift_share": 0.25}},
+                                       "credit": {}}),
+        "MODELOPS_DRIFT_CONFIG": json.dumps({"min_current_rows": 100, "threshold": 0.1})}))
+    assert app._drift_settings("iris") == {"min_current_rows": 5000, "drift_share": 0.25, "threshold": 0.1}
+    assert app._drift_settings("credit") == {"min_current_rows": 100, "threshold": 0.1}

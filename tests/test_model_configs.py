@@ -348,3 +348,12 @@ def test_models_put_validates_stores_lists_and_removes(tmp_path):
     assert _cli("remove", "iris", home=home).returncode == 0
     assert _cli("remove", "iris", home=home).returncode == 2
     assert "iris" not in {r["model"] for r in json.loads(_cli("list", "--json", home=home).stdout)}
+
+
+def test_models_validate_names_an_unknown_drift_setting(tmp_path):
+    write(tmp_path, "iris.yaml", "drift:\n  min_current_rows: 50\n  drift_shares: 0.3\n")
+    result = _cli("validate", models_dir=tmp_path)
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"{tmp_path / 'iris.yaml'}: drift.drift_shares is not a drift setting (known: "), line
+    assert "drift_share" in line and "min_current_rows" in line

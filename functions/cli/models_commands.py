@@ -164,7 +164,8 @@ def models_validate(
         if settings.models_json:
             checked.append("MODELOPS_MODELS")
             try:
-                load_managed_models(settings.models_json, platform=settings.platform)
+                for name, cfg in load_managed_models(settings.models_json, platform=settings.platform).models.items():
+                    problems.extend(_drift_problems(f"MODELOPS_MODELS[{name!r}]", cfg.drift))
             except ConfigError as exc:
                 problems.extend(_split(str(exc)))
         folder = settings.models_dir
@@ -183,7 +184,8 @@ def models_validate(
             problems.append(f"{path}: model {path.stem!r} also has {names[path.stem]} (keep one file per model)")
         names[path.stem] = str(path)
         try:
-            build_model_config(path.stem, read_model_file(path), where=str(path), platform=settings.platform)
+            cfg = build_model_config(path.stem, read_model_file(path), where=str(path), platform=settings.platform)
+            problems.extend(_drift_problems(str(path), cfg.drift))
         except ConfigError as exc:
             problems.extend(_split(str(exc)))
     if store:
@@ -207,6 +209,16 @@ def models_validate(
         if not problems:
             typer.echo(f"valid: {', '.join(checked) or 'the default configuration'}")
     raise typer.Exit(BAD_INPUT if problems else OK)
+
+
+def _drift_problems(where: str, drift: dict[str, Any]) -> list[str]:
+    """Unknown drift setting names (their values and column names are checked against the model's
+    contract when its drift check runs: the contract comes with the model version)."""
+    from ml.drift.config import DriftConfig
+
+    known = sorted(set(DriftConfig.__dataclass_fields__) - {"columns"})
+    unknown = sorted(set(drift) - set(known))
+    return [f"{where}: drift.{name} is not a drift setting (known: {', '.join(known)})" for name in unknown]
 
 
 def _split(message: str) -> list[str]:

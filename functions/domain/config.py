@@ -84,6 +84,10 @@ class ModelConfig:
     # response_key, response_kind …): applied over model_card.json / MLmodel / contract.json
     contract: dict[str, Any] = field(default_factory=dict, hash=False)  # (a dict: left out of the hash)
     allow_contract_change: bool = False  # release a version whose contract breaks the champion's callers
+    # this model's drift settings (ml.drift.DriftConfig's fields: thresholds, per-column methods and
+    # thresholds naming its own columns, min_current_rows …), over MODELOPS_DRIFT_CONFIG's; checked
+    # against the model's contract when its drift check runs, and by `modelops models validate`
+    drift: dict[str, Any] = field(default_factory=dict, hash=False)
     # skops types this model's files may load (MLflow models saved with skops): the platform's list,
     # never the file's own
     skops_trusted_types: tuple[str, ...] = ()

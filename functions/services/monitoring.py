@@ -448,11 +448,12 @@ def drift_job_submitter(jobs: Any, extra_inputs: dict[str, Any] | None = None,
 
 def check_models(models: list[str], store: Store, reference_file: Callable[[str, str, Path], Path], *,
                  now: datetime | None = None, window: timedelta = timedelta(hours=24),
-                 config: dict[str, Any] | None = None, report: bool = True, job_rows: int = 0,
-                 submit_drift_job: SubmitDriftJob | None = None,
+                 config: dict[str, Any] | Callable[[str], dict[str, Any]] | None = None, report: bool = True,
+                 job_rows: int = 0, submit_drift_job: SubmitDriftJob | None = None,
                  alert: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
                  contracts: ContractSource | None = None) -> list[dict[str, Any]]:
     """The drift timer: for each model, the results of finished drift jobs, then this window.
+    `config` is the drift settings, or a function of the model giving that model's.
     One model's failure never stops the others (an error item: `{"check": {..., "status": "error"},
     "error": ...}`). `alert(payload)` — the local platform's stand-in for Azure Monitor's log alert
     rule — receives the alert a drifted check raises and answers {"status", "body"}."""
@@ -460,7 +461,8 @@ def check_models(models: list[str], store: Store, reference_file: Callable[[str,
     for model in models:
         try:
             checks = collect_drift_jobs(store, model, now)
-            checks.append(run_drift_check(model, store, reference_file, now=now, window=window, config=config,
+            settings = config(model) if callable(config) else config
+            checks.append(run_drift_check(model, store, reference_file, now=now, window=window, config=settings,
                                           report=report, job_rows=job_rows, submit_drift_job=submit_drift_job,
                                           contracts=contracts))
         except Exception as exc:  # noqa: BLE001 - reported per model, never swallowed
