@@ -120,7 +120,8 @@ def test_above_the_threshold_the_local_drift_job_computes_the_in_process_verdict
         assert collected["check"]["status"] == "drift" and collected["check"]["job"] == name
         assert collected["check"]["dataset_drift"] is True and collected["check"]["result_key"] == f"{prefix}/result.json"
         history = json.loads(platform.store.get(f"drift/{MODEL}/history.json")[0])
-        assert history[-1]["dataset_drift"] is True and history[-1]["job"] == name
+        assert history["schema_version"] == 2
+        assert history["verdicts"][-1]["dataset_drift"] is True and history["verdicts"][-1]["job"] == name
         assert any("OverallDriftMetrics" in r.getMessage() for r in caplog.records)
         assert platform.store.list(f"drift/{MODEL}/pending/") != []  # the re-submitted window is pending again
         assert again["check"]["job"] == name
@@ -203,7 +204,7 @@ def test_a_corrupt_part_is_quarantined_and_the_check_still_judges_the_rest(tmp_p
         later = run_drift_check(MODEL, store, reference_of(platform), now=NOW + timedelta(hours=1), report=False,
                                 config=m_of_n)
         assert later.status == "drift" and later.quarantined_parts == 1 and later.sustained is True
-        history = json.loads(store.get(f"drift/{MODEL}/history.json")[0])
+        history = json.loads(store.get(f"drift/{MODEL}/history.json")[0])["verdicts"]
         assert [h["dataset_drift"] for h in history] == [True, True]
         assert store.list("quarantine/") == [CORRUPT_COPY, f"{CORRUPT_COPY}.json"]  # one copy, not one per run
 
@@ -246,7 +247,31 @@ def test_an_unreadable_history_does_not_wedge_the_check(tmp_path) -> None:
 
         assert check.status == "drift"
         assert store.get(f"quarantine/drift/{MODEL}/history-{STAMP}.json")[0] == broken
-        assert [h["dataset_drift"] for h in json.loads(store.get(f"drift/{MODEL}/history.json")[0])] == [True]
+        assert [h["dataset_drift"] for h in json.loads(store.get(f"drift/{MODEL}/history.json")[0])["verdicts"]] == [True]
+
+
+def test_a_history_written_before_schema_versions_is_read_and_a_newer_one_is_refused(tmp_path) -> None:
+    """Version 1 (a bare list, what earlier modelops wrote) counts towards M-of-N and is rewritten as
+    version 2; one from a newer modelops stops that model's check with both versions named, and
+    stays as it is."""
+    m_of_n = {"sustain_m": 2, "sustain_n": 2}
+    with platform_with_window(tmp_path, job_rows=0) as platform:
+        store = platform.store
+        old = [{"at": "2026-01-01T03:00:00+00:00", "version": "1", "dataset_drift": True}]
+        store.put(f"drift/{MODEL}/history.json", json.dumps(old).encode())
+        check = run_drift_check(MODEL, store, reference_of(platform), now=NOW, report=False, config=m_of_n)
+        assert check.status == "drift" and check.sustained is True  # the old verdict counted
+        rewritten = json.loads(store.get(f"drift/{MODEL}/history.json")[0])
+        assert rewritten["schema_version"] == 2 and [h["dataset_drift"] for h in rewritten["verdicts"]] == [True, True]
+        result = json.loads(store.get(check.result_key)[0])
+        assert result["schema_version"] == 2 and result["dataset_drift"] is True
+
+        newer = json.dumps({"schema_version": 3, "verdicts": [], "windows": {}}).encode()
+        store.put(f"drift/{MODEL}/history.json", newer)
+        [item] = platform.check_drift(now=NOW + timedelta(hours=1), alert=False, report=False)
+        assert item["check"]["status"] == "error" and "newer modelops (record schema 3" in item["error"], item
+        assert store.get(f"drift/{MODEL}/history.json")[0] == newer  # left for the newer modelops
+        assert store.list("quarantine/") == []
 
 
 def test_unreadable_drift_job_notes_and_results_are_set_aside(tmp_path) -> None:

@@ -54,9 +54,13 @@ from functions.services.export import exported_parts
 from functions.services.records import RolloutStore
 from functions.shared.contract import ModelContract
 from functions.shared.logs import log_event
+from functions.shared.versioned import readable_version, stamped
 from functions.ports import Conflict, ContractSource, Store
 
 logger = logging.getLogger("modelops.drift")
+# result.json, the verdict history and the drift jobs' pending notes: 1 = before the field existed
+# (a history was a bare list then); 2 = stamped, the history an object {"verdicts": [...]}
+SIGNAL_SCHEMA = 2
 ALERT_RULE = "modelops-dataset-drift"
 QUARANTINE_PREFIX = "quarantine/drift/"
 
@@ -182,7 +186,7 @@ def run_drift_check(model: str, store: Store, reference_file: Callable[[str, str
         # the skipped parts by their store keys (compute_drift only saw temporary file names)
         payload["quarantine"] = [{"part": parts.get(name, name), "copy": copies.get(name, ""), "reason": why}
                                  for name, why in sorted(quarantined.items())]
-        store.put(f"{prefix}/result.json", (json.dumps(payload, indent=2) + "\n").encode())
+        store.put(f"{prefix}/result.json", (json.dumps(stamped(payload, SIGNAL_SCHEMA), indent=2) + "\n").encode())
         report_key = ""
         if report and (tmp / "out" / "report.html").exists():
             report_key = f"{prefix}/report.html"
@@ -203,9 +207,13 @@ def run_drift_check(model: str, store: Store, reference_file: Callable[[str, str
                        quarantine=sorted(copies.values()))
     if dataset_drift is not None:
         history.append({"at": now.isoformat(), "version": version, "dataset_drift": bool(dataset_drift)})
-        store.put(history_key, json.dumps(history[-100:]).encode())
+        _write_history(store, history_key, history)
     log_event(logger, "drift_check", **{k: v for k, v in check.to_dict().items() if k != "records"})
     return check
+
+
+def _write_history(store: Store, key: str, history: list[dict[str, Any]]) -> None:
+    store.put(key, json.dumps(stamped({"verdicts": history[-100:]}, SIGNAL_SCHEMA)).encode())
 
 
 def _read_history(store: Store, model: str, stamp: str) -> list[dict[str, Any]]:
@@ -217,9 +225,13 @@ def _read_history(store: Store, model: str, stamp: str) -> list[dict[str, Any]]:
     if found is None:
         return []
     try:
-        history = json.loads(found[0])
+        stored = json.loads(found[0])
+        if isinstance(stored, dict):  # schema 2: {"schema_version": 2, "verdicts": [...]}
+            readable_version(stored, key, SIGNAL_SCHEMA)  # a newer one is refused, not set aside
+            stored = stored.get("verdicts")
+        history = stored  # schema 1: the bare list
         if not isinstance(history, list):
-            raise ValueError(f"a JSON {type(history).__name__}, not a list")
+            raise ValueError(f"a JSON {type(history).__name__}, not a list of verdicts")
     except ValueError as exc:  # (UnicodeDecodeError and JSONDecodeError are ValueErrors)
         copy = f"{QUARANTINE_PREFIX}{model}/history-{stamp}.json"
         _put_new(store, copy, found[0])
@@ -310,9 +322,9 @@ def _submit(model: str, version: str, stamp: str, rows: int, job_rows: int, stor
     job_config = {k: v for k, v in config.items() if k not in ("sustain_m", "sustain_n")}
     job = submit_drift_job(name, model, version, staged, output, job_config)
     # Remembered until a later timer run finds the job's result.json (collect_drift_jobs).
-    store.put(f"drift/{model}/pending/{stamp}.json", json.dumps({
+    store.put(f"drift/{model}/pending/{stamp}.json", json.dumps(stamped({
         "job": str(job.get("name") or name), "version": version, "result_key": f"{output}/result.json",
-        "report_key": f"{output}/report.html" if report else "", "rows": rows}).encode())
+        "report_key": f"{output}/report.html" if report else "", "rows": rows}, SIGNAL_SCHEMA)).encode())
     check = DriftCheck(model, "submitted", version, rows=rows, result_key=f"{output}/result.json",
                        report_key=f"{output}/report.html" if report else "",
                        reason=f"{rows} current rows > {job_rows} (MODELOPS_DRIFT_JOB_ROWS): drift job {name} "
@@ -336,6 +348,8 @@ def collect_drift_jobs(store: Store, model: str, now: datetime | None = None) ->
             continue
         try:
             pending = json.loads(found[0])
+            if isinstance(pending, dict):  # a newer note is refused (the model's check errors), not set aside
+                readable_version(pending, key, SIGNAL_SCHEMA)
             result_key, version = str(pending["result_key"]), str(pending["version"])
             pending.setdefault("report_key", "")
             pending.setdefault("job", "")
@@ -354,6 +368,7 @@ def collect_drift_jobs(store: Store, model: str, now: datetime | None = None) ->
             payload = json.loads(result[0])
             if not isinstance(payload, dict):
                 raise ValueError(f"a JSON {type(payload).__name__}, not an object")
+            readable_version(payload, result_key, SIGNAL_SCHEMA)  # (the job's own result.json: version 1)
         except ValueError as exc:
             copy = f"{QUARANTINE_PREFIX}{model}/{version}/results/{stamp}-{key.rsplit('/', 1)[-1]}"
             _put_new(store, copy, result[0])
@@ -382,7 +397,7 @@ def collect_drift_jobs(store: Store, model: str, now: datetime | None = None) ->
             history = _read_history(store, model, stamp)
             history.append({"at": now.isoformat(), "version": version, "dataset_drift": bool(dataset_drift),
                             "job": pending["job"]})
-            store.put(history_key, json.dumps(history[-100:]).encode())
+            _write_history(store, history_key, history)
         store.delete(key)
         log_event(logger, "drift_job_collected", **{k: v for k, v in check.to_dict().items() if k != "records"})
         done.append(check)

@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from functions.ports import Conflict, PlatformError, Store
+from functions.shared.versioned import readable_version, stamped
 
 SCHEMA_VERSION = 2  # 1: records before the field existed (same fields)
 
@@ -33,15 +34,12 @@ def _safe(text: str) -> str:
 
 
 def _dump(obj: Any) -> bytes:
-    return json.dumps({**obj, "schema_version": SCHEMA_VERSION}, indent=1, sort_keys=True, default=str).encode()
+    return json.dumps(stamped(obj, SCHEMA_VERSION), indent=1, sort_keys=True, default=str).encode()
 
 
 def _load(data: bytes, key: str) -> dict[str, Any]:
     record = json.loads(data)
-    version = record.get("schema_version", 1) if isinstance(record, dict) else None
-    if not isinstance(version, int) or version > SCHEMA_VERSION:
-        raise PlatformError(f"{key}: written by a newer modelops (record schema {version!r}; this one reads up to "
-                            f"{SCHEMA_VERSION}): upgrade modelops before it reads this store")
+    readable_version(record, key, SCHEMA_VERSION)
     return record
 
 
