@@ -1,0 +1,92 @@
+"""serving: mlflow_no_code — the gates talk to a no-code MLflow deployment in AzureML's wire shape
+({"input_data": <split frame>} in, a bare list out: ModelContract.for_serving) and judge what its
+scoring script can answer. Pure tests of the gates' requests and verdicts here; the end-to-end test
+runs the gates against a real azureml-inference-server-http process serving an MLflow model with
+ml/mlflow_no_code/score.py, the local stand-in for AzureML's script."""
+
+from __future__ import annotations
+
+import json
+
+from functions.domain import gates as g
+from functions.shared.contract import ModelContract
+
+BINARY = {
+    "features": [{"name": "age", "type": "numeric"}, {"name": "sex", "type": "categorical", "domain": ["f", "m"]}],
+    "target": "default", "task": "binary_classification", "response_kind": "probability", "metric": "f1",
+    "sample_request": {"data": [{"age": 40.0, "sex": "m"}]},
+}
+
+
+def test_the_invalid_requests_sent_to_a_no_code_deployment_are_the_ones_its_server_and_script_refuse():
+    wire = ModelContract.from_dict(BINARY).for_serving("mlflow_no_code")
+    kinds = g.invalid_requests(wire)
+    assert kinds == {
+        "not_json": "{'input_data': oops",
+        "not_an_object": "[1, 2, 3]",
+        "no_input_data": {"data": [[40.0, "m"]]},
+        "missing_feature": {"input_data": {"columns": ["sex"], "index": [0], "data": [["m"]]}},
+        "numeric_wrong_type": {"input_data": {"columns": ["age", "sex"], "index": [0], "data": [["thirty", "m"]]}},
+    }
+    # modelops' entry point gets the full set, in its own shape
+    assert "extra_feature" in g.invalid_requests(ModelContract.from_dict(BINARY))
+
+
+def test_a_no_code_deployment_passes_the_contract_gate_with_5xx_for_rows_its_signature_refuses():
+    server_error = (500, {"message": "An unexpected error occurred in scoring script. Check the logs for more info."})
+    answers = {"not_json": (400, {"message": "POST body could not be decoded as JSON"}),
+               "not_an_object": (400, {"message": "POST body should be a JSON dictionary."}),
+               "no_input_data": (400, {"message": "A value is not provided for the 'input_data' parameter."}),
+               "missing_feature": server_error, "numeric_wrong_type": server_error}
+    result = g.judge_contract(answers, g.NO_CODE_REFUSED)
+    assert result.passed, result.reason
+    assert result.reason == ("3 kinds of invalid request → 4xx with an error; missing_feature, numeric_wrong_type "
+                             "refused with a 5xx (AzureML's no-code scoring script has no 4xx for them)")
+    assert result.figures["refused_with_5xx"] == ["missing_feature", "numeric_wrong_type"]
+    # a row the script scored anyway, a 5xx for the envelope, or the same 5xx through modelops fail
+    assert not g.judge_contract({**answers, "missing_feature": (200, [1])}, g.NO_CODE_REFUSED).passed
+    assert not g.judge_contract({**answers, "no_input_data": server_error}, g.NO_CODE_REFUSED).passed
+    assert not g.judge_contract(answers).passed
+
+
+def test_the_contract_gate_sends_the_wire_shape_and_allows_5xx_only_for_no_code():
+    sent: list = []
+
+    class Answer:
+        def __init__(self, status: int, body: object) -> None:
+            self.status, self.body, self.elapsed_ms = status, body, 1.0
+
+    def score(body):  # a 500 for a row without "age", whatever the shape; 400 for the rest
+        sent.append(body)
+        frame = body.get("input_data") if isinstance(body, dict) else None
+        rows = body.get("data") if isinstance(body, dict) else None
+        no_age = (isinstance(frame, dict) and "age" not in frame["columns"]) or \
+            (isinstance(rows, list) and rows and isinstance(rows[0], dict) and "age" not in rows[0])
+        return Answer(500 if no_age else 400, {"message": "no"})
+
+    result = g.contract_gate(score, ModelContract.from_dict(BINARY).for_serving("mlflow_no_code"))
+    assert result.passed and result.figures["refused_with_5xx"] == ["missing_feature"]
+    assert sent[-1] == {"input_data": {"columns": ["age", "sex"], "index": [0], "data": [["thirty", "m"]]}}
+    records = g.contract_gate(score, ModelContract.from_dict(BINARY))  # modelops: every kind must be 4xx
+    assert not records.passed and records.reason.endswith("missing_feature → 500")
+
+
+def test_the_compatibility_gate_compares_contracts_and_serving_not_the_derived_wire():
+    contract = ModelContract.from_dict(BINARY)
+    same = g.judge_compatibility(contract, contract, False, "mlflow_no_code", "mlflow_no_code")
+    assert same.passed and same.figures["changes"] == []
+    switched = g.judge_compatibility(contract, contract, False, "mlflow_no_code", "modelops")
+    assert not switched.passed
+    assert switched.figures["changes"] == [
+        "serving 'modelops' → 'mlflow_no_code' (another request body and answer: the contract's request and "
+        "response → {\"input_data\": <split frame>} in, a bare list out)"]
+    assert g.judge_compatibility(contract, contract, True, "modelops", "mlflow_no_code").passed  # allowed
+
+
+def test_smoke_reads_the_bare_list():
+    wire = ModelContract.from_dict(BINARY).for_serving("mlflow_no_code")
+    assert g.judge_smoke(wire, 200, [1], 1).reason == "200 with one label per record as a bare JSON list"
+    assert not g.judge_smoke(wire, 200, {"predictions": [0.7]}, 1).passed
+    assert json.dumps(wire.sample_request) == '{"input_data": {"columns": ["age", "sex"], "index": [0], ' \
+                                              '"data": [[40.0, "m"]]}}'
+
