@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from functions.domain import gates as g
 from functions.shared.contract import ModelContract
 
@@ -90,3 +92,62 @@ def test_smoke_reads_the_bare_list():
     assert json.dumps(wire.sample_request) == '{"input_data": {"columns": ["age", "sex"], "index": [0], ' \
                                               '"data": [[40.0, "m"]]}}'
 
+
+
+# ---- end to end: the gates against a real server running the no-code scoring script -------------
+
+@pytest.mark.integration
+def test_the_rollouts_gates_pass_against_the_no_code_scoring_script_serving_an_mlflow_model(tmp_path):
+    """The iris MLflow model deployed no-code on the local platform: LocalEndpoints runs a real
+    azureml-inference-server-http with ml/mlflow_no_code/score.py (AzureML's no-code behaviour), and
+    the rollout's own activities read the contract and run every gate on AzureML's wire. Gated the
+    modelops way — the contract's {"data": [[...]]} — the same deployment fails its smoke gate."""
+    from functions.adapters.local.endpoints import LocalEndpoints
+    from functions.ports import DeploymentSpec, ModelRef
+    from functions.services import activities as act
+    from ml.mlflow_models import IRIS_TARGET, iris_frame, save_iris
+    from tests.conftest import SERVING_PYTHON, require_serving_env
+    from tests.fakes import FakeModelFiles, FakeRegistry, FakeTrafficLog, MemoryStore
+
+    require_serving_env()
+    folder = save_iris(tmp_path / "models" / "iris" / "1")
+    ref = ModelRef("iris", "1", str(folder), model_type="mlflow_model")
+    files = {name: (folder / name).read_bytes() for name in ("MLmodel", "contract.json", "input_example.json")}
+    features, target = iris_frame()
+    store = MemoryStore()
+    store.put("datasets/iris/evaluation.csv", features.assign(**{IRIS_TARGET: target}).to_csv(index=False).encode())
+    with LocalEndpoints(tmp_path / "home", SERVING_PYTHON, startup_timeout=60) as eps:
+        registry = FakeRegistry(workspace={"1": ref})
+        ports = act.RolloutPorts(eps, eps, registry, FakeTrafficLog(), store, FakeModelFiles({("iris", "1"): files}))
+        rollout = {"id": "r-1", "model": "iris", "version": "1", "event_id": "e-1", "topic": "t"}
+        read = act.read_contract(ports, rollout, serving="mlflow_no_code")
+        assert read["ok"], read
+        eps.begin_create_endpoint("iris-staging")
+        eps.begin_create_deployment(DeploymentSpec("iris-staging", "iris-v1", ref, no_code=True))
+        state = eps.wait_deployment("iris-staging", "iris-v1", timeout=60)
+        assert state.ready, state
+
+        gates = {"latency_requests": 5, "latency_p95_ms": 10_000.0, "min_metric": 0.9}
+        out = act.run_gates(ports, rollout, "staging", "iris-staging", "iris-v1", gates, "iris-prod", "now",
+                            serving="mlflow_no_code")
+        assert out["passed"], out
+        report = json.loads(store.get(out["report_key"])[0])
+        by_name = {gate["name"]: gate for gate in report["gates"]}
+        assert by_name["smoke"]["reason"] == "200 with one label per record as a bare JSON list"
+        assert by_name["smoke"]["figures"]["predictions"] == [0, 0]  # the two setosa rows of the sample
+        contract_figures = by_name["contract"]["figures"]
+        assert {k: contract_figures[k] for k in ("not_json", "not_an_object", "no_input_data")} == \
+            {"not_json": 400, "not_an_object": 400, "no_input_data": 400}  # the inference server's own 400s
+        assert contract_figures["refused_with_5xx"] == ["missing_feature", "numeric_wrong_type"]
+        assert by_name["quality"]["figures"]["metric"] == "accuracy" and by_name["quality"]["figures"]["value"] > 0.9
+
+        direct = eps.score("iris-staging", {"input_data": {"columns": list(features.columns), "index": [0],
+                                                           "data": [[6.7, 3.0, 5.2, 2.3]]}}, deployment="iris-v1")
+        assert (direct.status, direct.body) == (200, [2])  # a virginica, as the bare list predict returns
+
+        modelops_way = act.smoke(ports, rollout, "staging", "iris-staging", "iris-v1", serving="modelops")
+        assert not modelops_way["passed"]
+        assert modelops_way["reason"].startswith("sample request answered 400:") and "input_data" in \
+            modelops_way["reason"]
+        # no modelops validation or inference logging there: nothing for the export to read
+        assert "InputData" not in eps.console_log("iris-staging", "iris-v1").read_text()
