@@ -94,6 +94,32 @@ def test_smoke_reads_the_bare_list():
 
 
 
+def test_register_refuses_a_no_code_model_whose_contract_needs_probabilities_before_anything_starts(tmp_path):
+    """`modelops register` reads the contract as the rollout will, for the model's serving: a
+    contract.json gated on log_loss cannot be gated on a no-code deployment's labels (exit 2)."""
+    import os
+    import subprocess
+    import sys
+
+    from functions.settings import REPO_ROOT
+    from ml.mlflow_models import save_iris
+
+    folder = save_iris(tmp_path / "iris")
+    contract = json.loads((folder / "contract.json").read_text())
+    (folder / "contract.json").write_text(json.dumps({**contract, "response_kind": "class_probabilities",
+                                                      "metric": "log_loss"}))
+    env = {**os.environ, "MODELOPS_HOME": str(tmp_path / "home"),
+           "MODELOPS_MODELS": json.dumps({"iris": {"serving": "mlflow_no_code"}})}
+    out = subprocess.run([sys.executable, "-m", "functions.cli.main", "register", "--model-dir", str(folder),
+                          "--name", "iris"], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2, out
+    assert out.stderr == (f"error: --model-dir {folder} (serving: mlflow_no_code): metric 'log_loss' needs "
+                          "probabilities, but serving mlflow_no_code answers what the MLflow model's predict returns "
+                          "(labels): set contract.metric to accuracy or f1_macro in the model's configuration, or "
+                          "serve it with serving: modelops\n")
+    assert not (tmp_path / "home" / "workspace" / "models" / "iris").exists()  # nothing registered
+
+
 # ---- end to end: the gates against a real server running the no-code scoring script -------------
 
 @pytest.mark.integration
