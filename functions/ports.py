@@ -73,7 +73,8 @@ class DeploymentSpec:
     tags: dict[str, str] = field(default_factory=dict)
     # False: served by modelops' scoring entry point (ml/score.py) in the serving environment, for
     # every model format. True: AzureML's no-code MLflow deployment (no code, no environment: AzureML
-    # supplies both for an mlflow_model), which loses modelops' request validation and inference logs.
+    # supplies both for an mlflow_model), which loses modelops' request validation and inference logs;
+    # it takes and answers AzureML's wire shape, not the contract's (ModelContract.for_serving).
     no_code: bool = False
 
     def no_code_problem(self) -> str:

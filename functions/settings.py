@@ -14,6 +14,8 @@ from typing import Mapping
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ML_DIR = REPO_ROOT / "ml"
 SCORE_SCRIPT = ML_DIR / "score.py"
+# the local stand-in for AzureML's no-code MLflow scoring script (serving: mlflow_no_code)
+NO_CODE_SCORE_SCRIPT = ML_DIR / "mlflow_no_code" / "score.py"
 SAMPLE_REQUEST = ML_DIR / "sample.json"
 
 

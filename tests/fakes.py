@@ -158,6 +158,8 @@ class FakeEndpoints:
             name = max(traffic, key=traffic.get)
             dep = self.deployments[(endpoint, name)]
         raw = body if isinstance(body, (str, bytes)) else json.dumps(body)
+        if dep.spec.no_code:
+            return _no_code_answer(dep, raw)
         try:
             rows, _ = scoring.parse_request(raw)
         except scoring.RequestError as exc:
@@ -166,6 +168,34 @@ class FakeEndpoints:
 
     def live(self, endpoint: str) -> dict[str, int]:
         return dict(self.endpoints.get(endpoint, {}).get("traffic", {}))
+
+
+NO_CODE_SCRIPT_ERROR = "An unexpected error occurred in scoring script. Check the logs for more info."
+
+
+def _no_code_answer(dep: FakeDeployment, raw: str | bytes) -> ScoreResult:
+    """A no-code MLflow deployment as AzureML serves it (what ml/mlflow_no_code/score.py does for real
+    in tests/test_mlflow_no_code.py): its inference server answers 400 {"message"} for a body that is
+    not a JSON object with "input_data"; the script takes a "split" frame and answers the bare list
+    of pyfunc predict — here the label (1 at P ≥ 0.5) of the fake model's probability — and anything
+    it cannot score is a 500."""
+    from ml import score as scoring
+
+    try:
+        body = json.loads(raw)
+    except ValueError as exc:
+        return ScoreResult(400, {"message": f"POST body could not be decoded as JSON: {exc}"}, 1.0)
+    if not isinstance(body, dict):
+        return ScoreResult(400, {"message": "POST body should be a JSON dictionary."}, 1.0)
+    if "input_data" not in body:
+        return ScoreResult(400, {"message": "A value is not provided for the 'input_data' parameter."}, 1.0)
+    frame = body["input_data"]
+    try:
+        records = [dict(zip(frame["columns"], row, strict=True)) for row in frame["data"]]
+        rows, _ = scoring.parse_request(json.dumps({"data": records}))
+    except (TypeError, KeyError, ValueError, scoring.RequestError):
+        return ScoreResult(500, {"message": NO_CODE_SCRIPT_ERROR}, 1.0)
+    return ScoreResult(200, [1 if p >= 0.5 else 0 for p in dep.model(rows)], 2.0)
 
 
 @dataclass

@@ -79,6 +79,16 @@ def test_serving_is_modelops_entry_point_unless_no_code_mlflow_is_asked_for():
     with pytest.raises(ConfigError) as caught:
         load_managed_models('{"m": {"serving": true}}')
     assert str(caught.value) == f"{WHERE}.serving must be str, got True"
+
+
+def test_a_no_code_model_configured_with_a_probability_metric_is_refused():
+    with pytest.raises(ConfigError) as caught:
+        load_managed_models('{"m": {"serving": "mlflow_no_code", "contract": {"metric": "roc_auc"}}}')
+    assert str(caught.value) == (f"{WHERE}.contract.metric 'roc_auc' needs probabilities, but serving mlflow_no_code "
+                                 "answers labels (what the MLflow model's predict returns): use accuracy, f1 (binary) "
+                                 "or f1_macro, or serving: modelops")
+    assert load_managed_models('{"m": {"serving": "mlflow_no_code", "contract": {"metric": "f1"}}}').get("m")
+    assert load_managed_models('{"m": {"contract": {"metric": "roc_auc"}}}').get("m")  # modelops answers them
     with pytest.raises(ConfigError, match="serving must be one of"):
         ModelConfig(name="m", serving="no-code")
 

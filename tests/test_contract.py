@@ -77,6 +77,60 @@ def test_requests_and_answers_follow_the_shapes():
         probabilities.predictions({"result": [[0.2, 0.3]]}, 1)
 
 
+def test_a_no_code_deployments_wire_is_the_split_frame_in_and_a_bare_list_out():
+    """serving: mlflow_no_code — AzureML's script takes {"input_data": <split frame>} and answers the
+    bare list of pyfunc predict (labels for a classifier); records and rows contracts alike."""
+    binary = ModelContract.from_dict({**BINARY, "metric": "accuracy"})  # probability answers, a label metric
+    wire = binary.for_serving("mlflow_no_code", "credit/3")
+    assert (wire.request_shape, wire.response_kind, wire.response_key) == ("input_data", "label", "")
+    records = [{"age": 40.0, "sex": "male"}, {"age": 22.5, "sex": "female"}]
+    assert wire.request(records) == {"input_data": {"columns": ["age", "sex"], "index": [0, 1],
+                                                    "data": [[40.0, "male"], [22.5, "female"]]}}
+    assert wire.sample_request == {"input_data": {"columns": ["age", "sex"], "index": [0], "data": [[40.0, "male"]]}}
+    assert wire.sample_records() == BINARY["sample_request"]["data"]
+    assert wire.predictions([1, 0], 2) == [1, 0]
+    assert wire.answer_place == "as a bare JSON list"
+    with pytest.raises(ContractError, match="the answer is not a JSON list"):
+        wire.predictions({"predictions": [1, 0]}, 2)  # what modelops' entry point would have answered
+    with pytest.raises(ContractError, match="expected 2 answers as a bare JSON list, got 1"):
+        wire.predictions([1], 2)
+    with pytest.raises(ContractError, match="not a label"):
+        ModelContract.from_dict(IRIS).for_serving("mlflow_no_code").predictions([0.7], 1)  # not one of the classes
+    iris = ModelContract.from_dict(IRIS).for_serving("mlflow_no_code")  # rows in, {"result": [...]} out …
+    assert iris.sample_request == {"input_data": {"columns": IRIS_FEATURES, "index": [0],
+                                                  "data": [[4.6, 3.6, 1.0, 0.2]]}}  # … becomes the same wire
+    assert iris.predictions([2], 1) == [2]
+    regression = ModelContract.from_dict({**BINARY, "task": "regression", "response_kind": "value"})
+    assert regression.for_serving("mlflow_no_code").response_kind == "value"
+    # the model's contract is what the store keeps; modelops serving is the contract itself
+    assert binary.for_serving("modelops") is binary and binary.request_shape == "records"
+
+
+@pytest.mark.parametrize("metric", ["roc_auc", "log_loss"])
+def test_a_probability_metric_cannot_gate_a_no_code_deployment(metric):
+    contract = ModelContract.from_dict({**BINARY, "metric": metric})
+    with pytest.raises(ContractError) as caught:
+        contract.for_serving("mlflow_no_code", "model credit:3")
+    assert str(caught.value) == (
+        f"model credit:3: metric {metric!r} needs probabilities, but serving mlflow_no_code answers what the MLflow "
+        "model's predict returns (labels): set contract.metric to accuracy, f1 or f1_macro in the model's "
+        "configuration, or serve it with serving: modelops")
+    multiclass = ModelContract.from_dict({**IRIS, "response_kind": "class_probabilities", "metric": metric})
+    with pytest.raises(ContractError, match="set contract.metric to accuracy or f1_macro in"):
+        multiclass.for_serving("mlflow_no_code")
+    assert contract.for_serving("modelops") is contract  # modelops' entry point answers probabilities
+    with pytest.raises(ContractError, match="serving 'mlflow' is not one of modelops, mlflow_no_code"):
+        contract.for_serving("mlflow")
+
+
+def test_the_no_code_wire_shape_is_not_a_contracts_request_shape():
+    with pytest.raises(ContractError) as caught:
+        ModelContract.from_dict({**BINARY, "request_shape": "input_data"}, "contract.json")
+    assert str(caught.value) == ("contract.json: request_shape 'input_data' is the wire of serving: mlflow_no_code "
+                                 "(set serving in the model's configuration); a contract's request shape is records "
+                                 "or rows")
+
+
 def test_changes_that_break_callers_are_listed_and_domains_are_not():
     champion = ModelContract.from_dict(BINARY)
     assert ModelContract.from_dict({**BINARY, "features": [

@@ -317,14 +317,89 @@ def test_the_contract_is_read_stored_served_and_made_current_on_release():
     assert contract_step["details"]["metric"] == "roc_auc" and contract_step["details"]["features"] == 23
 
 
-@pytest.mark.parametrize("serving, no_code", [("modelops", False), ("mlflow_no_code", True)])
-def test_the_models_serving_reaches_both_deployments(serving, no_code):
-    h = Harness({"1": GOOD}, {"serving": serving})
+NO_CODE = {"serving": "mlflow_no_code", "contract": {"metric": "accuracy"}}  # labels out: a label metric
+
+
+@pytest.mark.parametrize("overrides, no_code", [({"serving": "modelops"}, False), (NO_CODE, True)])
+def test_the_models_serving_reaches_both_deployments(overrides, no_code):
+    h = Harness({"1": GOOD}, overrides)
     assert h.roll("1")["state"] == "succeeded"
     for endpoints, name in ((h.staging, h.config.staging_endpoint), (h.production, h.config.production_endpoint)):
         spec = endpoints.deployments[(name, deployment_name(MODEL, "1"))].spec
         assert spec.no_code is no_code
         assert "MODELOPS_CONTRACT" in spec.environment_variables  # set either way (a record, for no-code)
+
+
+def _serve(h: Harness, overrides: dict) -> None:
+    """The model's configuration from now on (a platform team changing it between two versions)."""
+    merged = json.loads(json.dumps(FAST))
+    merged.update(overrides)
+    h.config = load_managed_models(None, merged).get(MODEL)
+
+
+def test_a_no_code_model_is_gated_in_azuremls_wire_shape_and_its_labels():
+    """The fake deployments of a no-code spec answer as AzureML's script does (tests/fakes.py): only
+    {"input_data": <split frame>} scores, and the answer is a bare list of labels. Every gate passes
+    on that wire; with the contract's own {"data": [...]} the smoke gate could not."""
+    h = Harness({"1": GOOD}, NO_CODE)
+    out = h.roll("1")
+    assert out["state"] == "succeeded", out
+    report = json.loads(h.store.get(out["gate_report"])[0])
+    gates = {g["name"]: g for g in report["gates"]}
+    assert [g["name"] for g in report["gates"]] == ["compatibility", "smoke", "contract", "latency", "quality"]
+    assert gates["smoke"]["reason"] == "200 with one label per record as a bare JSON list"
+    assert set(gates["smoke"]["figures"]["predictions"]) <= {0, 1}
+    assert gates["contract"]["figures"]["no_input_data"] == 400  # the contract's own body: refused by the server
+    assert gates["contract"]["figures"]["refused_with_5xx"] == ["missing_feature", "numeric_wrong_type"]
+    assert gates["quality"]["figures"]["metric"] == "accuracy" and gates["quality"]["figures"]["value"] > 0.5
+    # what is stored (and compared with the next version) is the model's contract, not the wire
+    assert report["serving"] == "mlflow_no_code" and report["contract"]["request_shape"] == "records"
+    current = json.loads(h.store.get(f"contracts/{MODEL}/current.json")[0])
+    assert current["request_shape"] == "records" and current["response_key"] == "predictions"
+    production = next(r for r in h.rollouts.trail(MODEL, out["id"]) if r["step"] == "production_smoke")
+    assert set(production["details"]["figures"]["predictions"]) <= {0, 1}
+
+
+def test_a_no_code_model_gated_on_a_probability_metric_is_rejected_before_anything_is_deployed():
+    h = Harness({"1": GOOD}, {"serving": "mlflow_no_code"})  # the credit-card contract's metric: roc_auc
+    out = h.roll("1")
+    assert out["state"] == "rejected"
+    assert out["reason"] == (
+        "no usable contract: model credit-card-default:1 (serving: mlflow_no_code): metric 'roc_auc' needs "
+        "probabilities, but serving mlflow_no_code answers what the MLflow model's predict returns (labels): set "
+        "contract.metric to accuracy, f1 or f1_macro in the model's configuration, or serve it with serving: modelops")
+    assert h.staging.deployments == {} and h.production.deployments == {}
+    assert h.steps(out) == ["started", "rejected"]
+    assert h.store.get(f"contracts/{MODEL}/versions/1.json") is None
+
+
+def test_two_versions_served_no_code_have_the_same_contract_and_the_champion_is_asked_on_its_wire():
+    h = Harness({"1": GOOD, "2": GOOD}, NO_CODE)
+    assert h.roll("1")["state"] == "succeeded"
+    out = h.roll("2")
+    assert out["state"] == "succeeded", out
+    gates = {g["name"]: g for g in json.loads(h.store.get(out["gate_report"])[0])["gates"]}
+    assert gates["compatibility"]["figures"]["changes"] == []
+    # the champion (no-code too) answered the same rows as the challenger: the same accuracy
+    assert gates["quality"]["figures"]["champion_value"] == gates["quality"]["figures"]["value"]
+
+
+def test_switching_a_model_to_no_code_serving_is_a_change_for_its_callers():
+    h = Harness({"1": GOOD, "2": GOOD, "3": GOOD}, {"contract": {"metric": "accuracy"}})
+    assert h.roll("1")["state"] == "succeeded"
+    _serve(h, NO_CODE)
+    out = h.roll("2")
+    assert out["state"] == "rejected"
+    assert out["reason"].startswith("gate failed: compatibility: the contract changes what callers send or receive: "
+                                    "serving 'modelops' → 'mlflow_no_code' (another request body and answer: the "
+                                    "contract's request and response → {\"input_data\": <split frame>} in, a bare "
+                                    "list out)")
+    _serve(h, {**NO_CODE, "allow_contract_change": True})
+    out = h.roll("3")
+    assert out["state"] == "succeeded", out
+    quality = {g["name"]: g for g in json.loads(h.store.get(out["gate_report"])[0])["gates"]}["quality"]
+    # the modelops champion answers probabilities, the challenger labels: the bound only
+    assert quality["figures"]["champion_value"] is None and "answers otherwise" in quality["figures"]["champion_note"]
 
 
 def test_a_model_without_a_usable_contract_is_rejected_with_the_reason_and_nothing_deployed():

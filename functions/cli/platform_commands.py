@@ -204,7 +204,8 @@ def register(
     application = open_platform("register")
     with application:
         cfg = application.managed.get(name)
-        contract = _read_contract(artifact, cfg.contract if cfg is not None else {}, model_dir)
+        contract = _read_contract(artifact, cfg.contract if cfg is not None else {}, model_dir,
+                                  cfg.serving if cfg is not None else "modelops")
         evaluation = _read_evaluation(evaluation_data, contract) if evaluation_data is not None else None
         if cfg is not None:
             if evaluation is not None:
@@ -235,8 +236,9 @@ def register(
     raise typer.Exit(outcome_code(outcomes) if wait else OK)
 
 
-def _read_contract(folder: Path, overrides: dict[str, Any], model_dir: Path) -> Any:
-    """The model's contract as its rollout will read it (exit 2 naming the file and field)."""
+def _read_contract(folder: Path, overrides: dict[str, Any], model_dir: Path, serving: str) -> Any:
+    """The model's contract as its rollout will read it, one its `serving` can be gated on (exit 2
+    naming the file and field: a probability metric for a no-code MLflow deployment, too)."""
     from functions.shared.contract import ContractError
     from functions.shared.contract_sources import read_contract
     from functions.shared.model_folder import find_in_folder
@@ -246,7 +248,9 @@ def _read_contract(folder: Path, overrides: dict[str, Any], model_dir: Path) -> 
         return None if path is None else path.read_bytes()
 
     try:
-        return read_contract(read, overrides, where=f"--model-dir {model_dir}")
+        contract = read_contract(read, overrides, where=f"--model-dir {model_dir}")
+        contract.for_serving(serving, where=f"--model-dir {model_dir} (serving: {serving})")
+        return contract
     except ContractError as exc:
         fail(str(exc))
 

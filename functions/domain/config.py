@@ -16,6 +16,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
+from functions.shared.contract import NO_CODE_SERVING, PROBABILITY_METRICS, SERVING_MODES
 from functions.shared.names import (
     COMPONENT_FORMS,
     InvalidName,
@@ -26,8 +27,7 @@ from functions.shared.names import (
 )
 
 DEFAULT_MODEL = "credit-card-default"
-# ModelConfig.serving: modelops' scoring entry point, or AzureML's no-code MLflow deployment
-SERVING_MODES = ("modelops", "mlflow_no_code")
+# ModelConfig.serving (SERVING_MODES): modelops' scoring entry point, or AzureML's no-code MLflow deployment
 
 
 class ConfigError(ValueError):
@@ -100,8 +100,10 @@ class ModelConfig:
     # validates requests by the contract and logs inputs/outputs for drift) in the serving environment,
     # for every format, MLflow models included; "mlflow_no_code" — AzureML's no-code MLflow deployment
     # (AzureML supplies the scoring script and environment; the model must be registered as an
-    # mlflow_model). No-code serving loses modelops' request validation and inference logging, and
-    # AzureML's script takes {"input_data": ...}, not the contract's {"data": ...} the gates send.
+    # mlflow_model). No-code serving loses modelops' request validation and inference logging;
+    # AzureML's script takes {"input_data": <split frame>} and answers a bare list of labels or
+    # values, which is what the gates then send and read (ModelContract.for_serving): the quality
+    # metric must be one computed from labels (or a regression's).
     serving: str = "modelops"
 
     def __post_init__(self) -> None:
@@ -149,6 +151,10 @@ def _check(cfg: ModelConfig) -> None:
                           f"registered component ({COMPONENT_FORMS}), got {cfg.retraining_pipeline!r}")
     if cfg.serving not in SERVING_MODES:
         raise ConfigError(f"{where}.serving must be one of {', '.join(SERVING_MODES)}, got {cfg.serving!r}")
+    if cfg.serving == NO_CODE_SERVING and cfg.contract.get("metric") in PROBABILITY_METRICS:
+        raise ConfigError(f"{where}.contract.metric {cfg.contract['metric']!r} needs probabilities, but serving "
+                          f"{NO_CODE_SERVING} answers labels (what the MLflow model's predict returns): use "
+                          "accuracy, f1 (binary) or f1_macro, or serving: modelops")
     if cfg.contract:
         from functions.shared.contract import ModelContract
 

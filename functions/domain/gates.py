@@ -3,13 +3,18 @@ version's contract (functions/shared/contract.py): nothing here knows any model'
 
 compatibility  the challenger's contract vs the champion's: a change that breaks callers (a
                feature added, removed or retyped, another request shape, response kind or
-               classes) fails unless the model's configuration allows it
+               classes, another serving) fails unless the model's configuration allows it
 smoke          the contract's sample request → 200 and one valid answer per record
-contract       each kind of invalid request → 4xx with an error, never 5xx
+contract       each kind of invalid request → 4xx with an error, never 5xx (a no-code MLflow
+               deployment: see no_code_invalid_requests)
 latency        N single-row requests, p95 under a threshold
 quality        the contract's metric on the model's labelled evaluation set: within the floor
                (or ceiling, for a lower-is-better metric) and no worse than the champion on the
                same rows by more than the tolerance
+
+Every request is built, and every answer read, by the contract the gates are given: the
+deployment's wire contract (ModelContract.for_serving), which for a no-code MLflow deployment is
+AzureML's {"input_data": <split frame>} in and a bare list out.
 
 Scoring goes through the `Endpoints` port; the decisions (`judge_*`) are pure functions.
 """
@@ -22,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 from functions.domain.metrics import MetricError, compute
-from functions.shared.contract import ContractError, ModelContract
+from functions.shared.contract import INPUT_DATA, NO_CODE_SERVING, ContractError, ModelContract
 
 Score = Callable[[Any], Any]  # body -> ScoreResult (bound to endpoint + deployment)
 
@@ -44,10 +49,17 @@ class GateError(RuntimeError):
 
 # --- compatibility -------------------------------------------------------------------------------
 
-def judge_compatibility(challenger: ModelContract, champion: ModelContract | None, allowed: bool) -> GateResult:
+def judge_compatibility(challenger: ModelContract, champion: ModelContract | None, allowed: bool,
+                        serving: str = "modelops", champion_serving: str = "modelops") -> GateResult:
+    """The model's contracts (never the wire shapes derived from them: two versions served the same
+    way have the same wire when their contracts agree), and how each is served: another serving
+    changes the request body and the answer every caller sees."""
     if champion is None:
         return GateResult("compatibility", True, "no champion contract to compare with", {"changes": []})
     changes = challenger.changes_from(champion)
+    if serving != champion_serving:
+        changes.append(f"serving {champion_serving!r} → {serving!r} (another request body and answer: "
+                       f"{_wire_words(champion_serving)} → {_wire_words(serving)})")
     figures = {"changes": changes, "allowed": allowed}
     if not changes:
         return GateResult("compatibility", True, "same contract as the champion (features, request and response)",
@@ -60,11 +72,16 @@ def judge_compatibility(challenger: ModelContract, champion: ModelContract | Non
                                               "to release it)", figures)
 
 
+def _wire_words(serving: str) -> str:
+    return "{\"input_data\": <split frame>} in, a bare list out" if serving == NO_CODE_SERVING else \
+        "the contract's request and response"
+
+
 # --- smoke ---------------------------------------------------------------------------------------
 
 def smoke(score: Score, contract: ModelContract) -> GateResult:
     answer = score(contract.sample_request)
-    return judge_smoke(contract, answer.status, answer.body, len(contract.sample_request["data"]), answer.elapsed_ms)
+    return judge_smoke(contract, answer.status, answer.body, len(contract.sample_records()), answer.elapsed_ms)
 
 
 def judge_smoke(contract: ModelContract, status: int, body: Any, n_records: int, elapsed_ms: float = 0.0) -> GateResult:
@@ -77,7 +94,7 @@ def judge_smoke(contract: ModelContract, status: int, body: Any, n_records: int,
         return GateResult("smoke", False, str(exc), figures)
     figures["predictions"] = answers[:10]
     what = contract.response_kind.replace("_", " ")
-    return GateResult("smoke", True, f"200 with one {what} per record under {contract.response_key!r}", figures)
+    return GateResult("smoke", True, f"200 with one {what} per record {contract.answer_place}", figures)
 
 
 # --- contract ------------------------------------------------------------------------------------
@@ -86,6 +103,8 @@ def invalid_requests(contract: ModelContract) -> dict[str, Any]:
     """One request per kind of invalid input, built from the contract's sample (raw strings are
     sent as they are). Kinds that need a categorical or a numeric feature are sent when the
     contract has one."""
+    if contract.request_shape == INPUT_DATA:
+        return no_code_invalid_requests(contract)
     # JSON text, not objects: no serializer nests this deep, and text fixes what goes on the wire
     # (an integer literal, the escape of a lone surrogate) whichever client sends it.
     depth = 100_000  # far beyond any JSON decoder's recursion limit
@@ -134,24 +153,67 @@ def invalid_requests(contract: ModelContract) -> dict[str, Any]:
     return kinds
 
 
+# The invalid requests a no-code MLflow deployment answers with a 5xx: AzureML's scoring script has
+# no 4xx of its own. Its inference server answers 400 {"message"} for a body that is not JSON, not an
+# object or has no "input_data" (azureml-inference-server-http 1.5.1, server/input_parsers.py
+# ObjectInput, server/routes.py handle_score), and 415 for another content type; anything the
+# script raises — a row its model's signature refuses, a frame pandas cannot read — is 500 {"message":
+# "An unexpected error occurred in scoring script. Check the logs for more info."} (routes.py,
+# UserScriptException). Measured against AzureML's script (Azure/azureml-assets mlflow_score_script.py)
+# on the iris MLflow model: a missing column and a text for a number → 500, an extra column and a
+# boolean for a number → 200 (ignored, coerced), {"input_data": [[...]]} → 500.
+NO_CODE_REFUSED = ("missing_feature", "numeric_wrong_type")
+
+
+def no_code_invalid_requests(contract: ModelContract) -> dict[str, Any]:
+    """The invalid requests sent to a no-code MLflow deployment (wire shape "input_data"): the ones
+    its inference server answers with a 4xx, and (NO_CODE_REFUSED) rows the model's signature
+    refuses, which must not be scored. Kinds AzureML's script accepts (an extra column, a boolean or
+    a huge number for a number) or answers from the server's own failure are not sent: modelops'
+    validation is not there to check."""
+    records = contract.sample_records()
+    first, names = contract.feature_names[0], contract.feature_names
+    kinds: dict[str, Any] = {
+        "not_json": "{'input_data': oops",
+        "not_an_object": "[1, 2, 3]",
+        # the body a caller of modelops' entry point would send: no "input_data"
+        "no_input_data": {"data": [[r[n] for n in names] for r in records]},
+        "missing_feature": {INPUT_DATA: {"columns": [n for n in names if n != first], "index": [0],
+                                         "data": [[records[0][n] for n in names if n != first]]}},
+    }
+    if contract.numeric:
+        kinds["numeric_wrong_type"] = contract.request([{**records[0], contract.numeric[0]: "thirty"}])
+    return kinds
+
+
 def contract_gate(score: Score, contract: ModelContract) -> GateResult:
     answers = {}
     for kind, body in invalid_requests(contract).items():
         answer = score(body)
         answers[kind] = (answer.status, answer.body)
-    return judge_contract(answers)
+    refused = NO_CODE_REFUSED if contract.request_shape == INPUT_DATA else ()
+    return judge_contract(answers, refused)
 
 
-def judge_contract(answers: dict[str, tuple[int, Any]]) -> GateResult:
-    failures = []
+def judge_contract(answers: dict[str, tuple[int, Any]], refused: tuple[str, ...] = ()) -> GateResult:
+    """Every kind → 4xx with an error; the `refused` kinds may be answered 5xx with an error
+    (refused, not scored: a no-code deployment has nothing else for them)."""
+    failures, five_xx = [], []
     for kind, (status, body) in answers.items():
         has_error = isinstance(body, dict) and bool(body.get("error") or body.get("message"))
-        if not (400 <= status < 500) or not has_error:
+        if kind in refused and 500 <= status < 600 and has_error:
+            five_xx.append(kind)
+        elif not (400 <= status < 500) or not has_error:
             failures.append(f"{kind} → {status}")
-    figures = {kind: status for kind, (status, _) in answers.items()}
+    figures: dict[str, Any] = {kind: status for kind, (status, _) in answers.items()}
     if failures:
         return GateResult("contract", False, "invalid requests not answered with a 4xx error: " + ", ".join(failures),
                           figures)
+    if five_xx:
+        figures["refused_with_5xx"] = five_xx
+        return GateResult("contract", True, f"{len(answers) - len(five_xx)} kinds of invalid request → 4xx with an "
+                                            f"error; {', '.join(five_xx)} refused with a 5xx (AzureML's no-code "
+                                            "scoring script has no 4xx for them)", figures)
     return GateResult("contract", True, f"{len(answers)} kinds of invalid request → 4xx with an error", figures)
 
 

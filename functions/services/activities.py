@@ -105,10 +105,11 @@ def set_production(p: RolloutPorts, rollout: dict, deployment: str, traffic: dic
     return {"ok": True}
 
 
-def read_contract(p: RolloutPorts, rollout: dict, overrides: dict | None = None) -> dict:
+def read_contract(p: RolloutPorts, rollout: dict, overrides: dict | None = None, serving: str = "modelops") -> dict:
     """The version's contract from its registered files (+ the model's configuration), stored at
     contracts/<model>/<version>.json. A model without a usable one is refused, with the reason:
-    {"ok": False, "reason"} — a fact about the files, so never retried."""
+    {"ok": False, "reason"} — a fact about the files, so never retried. So is one the model's
+    `serving` cannot gate (a probability metric for a no-code MLflow deployment, which answers labels)."""
     name, version = rollout["model"], rollout["version"]
     model = p.registry.get_workspace_model(name, version)
     if model is None:
@@ -116,6 +117,7 @@ def read_contract(p: RolloutPorts, rollout: dict, overrides: dict | None = None)
     try:
         contract = contract_of_files(lambda file: p.model_files.read(model, file), overrides or {},
                                      where=f"model {name}:{version}")
+        contract.for_serving(serving, where=f"model {name}:{version} (serving: {serving})")
     except ContractError as exc:
         return {"ok": False, "reason": str(exc)}
     contracts.store_contract(p.store, name, version, contract)
@@ -264,40 +266,65 @@ def _contract(p: RolloutPorts, rollout: dict, contract: dict | None) -> ModelCon
     return stored
 
 
+def _wire(contract: ModelContract, serving: str, what: str) -> ModelContract:
+    """What a deployment served `serving` takes and answers (ModelContract.for_serving); a contract
+    it cannot gate is a GateError (read_contract refuses such a version before anything is deployed)."""
+    try:
+        return contract.for_serving(serving, where=what)
+    except ContractError as exc:
+        raise g.GateError(str(exc)) from None
+
+
 def smoke(p: RolloutPorts, rollout: dict, workspace: str, endpoint: str, deployment: str,
-          contract: dict | None = None) -> dict:
-    result = g.smoke(_scorer(p.endpoints(workspace), endpoint, deployment), _contract(p, rollout, contract))
+          contract: dict | None = None, serving: str = "modelops") -> dict:
+    try:
+        wire = _wire(_contract(p, rollout, contract), serving, f"{rollout['model']}:{rollout['version']}")
+    except g.GateError as exc:
+        return {"passed": False, "reason": str(exc), "figures": {}}
+    result = g.smoke(_scorer(p.endpoints(workspace), endpoint, deployment), wire)
     return {"passed": result.passed, "reason": result.reason, "figures": result.figures}
+
+
+def _champion_serving(p: RolloutPorts, model: str, production: dict | None) -> str:
+    """How the production version is served: its rollout's configuration said (a production
+    version without that record — adopted, or released before serving existed — was modelops')."""
+    record = p.rollouts.get(model, production["rollout_id"]) if production and production.get("rollout_id") else None
+    return str(((record or {}).get("config") or {}).get("serving") or "modelops")
 
 
 def run_gates(p: RolloutPorts, rollout: dict, workspace: str, endpoint: str, deployment: str, gates: dict,
               production_endpoint: str, at: str, evaluation_data: str = "", contract: dict | None = None,
-              allow_contract_change: bool = False) -> dict:
+              allow_contract_change: bool = False, serving: str = "modelops") -> dict:
+    """The gates against the new deployment, each request in the shape its `serving` takes (the
+    wire contract); the compatibility gate compares the model's contracts, and how each is served."""
     cfg = build_model_config(rollout["model"], {"gates": gates}).gates
     score = _scorer(p.endpoints(workspace), endpoint, deployment)
     challenger = _contract(p, rollout, contract)
     production = p.rollouts.production(rollout["model"])
     champion = contracts.current_contract(p.store, rollout["model"]) \
         if production and production["version"] != rollout["version"] else None
+    champion_serving = _champion_serving(p, rollout["model"], production) if champion is not None else serving
     results: list[g.GateResult] = []
     try:
-        results.append(g.judge_compatibility(challenger, champion, allow_contract_change))
+        wire = _wire(challenger, serving, f"{rollout['model']}:{rollout['version']}")
+        results.append(g.judge_compatibility(challenger, champion, allow_contract_change, serving, champion_serving))
         if results[-1].passed:
-            results.append(g.smoke(score, challenger))
+            results.append(g.smoke(score, wire))
         if results[-1].passed:
-            results.append(g.contract_gate(score, challenger))
+            results.append(g.contract_gate(score, wire))
         if results[-1].passed:
             rows, labels = _evaluation(p, evaluation_data or f"datasets/{rollout['model']}/evaluation.csv",
                                        challenger, cfg.evaluation_rows)
-            results.append(g.latency(score, challenger, rows, cfg.latency_requests, cfg.latency_p95_ms))
+            results.append(g.latency(score, wire, rows, cfg.latency_requests, cfg.latency_p95_ms))
             if results[-1].passed:
-                results.append(_quality(p, score, challenger, champion, rows, labels, cfg, production_endpoint))
+                results.append(_quality(p, score, challenger, wire, champion, champion_serving, rows, labels,
+                                        cfg, production_endpoint))
     except (g.GateError, PlatformError) as exc:
         results.append(g.GateResult("error", False, str(exc)))
     failed = next((r for r in results if not r.passed), None)
     report = {
         "rollout": rollout, "endpoint": endpoint, "deployment": deployment, "at": at,
-        "passed": failed is None, "contract": challenger.to_dict(),
+        "passed": failed is None, "contract": challenger.to_dict(), "serving": serving,
         "gates": [r.to_dict() for r in results],
     }
     key = f"gate-reports/{rollout['model']}/{rollout['version']}/{rollout['id']}.json"
@@ -320,23 +347,32 @@ def _evaluation(p: RolloutPorts, key: str, contract: ModelContract, limit: int) 
         raise g.GateError(f"{key}: {exc}") from None
 
 
-def _quality(p: RolloutPorts, score: Callable, challenger: ModelContract, champion_contract: ModelContract | None,
-             rows: list[dict], labels: list[Any], cfg: Any, production_endpoint: str) -> g.GateResult:
+def _quality(p: RolloutPorts, score: Callable, model: ModelContract, challenger: ModelContract,
+             champion_contract: ModelContract | None, champion_serving: str, rows: list[dict], labels: list[Any],
+             cfg: Any, production_endpoint: str) -> g.GateResult:
+    """`model` is the challenger's contract, `challenger` its deployment's wire contract
+    (for_serving); the champion is asked on its own wire."""
     value = g.metric_of(challenger, g.predict_all(score, challenger, rows, cfg.batch_rows), labels)
     champion_value, note = None, ""
     prod = p.production.get_endpoint(production_endpoint)
     if prod is not None and tmap.serving(prod.traffic):
         champion = max(prod.traffic, key=lambda n: (prod.traffic[n], n))
-        # the champion is asked in its own contract's shape (a champion released before contracts:
-        # the challenger's, as the gate always did); another feature set cannot score these rows
-        theirs = champion_contract or challenger
-        if set(theirs.feature_names) != set(challenger.feature_names) or \
-                (theirs.response_kind, theirs.task) != (challenger.response_kind, challenger.task):
-            note = "the champion takes other features or answers otherwise: judged on the bound only"
-        else:  # same task and answers: the challenger's metric is computable from the champion's answers
-            theirs = replace(theirs, metric=challenger.metric)
-            answers = g.predict_all(_scorer(p.production, production_endpoint, champion), theirs, rows, cfg.batch_rows)
-            champion_value = g.metric_of(theirs, answers, labels)
+        # the champion is asked in its own contract's shape, as it is served (a champion released
+        # before contracts: the challenger's, as the gate always did); another feature set cannot
+        # score these rows. The challenger's metric is computable from the champion's answers of
+        # the same kind, or for_serving says why not (a no-code champion answers labels).
+        try:
+            theirs = replace(champion_contract or model, metric=challenger.metric).for_serving(champion_serving)
+        except ContractError as exc:
+            note = f"the champion cannot be judged on {challenger.metric} ({exc}): judged on the bound only"
+        else:
+            if set(theirs.feature_names) != set(challenger.feature_names) or \
+                    (theirs.response_kind, theirs.task) != (challenger.response_kind, challenger.task):
+                note = "the champion takes other features or answers otherwise: judged on the bound only"
+            else:  # same task and answers: the challenger's metric is computable from the champion's answers
+                answers = g.predict_all(_scorer(p.production, production_endpoint, champion), theirs, rows,
+                                        cfg.batch_rows)
+                champion_value = g.metric_of(theirs, answers, labels)
     bound = cfg.min_metric if cfg.min_metric is not None else cfg.min_roc_auc if challenger.metric == "roc_auc" else None
     return g.judge_quality(challenger.metric, challenger.direction, value, champion_value, bound,
                            cfg.champion_tolerance, len(rows), note)

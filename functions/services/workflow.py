@@ -6,7 +6,8 @@ side effect is an activity (`functions/services/activities.py`), named by the fu
 (`run.call(act.set_traffic, ...)`) and run through one dispatcher activity, `rollout_activity`,
 whose input is {"op": <the function's name>, "args": {...}}.
 
-    contract: read from the version's registered files (+ configuration); none usable → rejected
+    contract: read from the version's registered files (+ configuration); none usable (or none the
+              model's serving can be gated on) → rejected
     staging: endpoint → deployment at 0% → poll → gates → (fail: delete, rejected)
              → staging traffic to the new deployment, older staging deployments removed
     promote: copy into the registry with lineage tags (idempotent)
@@ -68,7 +69,7 @@ def rollout_orchestrator(context: Any) -> Generator[Any, Any, dict[str, Any]]:
     retry = payload.get("retry")  # an explicit retry: who asked, and which run it follows
     yield run.audit("started", event_id=event["event_id"], deployment=new, **({"retry": retry} if retry else {}))
     try:
-        read = yield run.call(act.read_contract, overrides=cfg.contract)
+        read = yield run.call(act.read_contract, overrides=cfg.contract, serving=cfg.serving)
         if read["ok"]:
             contract = read["contract"]
             yield run.audit("contract", key=read["key"], source=contract["source"], task=contract["task"],
@@ -107,7 +108,7 @@ def _stage_gate_promote_release(run: _Run, cfg: Any, new: str, contract: dict):
     report = yield run.call(act.run_gates, workspace="staging", endpoint=staging, deployment=new,
                             gates=cfg.to_dict()["gates"], production_endpoint=production, at=run.now(),
                             evaluation_data=cfg.evaluation_data, contract=contract,
-                            allow_contract_change=cfg.allow_contract_change)
+                            allow_contract_change=cfg.allow_contract_change, serving=cfg.serving)
     yield run.audit("gates", passed=report["passed"], report=report["report_key"], results=report["summary"])
     if not report["passed"]:
         yield run.call(act.delete_deployment, workspace="staging", endpoint=staging, deployment=new)
@@ -168,7 +169,7 @@ def _release(run: _Run, cfg: Any, new: str, registry_uri: str, scoring: dict):
     smoke = {"passed": False, "reason": f"deployment did not provision: {state}"}
     if state == "Succeeded":
         smoke = yield run.call(act.smoke, workspace="production", endpoint=production, deployment=new,
-                               contract=scoring["contract"])
+                               contract=scoring["contract"], serving=scoring["serving"])
     if not smoke["passed"]:
         yield run.call(act.delete_deployment, workspace="production", endpoint=production, deployment=new)
         reason = f"production smoke failed: {smoke['reason']}"

@@ -24,6 +24,30 @@ CONTRACT_VERSION = 1
 
 TASKS = ("binary_classification", "multiclass_classification", "regression")
 REQUEST_SHAPES = ("records", "rows")  # {"data": [{name: value}]} or {"data": [[v1, v2, ...]]}
+
+# How a deployment serves the model (ModelConfig.serving): modelops' entry point (ml/score.py),
+# which takes and answers the contract's shapes, or AzureML's no-code MLflow deployment, whose
+# scoring script has a wire format of its own (`ModelContract.for_serving`).
+MODELOPS_SERVING = "modelops"
+NO_CODE_SERVING = "mlflow_no_code"
+SERVING_MODES = (MODELOPS_SERVING, NO_CODE_SERVING)
+# The no-code wire: {"input_data": {"columns": [...], "index": [...], "data": [[...]]}} (a pandas
+# DataFrame in the "split" orientation) in, the bare JSON list that the MLflow model's pyfunc
+# predict returns out. Never a contract's own shape: only `for_serving` makes it. Checked against
+# - AzureML's script: Azure/azureml-assets, assets/inference/environments/mlflow-py312-inference/
+#   context/mlflow_score_script.py (last changed in d258c7ca, 2025-11-20): run() is decorated
+#   @input_schema("input_data", PandasParameterType(<input example>, orient="split")) and returns
+#   _get_jsonable_obj(model.predict(...), pandas_orient="records"), a list for an array;
+# - Microsoft Learn, "Guidelines for deploying MLflow models" → "Input structure" (input_data;
+#   split orientation) and "Deploy MLflow models to online endpoints" → "Invoke the endpoint" (the
+#   answer is a bare list, e.g. [11633.10, 8522.11]).
+# {"input_data": [[...]]} (those docs' "tensor input") is not sent: for a model whose input example
+# is a DataFrame, as mlflow.sklearn.log_model saves it, the script reads input_data as a split frame
+# and a list fails there with a 500 (measured with the script in azureml-inference-server-http 1.5.1).
+INPUT_DATA = "input_data"
+BARE_LIST = ""  # response_key of an answer that is the list itself, under no key
+# Metrics that need probabilities, which pyfunc predict does not return for a classifier.
+PROBABILITY_METRICS = ("roc_auc", "log_loss")
 # probability: one P(positive) per record; class_probabilities: one list per record, in `classes`
 # order; label: one class per record; value: one number per record (regression)
 RESPONSE_KINDS = ("probability", "class_probabilities", "label", "value")
@@ -117,28 +141,42 @@ class ModelContract:
 
     def sample_records(self) -> list[dict[str, Any]]:
         """The sample request's rows as records {feature: value}, whatever the request shape."""
+        if self.request_shape == INPUT_DATA:
+            frame = self.sample_request[INPUT_DATA]
+            return [dict(zip(frame["columns"], row)) for row in frame["data"]]
         return [self.record(row) for row in self.sample_request["data"]]
 
     def record(self, row: Any) -> dict[str, Any]:
         """One request row (a record, or a list in feature order) as a record."""
-        if self.request_shape == "rows":
+        if self.request_shape in ("rows", INPUT_DATA):
             return dict(zip(self.feature_names, row))
         return dict(row)
 
     def request(self, records: list[dict[str, Any]]) -> dict[str, Any]:
         """A scoring request for `records`, in the shape this model takes."""
+        if self.request_shape == INPUT_DATA:
+            return split_request(self.feature_names, records)
         if self.request_shape == "rows":
             return {"data": [[r.get(n) for n in self.feature_names] for r in records]}
         return {"data": [dict(r) for r in records]}
 
+    @property
+    def answer_place(self) -> str:
+        """Where a 200 response holds the answers, in words."""
+        return "as a bare JSON list" if self.response_key == BARE_LIST else f"under {self.response_key!r}"
+
     def predictions(self, body: Any, n_records: int) -> list[Any]:
         """The answers of a 200 response, one per record, checked against the response kind;
         ContractError says what is wrong."""
-        values = body.get(self.response_key) if isinstance(body, dict) else None
+        if self.response_key == BARE_LIST:
+            values = body
+        else:
+            values = body.get(self.response_key) if isinstance(body, dict) else None
         if not isinstance(values, list):
-            raise ContractError(f"the answer has no list under {self.response_key!r}: {str(body)[:200]}")
+            what = "is not a JSON list" if self.response_key == BARE_LIST else f"has no list under {self.response_key!r}"
+            raise ContractError(f"the answer {what}: {str(body)[:200]}")
         if len(values) != n_records:
-            raise ContractError(f"expected {n_records} answers under {self.response_key!r}, got {len(values)}")
+            raise ContractError(f"expected {n_records} answers {self.answer_place}, got {len(values)}")
         bad = [v for v in values if not self._valid_answer(v)]
         if bad:
             raise ContractError(f"answers that are not a {self.response_kind.replace('_', ' ')}: {str(bad[:5])[:200]}")
@@ -154,6 +192,31 @@ class ModelContract:
         # class_probabilities
         return isinstance(value, list) and (not self.classes or len(value) == len(self.classes)) and \
             all(_number(p) and 0.0 <= p <= 1.0 for p in value) and abs(sum(value) - 1.0) <= 1e-3
+
+    # --- serving -------------------------------------------------------------------------------
+
+    def for_serving(self, serving: str, where: str = "contract") -> ModelContract:
+        """The contract as a deployment served `serving` takes and answers it: what the gates send
+        and read. modelops' entry point serves the contract itself; AzureML's no-code MLflow
+        deployment runs AzureML's scoring script, which takes the rows as a "split" DataFrame under
+        "input_data" and answers the bare list pyfunc predict returns (see INPUT_DATA above). Its
+        wire contract: request shape "input_data", response kind label (classifiers) or value
+        (regression), no response key, the sample request in that shape. A metric that needs
+        probabilities (roc_auc, log_loss) cannot be computed from labels: ContractError naming
+        `where`, the field and the fix. The wire contract is never stored (the model's is)."""
+        if serving == MODELOPS_SERVING:
+            return self
+        if serving != NO_CODE_SERVING:
+            raise ContractError(f"{where}: serving {serving!r} is not one of {', '.join(SERVING_MODES)}")
+        if self.metric in PROBABILITY_METRICS:  # (a regression's metrics never need them)
+            labels = "accuracy, f1 or f1_macro" if self.task == "binary_classification" else "accuracy or f1_macro"
+            raise ContractError(
+                f"{where}: metric {self.metric!r} needs probabilities, but serving {NO_CODE_SERVING} answers what the "
+                f"MLflow model's predict returns (labels): set contract.metric to {labels} in the model's "
+                f"configuration, or serve it with serving: {MODELOPS_SERVING}")
+        kind = "value" if self.task == "regression" else "label"
+        return replace(self, request_shape=INPUT_DATA, response_kind=kind, response_key=BARE_LIST,
+                       sample_request=split_request(self.feature_names, self.sample_records()))
 
     # --- comparing -------------------------------------------------------------------------------
 
@@ -234,6 +297,9 @@ class ModelContract:
         if task == "multiclass_classification" and metric in ("roc_auc", "log_loss") and not classes:
             raise ContractError(f"{where}: metric {metric!r} of a multiclass model needs the class list (classes)")
         positive = data.get("positive_class", 1 if task == "binary_classification" else None)
+        if data.get("request_shape") == INPUT_DATA:
+            raise ContractError(f"{where}: request_shape {INPUT_DATA!r} is the wire of serving: {NO_CODE_SERVING} (set "
+                                "serving in the model's configuration); a contract's request shape is records or rows")
         request_shape = _choice(data.get("request_shape") or "records", REQUEST_SHAPES, f"{where}: request_shape")
         response_key = data.get("response_key") or "predictions"
         if not isinstance(response_key, str) or not _KEY.fullmatch(response_key):
@@ -245,6 +311,15 @@ class ModelContract:
             extras=dict(data.get("extras") or {}),
         )
         return replace(contract, sample_request=_sample(data.get("sample_request"), contract, where))
+
+
+def split_request(names: tuple[str, ...], records: list[dict[str, Any]]) -> dict[str, Any]:
+    """`records` as AzureML's no-code MLflow scoring script takes them: a pandas DataFrame in the
+    "split" orientation under "input_data" (the index is sent: the script's fallback parser, for a
+    model with neither signature nor input example, reads a frame only when columns, index and data
+    are all there)."""
+    return {INPUT_DATA: {"columns": list(names), "index": list(range(len(records))),
+                         "data": [[r.get(n) for n in names] for r in records]}}
 
 
 def _features(value: Any, where: str) -> tuple[Feature, ...]:

@@ -2,7 +2,10 @@
 
 Each endpoint is a front door (front_door.py: key auth, header or weighted routing, traffic log)
 and each deployment a real azureml-inference-server-http process serving the model folder with
-ml/score.py. Staging and production are two instances with different homes:
+ml/score.py — or, for a no-code MLflow deployment (DeploymentSpec.no_code), with
+ml/mlflow_no_code/score.py, which answers as AzureML's own no-code scoring script does (the model
+folder named by AZUREML_MODEL_DIR + MLFLOW_MODEL_FOLDER, as AzureML sets them). Staging and
+production are two instances with different homes:
 
     <home>/endpoints/<endpoint>/state.json                         traffic map, deployments, key, port
     <home>/endpoints/<endpoint>/traffic.jsonl                      one line per request (traffic_log.py)
@@ -42,7 +45,7 @@ from functions.adapters.local.inference_server import InferenceServer
 from functions.adapters.local.ownership import runs
 from functions.adapters.local.traffic_log import TrafficLogWriter, traffic_log_path, utc_now_iso
 from functions.ports import DeploymentSpec, DeploymentState, EndpointState, ModelRef, PlatformError, ScoreResult
-from functions.settings import SCORE_SCRIPT
+from functions.settings import NO_CODE_SCORE_SCRIPT, SCORE_SCRIPT
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,31}$")  # AzureML's alphabet; safe as a folder name
 STATE_FILE = "state.json"
@@ -103,6 +106,7 @@ class LocalEndpoints:
         serving_python: Path,
         *,
         entry_script: Path = SCORE_SCRIPT,
+        no_code_entry_script: Path = NO_CODE_SCORE_SCRIPT,
         startup_timeout: float = 120.0,
         drain_timeout: float = 60.0,
         upstream_timeout: float = 90.0,
@@ -111,6 +115,7 @@ class LocalEndpoints:
         # absolute, not resolved: resolving a venv's python symlink would leave the venv
         self.serving_python = Path(serving_python).expanduser().absolute()
         self.entry_script = Path(entry_script).absolute()
+        self.no_code_entry_script = Path(no_code_entry_script).absolute()
         self.startup_timeout = startup_timeout
         self.drain_timeout = drain_timeout
         self.upstream_timeout = upstream_timeout
@@ -191,8 +196,9 @@ class LocalEndpoints:
         retried); another model under an existing name: PlatformError.
 
         A no-code spec (serving: mlflow_no_code) is refused for a model that is not an MLflow model,
-        as AzureML refuses it; an MLflow one is served by modelops' entry point all the same (there is
-        no AzureML MLflow image here), so a local rollout does not show how AzureML's script answers."""
+        as AzureML refuses it; an MLflow one is served by ml/mlflow_no_code/score.py, which takes and
+        answers what AzureML's no-code scoring script does (without modelops' validation or
+        inference logging: the console log has no InputData/OutputData lines to export)."""
         _check_name("deployment", spec.name)
         if spec.no_code_problem():
             raise PlatformError(spec.no_code_problem())
@@ -379,8 +385,12 @@ class LocalEndpoints:
             "MODELOPS_MODEL_NAME": spec.model.name,  # score.py's service_name: online/<model>/<version>
             "MODELOPS_MODEL_VERSION": spec.model.version,
         }
+        entry_script = self.entry_script
+        if spec.no_code:  # AzureML's layout: the model folder is MLFLOW_MODEL_FOLDER in AZUREML_MODEL_DIR
+            entry_script = self.no_code_entry_script
+            env.update(AZUREML_MODEL_DIR=str(dep.model_dir.parent), MLFLOW_MODEL_FOLDER=dep.model_dir.name)
         server = InferenceServer(dep.model_dir, self.serving_python, console_log_path(self.home, ep.name, spec.name),
-                                 entry_script=self.entry_script, env=env,
+                                 entry_script=entry_script, env=env,
                                  # instance_count becomes worker processes: capacity scales the same way
                                  workers=max(1, spec.instance_count))
         with self._lock:
