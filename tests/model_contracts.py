@@ -72,3 +72,24 @@ def with_colour(frame: Any) -> Any:
     out = frame.copy()
     out["petal colour"] = [COLOURS[int(s)] for s in out["species"]]
     return out
+
+
+# --- live traffic for the many-models tests (local and Azure): the seeds' iris and the diabetes data
+
+def iris_rows() -> list[list[float]]:
+    """The iris features as rows (the seeds' request shape)."""
+    from ml.mlflow_models import iris_frame as seeds_iris_frame
+
+    return seeds_iris_frame()[0].to_numpy().tolist()
+
+
+def diabetes_records(shifted: bool) -> list[dict]:
+    """The diabetes features as records; `shifted`: another population, every measurement half as
+    high again (dataset drift in most columns)."""
+    from ml.sample_models import DIABETES_TARGET, diabetes_frame as sample_diabetes_frame
+
+    frame = sample_diabetes_frame().drop(columns=[DIABETES_TARGET])
+    if shifted:
+        numeric = [c for c in frame.columns if c != "sex"]
+        frame[numeric] = frame[numeric] * 1.5
+    return frame.to_dict(orient="records")

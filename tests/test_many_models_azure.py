@@ -39,6 +39,7 @@ from functions.adapters.local.orchestrator import LocalOrchestrations, LocalOrch
 from functions.bootstrap import App, build_app
 from functions.settings import ML_DIR, Settings
 from tests.conftest import SERVING_PYTHON, require_serving_env
+from tests.model_contracts import diabetes_records, iris_rows
 from tests.fake_arm import REGISTRY, RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE, FakeAzureML
 from tests.fake_arm.data_plane import ManagedOnlineDataPlane
 from tests.fake_credentials import FakeCredential
@@ -186,22 +187,6 @@ def azure(tmp_path_factory, azurite) -> Azure:
     assert plane.errors == [], plane.errors
     assert arm.unhandled == [], "the SDK called routes the fake does not know"
     assert logs.errors == [], logs.errors
-
-
-def iris_rows() -> list[list[float]]:
-    from ml.mlflow_models import iris_frame
-
-    return iris_frame()[0].to_numpy().tolist()
-
-
-def diabetes_records(shifted: bool) -> list[dict]:
-    from ml.sample_models import DIABETES_TARGET, diabetes_frame
-
-    frame = diabetes_frame().drop(columns=[DIABETES_TARGET])
-    if shifted:  # another population: every measurement half as high again
-        numeric = [c for c in frame.columns if c != "sex"]
-        frame[numeric] = frame[numeric] * 1.5
-    return frame.to_dict(orient="records")
 
 
 def stored_json(app: App, key: str) -> dict:

@@ -22,6 +22,7 @@ from functions.adapters.local.loadgen import LoadGenerator
 from functions.bootstrap import App, build_app
 from functions.settings import Settings
 from tests.conftest import SERVING_PYTHON, require_serving_env
+from tests.model_contracts import diabetes_records, iris_rows
 
 pytestmark = pytest.mark.integration
 IRIS, DIABETES = "iris", "diabetes"
@@ -80,22 +81,6 @@ def target(platform: App, model: str):
         return state.scoring_uri, platform.local.production.get_key(endpoint)
 
     return resolve
-
-
-def iris_rows() -> list[list[float]]:
-    from ml.mlflow_models import iris_frame
-
-    return iris_frame()[0].to_numpy().tolist()
-
-
-def diabetes_records(shifted: bool) -> list[dict]:
-    from ml.sample_models import DIABETES_TARGET, diabetes_frame
-
-    frame = diabetes_frame().drop(columns=[DIABETES_TARGET])
-    if shifted:  # another population: every measurement half as high again (dataset drift: most columns)
-        numeric = [c for c in frame.columns if c != "sex"]
-        frame[numeric] = frame[numeric] * 1.5
-    return frame.to_dict(orient="records")
 
 
 def test_two_models_of_their_own_contracts_roll_out_export_drift_and_retrain_one(platform, models):
