@@ -203,3 +203,22 @@ def test_parse_reads_custom_properties_from_both_places():
     assert alert.custom_properties["Model_Name"] == "x" and alert.custom_properties["customKey1"] == "value1"
     with pytest.raises(AlertError):
         parse_alert(json.dumps({**body, "schemaId": 3}))
+
+
+def test_launch_records_from_before_schema_versions_count_and_newer_ones_are_refused():
+    """A launch record an earlier modelops wrote (no schema_version) still holds the cooldown; the
+    records written now carry version 2; one from a newer modelops is refused, never misread."""
+    clock = datetime(2026, 11, 1, 3, tzinfo=timezone.utc)
+    store = MemoryStore()
+    old = {"at": (clock - timedelta(hours=1)).isoformat(), "job": "retrain-old", "alert_id": "old",
+           "rule": "r", "reason": "alert fired", "submitted": True, "previous": None}
+    store.put(f"retraining/{MODEL}/launch.json", json.dumps(old).encode())
+    skipped, _, jobs = send(fired("new"), store, now=lambda: clock)
+    assert skipped.body["action"] == "skip" and "cooldown" in skipped.body["reason"] and jobs.submissions == []
+    [record_key] = store.list("alerts/")
+    assert json.loads(store.get(record_key)[0])["schema_version"] == 2
+
+    store.put(f"retraining/{MODEL}/launch.json", json.dumps({**old, "schema_version": 3}).encode())
+    refused, _, jobs = send(fired("newer"), store, now=lambda: clock + timedelta(days=2))
+    assert refused.status == 502 and "newer modelops (record schema 3" in refused.body["error"], refused.body
+    assert jobs.submissions == []

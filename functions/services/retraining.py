@@ -28,6 +28,7 @@ from typing import Any, Callable
 from functions.domain.alerts import Alert, AlertDecision, AlertError, RetrainFacts, decide_alert, parse_alert, \
     resolve_model
 from functions.shared.logs import log_event
+from functions.shared.versioned import readable_version, stamped
 from functions.ports import Conflict, Jobs, PlatformError, RetrainingRecipe, Store
 
 logger = logging.getLogger("modelops.alerts")
@@ -110,12 +111,12 @@ def _decide_and_launch(alert: Alert, model: str, store: Store, jobs: Jobs, polic
                        now: Callable[[], datetime], dry_run: bool) -> AlertAnswer:
     first = store.get(_alert_key(alert.alert_id))
     if first is not None:  # a duplicate delivery: the same answer as the first time
-        recorded = json.loads(first[0])
+        recorded = _read(first[0], _alert_key(alert.alert_id))
         return AlertAnswer(recorded["status"], recorded["body"])
 
     for _ in range(20):  # compare-and-swap loop on the model's launch record
         found = store.get(_launch_key(model))
-        last = json.loads(found[0]) if found else None
+        last = _read(found[0], _launch_key(model)) if found else None
         if last and not last.get("submitted", True):
             if now() - datetime.fromisoformat(last["at"]) < LAUNCH_TIMEOUT:
                 # a launch is in flight (perhaps of this very alert): not decided yet, so not recorded
@@ -135,9 +136,9 @@ def _decide_and_launch(alert: Alert, model: str, store: Store, jobs: Jobs, polic
                   "previous": {k: v for k, v in (last or {}).items() if k != "previous"} or None}
         try:
             if found:
-                etag = store.put(_launch_key(model), json.dumps(launch).encode(), etag=found[1])
+                etag = store.put(_launch_key(model), _dump(launch), etag=found[1])
             else:
-                etag = store.put(_launch_key(model), json.dumps(launch).encode(), if_absent=True)
+                etag = store.put(_launch_key(model), _dump(launch), if_absent=True)
         except Conflict:
             continue  # someone else launched (or is launching): look again
         try:
@@ -154,16 +155,31 @@ def _decide_and_launch(alert: Alert, model: str, store: Store, jobs: Jobs, polic
     raise PlatformError(f"too much contention deciding alert {alert.alert_id}", transient=True)
 
 
+# launch and alert records: 1 = before the field existed (same fields), 2 = stamped
+RECORD_SCHEMA = 2
+
+
+def _dump(record: dict[str, Any]) -> bytes:
+    return json.dumps(stamped(record, RECORD_SCHEMA)).encode()
+
+
+def _read(data: bytes, key: str) -> dict[str, Any]:
+    """A launch or alert record; one from a newer modelops is refused (PlatformError), never misread."""
+    record = json.loads(data)
+    readable_version(record, key, RECORD_SCHEMA)
+    return record
+
+
 def _mark_submitted(store: Store, model: str, launch: dict, etag: str) -> None:
     """The job exists: the launch counts from now on (for the cooldown and for duplicates)."""
     done = {**launch, "submitted": True}
     for _ in range(5):
         try:
-            store.put(_launch_key(model), json.dumps(done).encode(), etag=etag)
+            store.put(_launch_key(model), _dump(done), etag=etag)
             return
         except Conflict:  # rewritten meanwhile (only an expired-launch takeover could): keep theirs
             found = store.get(_launch_key(model))
-            if found is None or json.loads(found[0]).get("alert_id") != launch["alert_id"]:
+            if found is None or _read(found[0], _launch_key(model)).get("alert_id") != launch["alert_id"]:
                 return
             etag = found[1]
 
@@ -172,14 +188,14 @@ def _release(store: Store, model: str, launch: dict, last: dict | None) -> None:
     """Undo our launch record so a retry can launch — only if it is still ours (compare-and-swap:
     never delete a record someone else wrote in between)."""
     found = store.get(_launch_key(model))
-    if found and json.loads(found[0]).get("alert_id") == launch["alert_id"]:
+    if found and _read(found[0], _launch_key(model)).get("alert_id") == launch["alert_id"]:
         try:
             if last is None:
                 # no earlier launch to restore: an expired, unsubmitted marker says "nothing launched"
                 expired = {**launch, "at": (datetime.fromisoformat(launch["at"]) - LAUNCH_TIMEOUT).isoformat()}
-                store.put(_launch_key(model), json.dumps(expired).encode(), etag=found[1])
+                store.put(_launch_key(model), _dump(expired), etag=found[1])
             else:
-                store.put(_launch_key(model), json.dumps(last).encode(), etag=found[1])
+                store.put(_launch_key(model), _dump(last), etag=found[1])
         except Conflict:
             pass
 
@@ -193,10 +209,10 @@ def _record(store: Store, alert: Alert, decision: AlertDecision, dry_run: bool) 
     record = {"status": answer.status, "body": answer.body, "alert": alert.to_dict(),
               "at": datetime.now(timezone.utc).isoformat()}
     try:
-        store.put(_alert_key(alert.alert_id), json.dumps(record).encode(), if_absent=True)
+        store.put(_alert_key(alert.alert_id), _dump(record), if_absent=True)
     except Conflict:
         existing = store.get(_alert_key(alert.alert_id))
         if existing:
-            recorded = json.loads(existing[0])
+            recorded = _read(existing[0], _alert_key(alert.alert_id))
             return AlertAnswer(recorded["status"], recorded["body"])
     return answer
