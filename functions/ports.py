@@ -166,6 +166,12 @@ class Endpoints(Protocol):
         """POST to the scoring URI with the endpoint key; `deployment` pins the
         `azureml-model-deployment` header (bypasses the traffic map)."""
 
+    def ensure_logging(self, name: str) -> str:
+        """Make sure the endpoint's request and console logs reach where the TrafficLog and the
+        inference-log export read them (Azure: the endpoint's diagnostic setting to the Log Analytics
+        workspace). Idempotent; returns what was found or done, for the audit trail; PlatformError
+        when it cannot (a canary on an endpoint whose logs go nowhere would be judged blind)."""
+
 
 @runtime_checkable
 class TrafficLog(Protocol):
@@ -327,6 +333,19 @@ class ModelFiles(Protocol):
     def read(self, model: ModelRef, name: str) -> bytes | None:
         """The file's bytes, or None when the version has no such file. PlatformError when the
         model's files cannot be reached."""
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    """One deep health check (GET /api/health?deep=1, and the start-up log): what was checked,
+    whether it holds, and in words what was found or is missing."""
+
+    name: str
+    ok: bool
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "ok": self.ok, "detail": self.detail}
 
 
 class AuthError(Exception):

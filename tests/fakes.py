@@ -96,6 +96,8 @@ class FakeEndpoints:
     traffic_history: list[tuple[str, dict[str, int]]] = field(default_factory=list)
     deleted: list[tuple[str, str]] = field(default_factory=list)
     fail_provisioning: set[str] = field(default_factory=set)  # model versions whose deployment fails
+    logging_ensured: list[str] = field(default_factory=list)  # endpoints whose logs were ensured
+    fail_logging: Callable[[], Exception] | None = None  # ensure_logging raises this instead
 
     def get_endpoint(self, name: str) -> EndpointState | None:
         ep = self.endpoints.get(name)
@@ -106,6 +108,14 @@ class FakeEndpoints:
 
     def begin_create_endpoint(self, name: str, tags: dict[str, str] | None = None) -> None:
         self.endpoints.setdefault(name, {"traffic": {}})
+
+    def ensure_logging(self, name: str) -> str:
+        if self.fail_logging is not None:
+            raise self.fail_logging()
+        if name not in self.endpoints:
+            raise PlatformError(f"no endpoint {name}")
+        self.logging_ensured.append(name)
+        return f"fake: {name} logs"
 
     def get_deployment(self, endpoint: str, name: str) -> DeploymentState | None:
         dep = self.deployments.get((endpoint, name))

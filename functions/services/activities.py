@@ -178,6 +178,8 @@ def create_deployment(p: RolloutPorts, rollout: dict, workspace: str, endpoint: 
         model = p.registry.get_registry_model(name, version)
         if model is None:
             raise PlatformError(f"model {name}:{version} is not in the registry")
+    # before anything is deployed there: a canary on an endpoint whose logs go nowhere is judged blind
+    logs = _ensure_logging(p.production, endpoint) if workspace == "production" else ""
     env = dict(p.deployment_env)
     if contract:  # the scoring entry point validates and answers by it
         env[CONTRACT_ENV] = json.dumps(contract, separators=(",", ":"), sort_keys=True)
@@ -190,7 +192,26 @@ def create_deployment(p: RolloutPorts, rollout: dict, workspace: str, endpoint: 
         no_code=serving == "mlflow_no_code",
     )
     p.endpoints(workspace).begin_create_deployment(spec)
-    return {"model_uri": model.uri}
+    return {"model_uri": model.uri, **({"logs": logs} if logs else {})}
+
+
+LOGGING_ATTEMPTS = 3  # a transient failure to read or write the endpoint's diagnostic setting is retried
+
+
+def _ensure_logging(endpoints: Endpoints, endpoint: str) -> str:
+    """The production endpoint's logs reach the traffic log (ports.Endpoints.ensure_logging), or
+    the rollout stops here, before production changes: failed, with the reason (a missing right
+    named), and `modelops rollouts retry` once it is fixed."""
+    for attempt in range(1, LOGGING_ATTEMPTS + 1):
+        try:
+            return endpoints.ensure_logging(endpoint)
+        except PlatformError as exc:
+            if exc.transient and attempt < LOGGING_ATTEMPTS:
+                time.sleep(2.0 ** (attempt - 1))  # 1 s, 2 s
+                continue
+            raise PlatformError(f"the logs of production endpoint {endpoint} would not reach the traffic log "
+                                f"(no canary could be judged), after {attempt} attempt(s): {exc}") from exc
+    raise AssertionError("unreachable")
 
 
 def get_deployment(p: RolloutPorts, rollout: dict, workspace: str, endpoint: str, deployment: str) -> dict:

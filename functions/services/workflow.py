@@ -12,7 +12,8 @@ whose input is {"op": <the function's name>, "args": {...}}.
              → staging traffic to the new deployment, older staging deployments removed
     promote: copy into the registry with lineage tags (idempotent)
     approval (optional): external event "approval" or timeout
-    production: endpoint → deployment from the registry model at 0% → poll → smoke by header
+    production: endpoint → its logs reach the traffic log (diagnostic setting) → deployment from the
+             registry model at 0% → poll → smoke by header
              → first version: 100% | otherwise canary steps with bake + health; failure → rollback
 """
 
@@ -164,7 +165,7 @@ def _release(run: _Run, cfg: Any, new: str, registry_uri: str, scoring: dict):
                              source="registry", model_uri=registry_uri, instance_type=cfg.instance_type,
                              instance_count=cfg.instance_count, **scoring)
     yield run.audit("production_deployment_created", endpoint=production, deployment=new,
-                    model_uri=created["model_uri"], traffic=before["traffic"])
+                    model_uri=created["model_uri"], traffic=before["traffic"], logs=created.get("logs", ""))
     state = yield from _wait_deployment(run, "production", production, new, cfg)
     smoke = {"passed": False, "reason": f"deployment did not provision: {state}"}
     if state == "Succeeded":

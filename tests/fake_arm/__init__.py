@@ -11,6 +11,7 @@ The parts (each module's docstring lists its routes and what it enforces):
     transport.py   the `requests` adapter: the entry point, recorded calls, injected failures
     service.py     `FakeAzureML`: the workspace and the routing over the parts below
     endpoints.py   online endpoints and their deployments (traffic rules, keys, scoring URIs)
+    diagnostics.py the endpoints' diagnostic settings (Microsoft.Insights), 403 for denied actions
     assets.py      workspace models and data assets, the registry (discovery, models, import)
     components.py  registered components (workspace and registry versions, "latest")
     storage.py     datastores (+ listSecrets) and the registry's SAS references: where model files are

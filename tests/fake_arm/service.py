@@ -12,6 +12,7 @@ import uuid
 
 from tests.fake_arm.assets import Assets
 from tests.fake_arm.components import Components
+from tests.fake_arm.diagnostics import DiagnosticSettings
 from tests.fake_arm.endpoints import OnlineEndpoints
 from tests.fake_arm.jobs import Jobs
 from tests.fake_arm.operations import Operations, _Operation
@@ -29,7 +30,7 @@ from tests.fake_arm.transport import Call, Transport, _error, _Failure, _Reply
 from tests.fake_credentials import TENANT
 
 
-class FakeAzureML(OnlineEndpoints, Assets, Components, Storage, Jobs, Operations, Transport):
+class FakeAzureML(OnlineEndpoints, DiagnosticSettings, Assets, Components, Storage, Jobs, Operations, Transport):
     """In-memory ARM + AzureML registry answering the SDK's REST calls (see the package docstring)."""
 
     def __init__(self, *, settle_after: int | None = 1, location: str = LOCATION, retry_after: float = 0.02) -> None:
@@ -47,6 +48,8 @@ class FakeAzureML(OnlineEndpoints, Assets, Components, Storage, Jobs, Operations
         self.endpoints: dict[str, dict] = {}
         self.deployments: dict[tuple[str, str], dict] = {}
         self.keys: dict[str, dict] = {}
+        self.diagnostic_settings: dict[str, dict[str, dict]] = {}
+        self.denied_actions: set[str] = set()
         self.workspace_models: dict[tuple[str, str], dict] = {}
         self.registry_models: dict[tuple[str, str], dict] = {}
         self.registries: dict[str, dict] = {}
@@ -101,6 +104,7 @@ class FakeAzureML(OnlineEndpoints, Assets, Components, Storage, Jobs, Operations
         if rest == "" and c.method == "GET":
             raise _Reply(200, self._workspace_body(ws))
         self._endpoint_routes(c, rest)
+        self._diagnostic_routes(c, rest)
         self._workspace_asset_routes(c, ws, rest)
         self._datastore_routes(c, ws, rest)
         self._component_routes(c, None, rest)

@@ -155,7 +155,7 @@ class Transport(BaseAdapter):
         response.request = request
         response.url = request.url
         response.reason = {200: "OK", 201: "Created", 202: "Accepted", 204: "No Content", 400: "Bad Request",
-                           404: "Not Found", 409: "Conflict", 429: "Too Many Requests",
+                           403: "Forbidden", 404: "Not Found", 409: "Conflict", 429: "Too Many Requests",
                            503: "Service Unavailable"}.get(reply.status, "Status")
         content = b"" if reply.body is None else json.dumps(reply.body).encode()
         headers = {"x-ms-request-id": str(uuid.uuid4()), **reply.headers}

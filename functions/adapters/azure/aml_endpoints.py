@@ -88,10 +88,15 @@ class _ScoringTarget:
 class AzureEndpoints:
     """ports.Endpoints over a workspace-scoped MLClient."""
 
-    def __init__(self, ml_client: Any, assets: DeploymentAssets | None = None, *, session: Any = None) -> None:
+    def __init__(self, ml_client: Any, assets: DeploymentAssets | None = None, *, session: Any = None,
+                 diagnostics: Any = None) -> None:
         self._ml = ml_client
         self.assets = assets or DeploymentAssets()
         self._session = session  # requests.Session for scoring calls (tests / connection reuse)
+        # diagnostic_settings.EndpointDiagnostics: where this workspace's endpoints send their logs
+        # (production's; staging's endpoints are judged by the gates' own requests, and their logs
+        # in the export's workspace would mix gate traffic into the production records)
+        self.diagnostics = diagnostics
         self._targets: dict[str, _ScoringTarget] = {}
         self._lock = threading.Lock()
 
@@ -120,6 +125,22 @@ class AzureEndpoints:
 
             endpoint = ManagedOnlineEndpoint(name=name, auth_mode="key", tags=dict(tags or {}))
             self._ml.online_endpoints.begin_create_or_update(endpoint)
+
+    def endpoint_id(self, name: str) -> str:
+        """The endpoint's ARM resource id (the scope of its diagnostic settings)."""
+        ml = self._ml
+        return (f"/subscriptions/{ml.subscription_id}/resourceGroups/{ml.resource_group_name}/providers/"
+                f"Microsoft.MachineLearningServices/workspaces/{ml.workspace_name}/onlineEndpoints/{name}")
+
+    def ensure_logging(self, name: str) -> str:
+        """The endpoint's diagnostic setting (AmlOnlineEndpointConsoleLog and
+        AmlOnlineEndpointTrafficLog → the Log Analytics workspace): read, and written only when
+        missing (diagnostic_settings.py)."""
+        _check_name(name, "endpoint")
+        if self.diagnostics is None:
+            raise PlatformError(f"endpoint {name}: no Log Analytics workspace is configured for this workspace's "
+                                "endpoint logs (MODELOPS_LOG_ANALYTICS_RESOURCE_ID)")
+        return self.diagnostics.ensure(self.endpoint_id(name))
 
     # ------------------------------------------------------------------ deployments
 

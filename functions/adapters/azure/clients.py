@@ -75,3 +75,36 @@ def requests_transport(session: Any) -> Any:
     from azure.core.pipeline.transport import RequestsTransport
 
     return RequestsTransport(session=session, session_owner=False)
+
+
+PUBLIC_ARM = "https://management.azure.com"
+
+
+def arm_base_url(ml_client: Any) -> str:
+    """The Resource Manager endpoint an MLClient talks to (azure-ai-ml reads it from its cloud's
+    metadata: sovereign clouds differ), the public cloud's when it does not say."""
+    return str(getattr(ml_client, "_base_url", "") or PUBLIC_ARM).rstrip("/")
+
+
+def arm_client(credential: Any = None, *, base_url: str = PUBLIC_ARM, transport: Any = None, **kwargs: Any) -> Any:
+    """A plain Resource Manager pipeline (azure-mgmt-core, which azure-ai-ml is built on) for the
+    few ARM calls no azure-ai-ml operation makes — the endpoints' diagnostic settings
+    (Microsoft.Insights): bearer token for `base_url`, azure-core's retries of 408/429/5xx, and the
+    same injectable transport as the MLClients (tests route it to the fake ARM). A whole
+    azure-mgmt-monitor client would add a package for two requests."""
+    from azure.core.pipeline import policies
+    from azure.mgmt.core import ARMPipelineClient
+    from azure.mgmt.core.policies import ARMChallengeAuthenticationPolicy, ARMHttpLoggingPolicy
+
+    base_url = base_url.rstrip("/")
+    pipeline = [
+        policies.RequestIdPolicy(),
+        policies.HeadersPolicy(),
+        policies.UserAgentPolicy(sdk_moniker="modelops"),
+        policies.RetryPolicy(**{k: v for k, v in kwargs.items() if k.startswith("retry_")}),
+        ARMChallengeAuthenticationPolicy(credential or default_credential(), f"{base_url}/.default"),
+        policies.ContentDecodePolicy(),
+        ARMHttpLoggingPolicy(),
+    ]
+    extra = {"transport": transport} if transport is not None else {}
+    return ARMPipelineClient(base_url, policies=pipeline, **extra)

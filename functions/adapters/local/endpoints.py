@@ -165,6 +165,15 @@ class LocalEndpoints:
             self._endpoints[name] = ep
             self._persist(ep)
 
+    def ensure_logging(self, name: str) -> str:
+        """Nothing to set up here: an endpoint's front door writes its traffic log from the start
+        and each deployment's server its console log (what the local TrafficLog and inference-log
+        source read). Azure needs a diagnostic setting per endpoint for the same."""
+        with self._lock:
+            if name not in self._endpoints:
+                raise PlatformError(f"endpoint {name} does not exist")
+        return f"local: the front door writes {traffic_log_path(self.home, name)}"
+
     def begin_delete_endpoint(self, name: str) -> None:
         """Idempotent. Stops the front door, then every deployment (traffic or not, as AzureML
         does); the traffic log and console logs stay for the record."""
