@@ -199,6 +199,40 @@ class App:
             log_event(logger, "contract_adoption", model=model, result=what[:300])
         return done
 
+    def health_checks(self) -> list[Any]:
+        """What the platform is missing, as ports.HealthCheck results (GET /api/health?deep=1, the
+        start-up log): each probes an operation the control plane performs, harmlessly."""
+        from functions.ports import HealthCheck
+
+        try:
+            configs = [self.managed.get(name) for name in self.managed.names]
+        except Exception as exc:  # noqa: BLE001 - reported as a check, never raised from a health probe
+            return [HealthCheck("models", False, f"{type(exc).__name__}: {str(exc)[:300]}")]
+        return [self._store_check(), *self._parts.health_checks(self, configs)]
+
+    def _store_check(self) -> Any:
+        from functions.ports import HealthCheck, PlatformError
+
+        try:
+            self.store.get("health/probe.json")  # a read of a key that is never written
+        except PlatformError as exc:
+            return HealthCheck("store", False, str(exc)[:500])
+        return HealthCheck("store", True, "readable")
+
+    def log_health_checks(self) -> list[Any]:
+        """Run the deep checks and log each (a WARNING for a failing one): what the Function App
+        does once on start-up, beside the first invocation, so a missing right or diagnostic
+        setting is in the logs before a rollout finds it."""
+        try:
+            checks = self.health_checks()
+        except Exception as exc:  # noqa: BLE001 - a start-up report must never take the worker down
+            log_event(logger, "health_checks_failed", logging.WARNING, error=f"{type(exc).__name__}: {exc}"[:300])
+            return []
+        for check in checks:
+            log_event(logger, "health_check", logging.INFO if check.ok else logging.WARNING, check=check.name,
+                      ok=check.ok, detail=check.detail[:500])
+        return checks
+
     def wait_all(self, timeout: float | None = None) -> list[dict[str, Any]]:
         """Local only: wait for the orchestrations this process started."""
         return self.local.driver.wait_all(timeout)
@@ -271,6 +305,11 @@ class _LocalParts:
     def orchestrations(self, client: Any = None) -> Orchestrations:
         return self.embedded.orchestrations
 
+    def health_checks(self, app_: App, configs: list[Any]) -> list[Any]:
+        """Nothing beyond the store: the embedded platform's endpoints need no diagnostic setting
+        (each front door writes its own traffic log) and it has no rights to lack."""
+        return []
+
 
 class _AzureParts:
     """AzureML (staging, production, registry) through azure-ai-ml, blob storage for state, Log
@@ -308,6 +347,13 @@ class _AzureParts:
         return registry_client(self.azure.registry_name, credential=self.credential)
 
     @cached_property
+    def arm_client(self) -> Any:
+        """Resource Manager calls azure-ai-ml makes none of (the endpoints' diagnostic settings)."""
+        from functions.adapters.azure.clients import arm_base_url, arm_client
+
+        return arm_client(self.credential, base_url=arm_base_url(self.production_client))
+
+    @cached_property
     def logs_client(self) -> Any:
         from functions.adapters.azure.log_analytics import logs_client
 
@@ -327,6 +373,7 @@ class _AzureParts:
     def rollout_ports(self, store: Store) -> RolloutPorts:
         from functions.adapters.azure.aml_endpoints import AzureEndpoints, DeploymentAssets
         from functions.adapters.azure.aml_registry import AzureModelRegistry
+        from functions.adapters.azure.diagnostic_settings import EndpointDiagnostics
         from functions.adapters.azure.model_files import DownloadedModelFiles
         from functions.adapters.azure.log_analytics import https_required
         from functions.adapters.azure.traffic_log import LogAnalyticsTrafficLog
@@ -335,7 +382,9 @@ class _AzureParts:
         assets = DeploymentAssets(code=a.deployment_code or None, environment=a.deployment_environment or None)
         return RolloutPorts(
             staging=AzureEndpoints(self.staging_client, assets),
-            production=AzureEndpoints(self.production_client, assets),
+            # production endpoints send their logs where the traffic log and the export read them
+            production=AzureEndpoints(self.production_client, assets,
+                                      diagnostics=EndpointDiagnostics(self.arm_client, a.log_analytics_resource_id)),
             registry=AzureModelRegistry(self.staging_client, lambda: self.registry_client, a.staging_workspace_id,
                                         registry_name=a.registry_name),
             # the workflow waits canary.health_delay_seconds (the ingestion lag) before it reads
@@ -373,6 +422,18 @@ class _AzureParts:
         from functions.adapters.azure.references import RegistryReferences
 
         return RegistryReferences(lambda: self.registry_client, self.azure.registry_name)
+
+    def health_checks(self, app_: App, configs: list[Any]) -> list[Any]:
+        from functions.adapters.azure.health_checks import endpoint_checks, table_checks
+        from functions.adapters.azure.log_analytics import https_required
+
+        ports = app_.ports
+        return [
+            *endpoint_checks("staging", ports.staging, [c.staging_endpoint for c in configs]),
+            *endpoint_checks("production", ports.production, [c.production_endpoint for c in configs], logs=True),
+            *table_checks(self.logs_client, self.azure.log_analytics_workspace_id,
+                          enforce_https=https_required(self.azure.logs_endpoint)),
+        ]
 
     def orchestrations(self, client: Any = None) -> Orchestrations:
         from functions.adapters.azure.durable import DurableOrchestrations
@@ -439,5 +500,8 @@ def app() -> App:
         if _app is None:
             built = build_app(Settings.from_env())
             _app = built.open()  # locally (Core Tools): this worker owns the home
+            if built.settings.platform == "azure":  # beside the first invocation, never in its way
+                threading.Thread(target=built.log_health_checks, name="modelops-start-up-checks",
+                                 daemon=True).start()
         return _app
 

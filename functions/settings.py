@@ -7,6 +7,7 @@ or the environment (the `modelops` CLI). Every name is documented in local.setti
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
@@ -128,6 +129,12 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int | None = 
     return value
 
 
+# ARM ids are case-insensitive (the service itself answers "resourcegroups", "microsoft.operationalinsights")
+LOG_ANALYTICS_RESOURCE_ID = re.compile(
+    r"/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.OperationalInsights/workspaces/[^/]+",
+    re.IGNORECASE)
+
+
 @dataclass(frozen=True)
 class AzureSettings:
     """Where the Azure platform lives. Read only when MODELOPS_PLATFORM=azure."""
@@ -139,6 +146,9 @@ class AzureSettings:
     production_workspace: str
     registry_name: str
     log_analytics_workspace_id: str  # production workspace's Log Analytics (traffic log, inference logs)
+    # the same workspace's ARM resource id: where each production endpoint's diagnostic setting sends
+    # its AmlOnlineEndpoint* logs (the query API takes the GUID above, a diagnostic setting this id)
+    log_analytics_resource_id: str
     storage_connection_string: str = ""  # or storage_account_url + managed identity
     storage_account_url: str = ""
     storage_container: str = "modelops"
@@ -162,11 +172,17 @@ class AzureSettings:
             "production_workspace": "MODELOPS_PRODUCTION_WORKSPACE",
             "registry_name": "MODELOPS_REGISTRY_NAME",
             "log_analytics_workspace_id": "MODELOPS_LOG_ANALYTICS_WORKSPACE_ID",
+            "log_analytics_resource_id": "MODELOPS_LOG_ANALYTICS_RESOURCE_ID",
         }
         missing = [name for name in required.values() if not env.get(name, "").strip()]
         if missing:
             raise SettingsError(f"MODELOPS_PLATFORM=azure needs app setting(s) {', '.join(missing)}")
         values = {field_: env[name].strip() for field_, name in required.items()}
+        if not LOG_ANALYTICS_RESOURCE_ID.fullmatch(values["log_analytics_resource_id"]):
+            raise SettingsError(
+                "MODELOPS_LOG_ANALYTICS_RESOURCE_ID must be a Log Analytics workspace's resource id, "
+                "/subscriptions/<id>/resourceGroups/<group>/providers/Microsoft.OperationalInsights/workspaces/<name>, "
+                f"got {values['log_analytics_resource_id']!r}")
         connection = env.get("MODELOPS_STORAGE_CONNECTION_STRING") or env.get("AzureWebJobsStorage", "")
         account_url = env.get("MODELOPS_STORAGE_ACCOUNT_URL", "")
         if not connection and not account_url:

@@ -595,7 +595,9 @@ def test_the_azure_app_gives_the_jobs_adapter_the_registry_clients(monkeypatch):
     for key, value in {"AZURE_SUBSCRIPTION_ID": SUBSCRIPTION, "MODELOPS_STAGING_RESOURCE_GROUP": RESOURCE_GROUP,
                        "MODELOPS_STAGING_WORKSPACE": WORKSPACE, "MODELOPS_PRODUCTION_WORKSPACE": "mlw-prod",
                        "MODELOPS_REGISTRY_NAME": "mlr-shared", "MODELOPS_LOG_ANALYTICS_WORKSPACE_ID": "la",
-                       "MODELOPS_STORAGE_ACCOUNT_URL": "https://st.blob.core.windows.net"}.items():
+                       "MODELOPS_STORAGE_ACCOUNT_URL": "https://st.blob.core.windows.net",
+                       "MODELOPS_LOG_ANALYTICS_RESOURCE_ID": "/subscriptions/s/resourceGroups/rg/providers/"
+                                                             "Microsoft.OperationalInsights/workspaces/log"}.items():
         monkeypatch.setenv(key, value)
     parts = bootstrap._AzureParts(Settings(platform="azure"))
     shared, credential = object(), object()

@@ -158,10 +158,30 @@ def test_the_local_platform_refuses_a_component_it_cannot_run_unless_a_local_com
     assert load_managed_models('{"m": {"retraining_pipeline": "ml/pipelines/train.yml"}}', platform="local")
 
 
+LA_RESOURCE_ID = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.OperationalInsights/workspaces/log"
+AZURE_ENV = {"AZURE_SUBSCRIPTION_ID": "s", "MODELOPS_STAGING_RESOURCE_GROUP": "rg", "MODELOPS_STAGING_WORKSPACE": "w",
+             "MODELOPS_PRODUCTION_WORKSPACE": "p", "MODELOPS_REGISTRY_NAME": "r",
+             "MODELOPS_LOG_ANALYTICS_WORKSPACE_ID": "la", "MODELOPS_STORAGE_ACCOUNT_URL": "https://a",
+             "MODELOPS_LOG_ANALYTICS_RESOURCE_ID": LA_RESOURCE_ID}
+
+
+def test_azure_needs_the_log_analytics_workspace_resource_id_the_endpoints_log_to():
+    assert AzureSettings.from_env(AZURE_ENV).log_analytics_resource_id == LA_RESOURCE_ID
+    # ARM ids are case-insensitive: the service's own lower-cased form is accepted
+    assert AzureSettings.from_env({**AZURE_ENV, "MODELOPS_LOG_ANALYTICS_RESOURCE_ID": LA_RESOURCE_ID.lower()})
+    without = {k: v for k, v in AZURE_ENV.items() if k != "MODELOPS_LOG_ANALYTICS_RESOURCE_ID"}
+    with pytest.raises(SettingsError, match="needs app setting.*MODELOPS_LOG_ANALYTICS_RESOURCE_ID"):
+        AzureSettings.from_env(without)
+    for wrong in ("la", "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Insights/components/appi"):
+        with pytest.raises(SettingsError, match="MODELOPS_LOG_ANALYTICS_RESOURCE_ID must be a Log Analytics"):
+            AzureSettings.from_env({**AZURE_ENV, "MODELOPS_LOG_ANALYTICS_RESOURCE_ID": wrong})
+
+
 def test_the_ingestion_lag_is_read_like_every_other_number():
     env = {"AZURE_SUBSCRIPTION_ID": "s", "MODELOPS_STAGING_RESOURCE_GROUP": "rg", "MODELOPS_STAGING_WORKSPACE": "w",
            "MODELOPS_PRODUCTION_WORKSPACE": "p", "MODELOPS_REGISTRY_NAME": "r",
-           "MODELOPS_LOG_ANALYTICS_WORKSPACE_ID": "la", "MODELOPS_STORAGE_ACCOUNT_URL": "https://a"}
+           "MODELOPS_LOG_ANALYTICS_WORKSPACE_ID": "la", "MODELOPS_STORAGE_ACCOUNT_URL": "https://a",
+           "MODELOPS_LOG_ANALYTICS_RESOURCE_ID": LA_RESOURCE_ID}
     assert AzureSettings.from_env(env).ingestion_lag_seconds == 300.0
     assert AzureSettings.from_env({**env, "MODELOPS_INGESTION_LAG_SECONDS": "60"}).ingestion_lag_seconds == 60.0
     for raw, message in (("soon", "MODELOPS_INGESTION_LAG_SECONDS must be a number, got 'soon'"),

@@ -52,6 +52,8 @@ pytestmark = pytest.mark.integration
 
 IRIS, DIABETES = "iris", "diabetes"
 LOGS_WORKSPACE = "0f9b6b1c-6c52-4a8e-9a8c-3d6f0e5b7a21"  # the Log Analytics workspace id (a GUID)
+LOGS_RESOURCE = (f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}"  # and its ARM id
+                 "/providers/Microsoft.OperationalInsights/workspaces/log-modelops")
 WS_ID = (f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}"
          f"/providers/Microsoft.MachineLearningServices/workspaces/{WORKSPACE}")
 BAKE = 3.0
@@ -124,7 +126,7 @@ def models(tmp_path_factory) -> dict[str, Path]:
 def azure(tmp_path_factory, azurite) -> Azure:
     from azure.storage.blob import BlobServiceClient, ContainerSasPermissions, generate_container_sas
 
-    from functions.adapters.azure.clients import registry_client, workspace_client
+    from functions.adapters.azure.clients import arm_client, registry_client, workspace_client
     from functions.services.activities import dispatch
     from functions.services.workflow import rollout_orchestrator
     from functions.shared.orchestration import ACTIVITY, ORCHESTRATOR
@@ -154,6 +156,7 @@ def azure(tmp_path_factory, azurite) -> Azure:
         "MODELOPS_STAGING_RESOURCE_GROUP": RESOURCE_GROUP, "MODELOPS_STAGING_WORKSPACE": WORKSPACE,
         "MODELOPS_PRODUCTION_WORKSPACE": WORKSPACE, "MODELOPS_REGISTRY_NAME": REGISTRY,
         "MODELOPS_LOG_ANALYTICS_WORKSPACE_ID": LOGS_WORKSPACE, "MODELOPS_LOGS_ENDPOINT": logs.url,
+        "MODELOPS_LOG_ANALYTICS_RESOURCE_ID": LOGS_RESOURCE,
         "MODELOPS_STORAGE_CONNECTION_STRING": azurite, "MODELOPS_STORAGE_CONTAINER": f"modelops-{uuid.uuid4().hex}",
         "MODELOPS_DEPLOYMENT_CODE": "azureml:modelops-score:1",
         "MODELOPS_DEPLOYMENT_ENVIRONMENT": "azureml:modelops-serving:1",
@@ -167,7 +170,8 @@ def azure(tmp_path_factory, azurite) -> Azure:
     workspace = workspace_client(SUBSCRIPTION, RESOURCE_GROUP, WORKSPACE, transport=arm.transport(), **clients)
     # the parts build these on first use; here they are the fakes' (cached_property values)
     parts.__dict__.update(credential=credential, staging_client=workspace, production_client=workspace,
-                          registry_client=registry_client(REGISTRY, transport=arm.transport(), **clients))
+                          registry_client=registry_client(REGISTRY, transport=arm.transport(), **clients),
+                          arm_client=arm_client(credential, transport=arm.transport(), retry_backoff_factor=0.0))
     driver = LocalOrchestrator({ORCHESTRATOR: rollout_orchestrator},
                                {ACTIVITY: lambda payload: dispatch(app.ports, payload)})
     parts.orchestrations = lambda client=None: LocalOrchestrations(driver)
@@ -221,6 +225,16 @@ def test_two_never_seen_models_roll_out_export_and_drift_check_on_the_azure_path
     put = next(c for c in azure.arm.writes() if c.method == "PUT" and "/deployments/" in c.path
                and app.managed.get(IRIS).production_endpoint in c.path)
     assert json.loads(put.body["properties"]["environmentVariables"]["MODELOPS_CONTRACT"])["request_shape"] == "rows"
+    # each production endpoint got its diagnostic setting (its logs → the Log Analytics workspace), once
+    for name in (IRIS, DIABETES):
+        endpoint = app.managed.get(name).production_endpoint
+        setting = [c for c in azure.arm.writes() if c.path.endswith(f"/onlineEndpoints/{endpoint}/providers/"
+                                                                    "Microsoft.Insights/diagnosticSettings/modelops")]
+        assert [(c.method, c.status) for c in setting] == [("PUT", 200)], setting
+        assert setting[0].body["properties"]["workspaceId"] == LOGS_RESOURCE
+    staging_endpoints = {app.managed.get(name).staging_endpoint for name in (IRIS, DIABETES)}
+    assert not [c for c in azure.arm.writes() if "diagnosticSettings" in c.path
+                and any(f"/onlineEndpoints/{e}/" in c.path for e in staging_endpoints)]
     answer = app.ports.production.score(app.managed.get(IRIS).production_endpoint, {"data": [[5.1, 3.5, 1.4, 0.2]]})
     assert answer.status == 200 and answer.body == {"result": [0]}, answer
 
@@ -232,6 +246,7 @@ def test_two_never_seen_models_roll_out_export_and_drift_check_on_the_azure_path
         v2 = azure.register(DIABETES, train_diabetes(tmp_path / "v2" / "model", model_name=DIABETES, seed=1))
         second = [o for o in azure.driver.wait_all(timeout=600) if (o["model"], o["version"]) == (DIABETES, v2)]
         assert second[0]["state"] == "succeeded", second
+        assert len([c for c in azure.arm.writes() if "/diagnosticSettings/" in c.path]) == 2  # read, not rewritten
         trail = app.rollouts.trail(DIABETES, second[0]["id"])
         health = [r["details"] for r in trail if r["step"] == "health" and not r["details"].get("extended")]
         assert [(h["percent"], h["healthy"]) for h in health] == [(10, True), (50, True), (100, True)], trail

@@ -204,8 +204,9 @@ class SubsetEvaluator:
             raise QueryError("A query must start with a table name", code="SyntaxError")
         name = stages[0][0].value
         table = self.tables.get(name)
-        if table is None:
-            raise QueryError(f"Failed to resolve table or column expression named '{name}'",
+        if table is None:  # the service names the first operator applied to it, as here
+            operator = f"'{stages[1][0].value}' operator: " if len(stages) > 1 and stages[1] else ""
+            raise QueryError(f"{operator}Failed to resolve table or column expression named '{name}'",
                              inner_code="SEM0100")
         rows, times = table.prepare()
         lo, hi = _time_slice(times, timespan.bounds(), len(rows))

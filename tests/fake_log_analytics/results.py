@@ -38,8 +38,15 @@ class QueryError(Exception):
         self.inner_code = inner_code
 
     def body(self) -> dict[str, Any]:
+        """With an inner code, the service's shape for a semantic error (bodies users reported, e.g.
+        CDCgov/prime-reportstream#11773 and Azure/azure-quickstart-templates#5174, both an unknown
+        table): {"error": {"code": "BadArgumentError", "innererror": {"code": "SemanticError",
+        "message": "A semantic error occurred.", "innererror": {"code": "SEM0100", "message":
+        "'where' operator: Failed to resolve table or column expression named 'T'"}}}}."""
         inner: dict[str, Any] = {"code": self.code, "message": self.message}
         if self.inner_code:
+            if self.code == "SemanticError":
+                inner["message"] = "A semantic error occurred."
             inner["innererror"] = {"code": self.inner_code, "message": self.message}
         return error_body("BadArgumentError", "The request had some invalid properties", innererror=inner)
 

@@ -149,3 +149,27 @@ def describe_error(error: Any) -> str:
 def first_line(exc: BaseException) -> str:
     message = str(getattr(exc, "message", None) or exc).strip()
     return message.splitlines()[0][:500] if message else type(exc).__name__
+
+
+QUERY_ACTION = "Microsoft.OperationalInsights/workspaces/query/read"  # what Log Analytics Reader grants
+
+
+def table_query_error(exc: BaseException, action: str, table: str, workspace_id: str) -> PlatformError:
+    """platform_error, saying what it means for the failures after which modelops cannot see at all:
+    the table does not exist (400, the semantic error SEM0100 naming it: Log Analytics creates a
+    resource table with its first row, so nothing has ever sent one — an endpoint without its
+    diagnostic setting), the identity may not query (403), the workspace id is wrong (404)."""
+    error = platform_error(exc, action)
+    status = getattr(exc, "status_code", None)
+    detail = str(error)[len(action) + 2:] if str(error).startswith(f"{action}: ") else str(error)
+    if status == 400 and f"Failed to resolve table or column expression named '{table}'" in detail:
+        return PlatformError(f"{action}: HTTP 400: table {table} does not exist in Log Analytics workspace "
+                             f"{workspace_id}: no row has ever reached it (the production endpoints need a "
+                             f"diagnostic setting sending {table} there)")
+    if status == 403:
+        return PlatformError(f"{action}: HTTP 403: the identity may not query Log Analytics workspace "
+                             f"{workspace_id} ({QUERY_ACTION}: Log Analytics Reader) ({detail})")
+    if status == 404:
+        return PlatformError(f"{action}: HTTP 404: Log Analytics workspace {workspace_id} not found "
+                             f"(MODELOPS_LOG_ANALYTICS_WORKSPACE_ID is its workspace id, a GUID) ({detail})")
+    return error

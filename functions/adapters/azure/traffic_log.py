@@ -13,7 +13,9 @@ deployment, status, duration. ResponseCode is wrapped in toint(): the table refe
 int, but Microsoft's own sample query on that page compares it with strings, and toint() reads
 both the same way.
 
-Ingestion lag: this table is a resource log (sent by the AzureML workspace's diagnostic setting),
+Ingestion lag: this table is a resource log (sent by each online endpoint's diagnostic setting,
+which the rollout ensures: aml_endpoints.AzureEndpoints.ensure_logging; without one the table stays
+empty, or does not exist at all — the query then fails, and the canary with it, naming the table),
 and Azure Monitor documents resource logs as "usually available within 3 to 10 minutes end-to-end"
 (https://learn.microsoft.com/azure/azure-monitor/logs/data-ingestion-time). A health window that
 ends "now" therefore under-counts, and an empty window reads as "no traffic". Canary bake times in
@@ -33,7 +35,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from functions.adapters.azure.log_analytics import describe_error, kql_datetime, kql_string, platform_error, utc
+from functions.adapters.azure.log_analytics import describe_error, kql_datetime, kql_string, table_query_error, utc
 from functions.ports import PlatformError, TrafficStats
 from functions.shared.names import check_endpoint_name
 
@@ -108,8 +110,8 @@ class LogAnalyticsTrafficLog:
             kwargs["server_timeout"] = self.server_timeout
         try:
             response = self.client.query_workspace(self.workspace_id, query, **kwargs)
-        except AzureError as exc:
-            raise platform_error(exc, action) from exc
+        except AzureError as exc:  # a missing table, a right the identity lacks: said in words
+            raise table_query_error(exc, action, TABLE, self.workspace_id) from exc
         if response.status == LogsQueryStatus.PARTIAL:
             detail = describe_error(response.partial_error)
             raise PlatformError(f"{action}: Log Analytics returned a partial result ({detail})")
