@@ -15,7 +15,7 @@ from functions.domain.config import deployment_name
 from functions.ports import PlatformError
 from functions.services import activities
 from tests.fake_arm import RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE, FakeAzureML
-from tests.fake_arm.diagnostics import READ, WRITE
+from tests.fake_arm.diagnostics import LINKED, READ, WRITE
 from tests.fake_credentials import FakeCredential
 from tests.test_workflow import GOOD, MODEL, Harness, _score_contract  # noqa: F401 (autouse fixture)
 
@@ -96,15 +96,17 @@ def test_what_is_missing_is_added_to_modelops_setting_without_undoing_the_rest(a
     assert endpoints.diagnostics.routing(arm.endpoints[ENDPOINT]["id"]).ok
 
 
-@pytest.mark.parametrize("action", [READ, WRITE])
-def test_a_right_the_identity_lacks_is_named_and_never_retried(arm, endpoints, action):
+@pytest.mark.parametrize("action, where, code", [
+    (READ, "the endpoint", "AuthorizationFailed"), (WRITE, "the endpoint", "AuthorizationFailed"),
+    (LINKED, "the Log Analytics workspace", "LinkedAuthorizationFailed")])  # ARM's check on the destination
+def test_a_right_the_identity_lacks_is_named_and_never_retried(arm, endpoints, action, where, code):
     arm.deny(action)
     with pytest.raises(PlatformError) as caught:
         endpoints.ensure_logging(ENDPOINT)
     assert not caught.value.transient
-    assert f"the identity may not perform {action}" in str(caught.value) and "403 AuthorizationFailed" in str(
-        caught.value)
+    assert f"the identity may not perform {action} on {where} (HTTP 403 {code}: " in str(caught.value)
     assert [c.status for c in settings_calls(arm)][-1] == 403
+    assert arm.diagnostic_settings.get(ENDPOINT, {}) == {}
 
 
 def test_the_rollout_activity_retries_a_transient_failure_then_fails_closed(arm, endpoints, monkeypatch):
@@ -154,3 +156,20 @@ def test_a_production_endpoint_whose_logs_cannot_be_routed_stops_the_rollout_bef
     trail = h.rollouts.trail(MODEL, out["id"])
     assert trail[-1]["step"] == "failed" and "diagnosticSettings/write" in trail[-1]["details"]["reason"]
     assert "production_deployment_created" not in [r["step"] for r in trail]
+
+
+def test_the_local_platform_needs_no_setting_its_front_door_writes_the_traffic_log(tmp_path):
+    import sys
+
+    from functions.adapters.local.endpoints import LocalEndpoints
+    from functions.adapters.local.traffic_log import traffic_log_path
+
+    local = LocalEndpoints(tmp_path, sys.executable)
+    try:
+        with pytest.raises(PlatformError, match="endpoint ccd-prod does not exist"):
+            local.ensure_logging(ENDPOINT)
+        local.begin_create_endpoint(ENDPOINT)
+        assert local.ensure_logging(ENDPOINT) == f"local: the front door writes {traffic_log_path(tmp_path, ENDPOINT)}"
+        assert traffic_log_path(tmp_path, ENDPOINT).parent.is_dir()
+    finally:
+        local.close()

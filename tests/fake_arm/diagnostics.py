@@ -22,7 +22,11 @@ at most five settings per resource (Microsoft Learn, "Diagnostic settings in Azu
 missing setting → 404 ResourceNotFound; an endpoint that does not exist → 404.
 
 `deny(action)` makes the fake answer 403 AuthorizationFailed, ARM's shape naming the action and
-scope, for requests that need `Microsoft.Insights/diagnosticSettings/read` or `/write`.
+scope, for requests that need `Microsoft.Insights/diagnosticSettings/read` or `/write`; denying
+`Microsoft.OperationalInsights/workspaces/sharedKeys/action` makes a PUT naming a Log Analytics
+workspace answer 403 LinkedAuthorizationFailed — ARM's linked check on the destination (the wording
+of CDCgov/prime-reportstream#7678 and JimGBritt/AzurePolicy#17; MicrosoftDocs/azure-docs#80159 lists
+that action as the one a Log Analytics destination needs).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ CATEGORY_GROUPS = ("allLogs",)
 MAX_SETTINGS = 5
 READ = "Microsoft.Insights/diagnosticSettings/read"
 WRITE = "Microsoft.Insights/diagnosticSettings/write"
+LINKED = "Microsoft.OperationalInsights/workspaces/sharedKeys/action"  # on the destination workspace
 PRINCIPAL = "00000000-0000-0000-0000-0000000000a1"  # the fake credential's object id, in 403 messages
 
 
@@ -87,6 +92,12 @@ class DiagnosticSettings:
             body = c.body if isinstance(c.body, dict) else {}
             props = copy.deepcopy(body.get("properties") or {})
             self._check_setting(endpoint, name, props, settings)
+            if LINKED in self.denied_actions and props.get("workspaceId"):
+                raise _error(403, "LinkedAuthorizationFailed",
+                             f"The client '{PRINCIPAL}' with object id '{PRINCIPAL}' has permission to perform action "
+                             f"'{WRITE}' on scope '{scope}/providers/Microsoft.Insights/diagnosticSettings/{name}'; "
+                             f"however, it does not have permission to perform action '{LINKED}' on the linked "
+                             f"scope(s) '{props['workspaceId']}' or the linked scope(s) are invalid.")
             settings[name] = self._setting_body(endpoint, name, props)
             raise _Reply(200, copy.deepcopy(settings[name]))
 

@@ -28,6 +28,10 @@ What the SDK does on the wire (azure-ai-ml 1.35), and what this adapter does abo
   supplies both, for an `mlflow_model` only (ModelRef.model_type, AzureML's `modelType`), so any other
   model is refused here before a request.
 
+`ensure_logging` (production endpoints, before a deployment goes on them): the endpoint's diagnostic
+setting, read and written only when missing (diagnostic_settings.py), on a plain ARM pipeline with
+the same credential and transport; staging's AzureEndpoints has none (`diagnostics=None`).
+
 `score` calls the scoring URI itself (the SDK's `invoke` mutates a module-level header dict) with
 the endpoint key and an explicit `azureml-model-deployment` header. A request that gets no HTTP
 answer (connection refused/reset, timeout) is returned as `ScoreResult(status=599)` rather than

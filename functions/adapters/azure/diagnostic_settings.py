@@ -26,14 +26,17 @@ other entries (e.g. an AmlOnlineEndpointEventLog someone added) are kept: Azure 
 setting sending a category to a destination another setting already sends it to.
 
 Failures are PlatformError: 408/429/5xx and no answer are transient; 403 names the action the
-identity lacks (Microsoft.Insights/diagnosticSettings/read or /write: AzureML Data Scientist grants
-neither; Monitoring Contributor does).
+identity lacks, as ARM names it: Microsoft.Insights/diagnosticSettings/read or /write on the endpoint
+(AzureML Data Scientist grants neither), or — ARM's linked check on the destination,
+LinkedAuthorizationFailed — Microsoft.OperationalInsights/workspaces/sharedKeys/action on the Log
+Analytics workspace (MicrosoftDocs/azure-docs#80159). Monitoring Contributor grants all three.
 
 No Azure SDK import at module level: this module is imported when the Function App is composed.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -153,9 +156,12 @@ class EndpointDiagnostics:
         code, message = _error_of(answer, response.text())
         detail = f"HTTP {status} {code}: {message}" if code else f"HTTP {status} {message}"
         if status == 403:
-            raise PlatformError(f"{action}: the identity may not perform {permission} ({detail}); "
-                                "grant it a role with that action on the endpoint (e.g. Monitoring Contributor "
-                                "on the production workspace)")
+            # ARM names the action it refused: ours on the endpoint, or (LinkedAuthorizationFailed) the
+            # one a setting needs on its destination, the Log Analytics workspace
+            refused = re.search(r"does not have (?:permission|authorization) to perform action '([^']+)'", message)
+            permission = refused.group(1) if refused else permission
+            where = "the Log Analytics workspace" if code == "LinkedAuthorizationFailed" else "the endpoint"
+            raise PlatformError(f"{action}: the identity may not perform {permission} on {where} ({detail})")
         raise PlatformError(f"{action}: {detail}", transient=status in TRANSIENT_STATUS or status >= 500)
 
 
@@ -164,7 +170,7 @@ def _error_of(answer: Any, text: str) -> tuple[str, str]:
     is the flat {code, message}: read both."""
     if isinstance(answer, dict):
         error = answer.get("error") if isinstance(answer.get("error"), dict) else answer
-        return str(error.get("code") or ""), str(error.get("message") or "")[:500]
+        return str(error.get("code") or ""), str(error.get("message") or "")[:1000]
     return "", (text or "")[:200]
 
 
