@@ -383,6 +383,24 @@ def test_the_action_group_posts_the_common_alert_schema_to_the_alert_webhook_wit
     assert receiver["useAadAuth"] == "webhookUseAadAuth"  # optional Secure Webhook
 
 
+# --- the GitHub Actions workflow for users (bicep build/lint, what-if: it cannot run here) ----------
+
+def test_the_workflow_builds_lints_and_previews_both_layers_with_the_parameters_they_take():
+    workflow = yaml.safe_load((REPO_ROOT / ".github" / "workflows" / "infra.yml").read_text())
+    runs = {job: "\n".join(step.get("run", "") for step in spec["steps"]) for job, spec in workflow["jobs"].items()}
+    for entry in ("infra/main.bicep", "infra/post-deploy/main.bicep"):
+        assert (REPO_ROOT / entry).is_file()
+        assert f"az bicep build --file {entry}" in runs["build-and-lint"]
+        assert f"az bicep lint --file {entry}" in runs["build-and-lint"]
+    assert "make test-infra" in runs["contract-tests"]
+    what_if = runs["what-if"]
+    assert "az deployment sub what-if" in what_if and "--template-file infra/main.bicep" in what_if
+    passed = set(re.findall(r"(\w+)=\"\$\{\{ vars\.", what_if))
+    params = bt.parameters(bt.MAIN)
+    assert passed <= set(params), passed - set(params)
+    assert {n for n, p in params.items() if p["default"] is None} <= passed
+
+
 # --- the post-deploy script --------------------------------------------------------------------------
 
 def run_post_deploy(tmp_path: Path, listed: list[str], attempts: int = 1) -> tuple[subprocess.CompletedProcess, list]:
