@@ -12,7 +12,7 @@ PIP_FLAGS := --quiet --disable-pip-version-check
 ENV_DIR := ml/environments
 NPM := $(shell command -v npm 2>/dev/null)
 
-.PHONY: demo test test-infra tools-env bench bench-scoring bench-handoff bench-drift bench-export bench-endpoints bench-rollout env serving-env check-python clean help
+.PHONY: demo test test-infra tools-env bench bench-infra bench-scoring bench-handoff bench-drift bench-export bench-endpoints bench-rollout env serving-env check-python clean help
 
 help:
 	@echo "make demo         run the main job on the embedded local platform"
@@ -32,7 +32,10 @@ test: env $(TOOLS_VENV)/.installed
 test-infra: $(VENV)/.installed $(TOOLS_VENV)/.installed
 	$(VENV)/bin/python -m pytest tests/test_infra.py $(PYTEST_ARGS)
 
-bench: bench-scoring bench-handoff bench-drift bench-export bench-endpoints bench-rollout
+bench: bench-scoring bench-handoff bench-drift bench-export bench-endpoints bench-rollout bench-infra
+
+bench-infra: $(VENV)/.installed $(TOOLS_VENV)/.installed
+	$(VENV)/bin/python bench/infra_checks.py
 
 bench-drift: env
 	$(VENV)/bin/python bench/drift.py
