@@ -5,6 +5,10 @@
   modules and outputs. pycep renders identifiers and string literals alike as Python strings and
   keeps interpolated strings as their source text (`'${a}/b'` → "${a}/b"); the helpers below read
   it that way.
+
+checkov parses with its own pinned pycep-parser (0.5.1), which refuses some valid Bicep that 0.7.1
+reads: a child resource declared with a loop inside its parent, and ten or more consecutive comment
+lines in an object. tests/test_infra.py's checkov test fails on any file checkov could not parse.
 """
 
 from __future__ import annotations

@@ -487,3 +487,34 @@ def test_checkov_bicep_policies_parse_every_file_and_fail_none():
     comments = sum(len(re.findall(r"//\s*checkov:skip=", p.read_text())) for p in bt.bicep_files())
     assert summary["skipped"] == comments == len(skipped)
     assert out.returncode == 0, out.stderr[-2000:]
+
+
+@pytest.mark.integration
+def test_checkov_reports_a_file_it_cannot_parse_only_in_its_json(tmp_path):
+    """Why the test above reads the JSON: checkov's parser (pycep-parser 0.5.1, pinned by checkov)
+    refuses valid Bicep — a child resource declared with a loop inside its parent, as here — and
+    checkov then checks nothing in that file and still exits 0."""
+    (tmp_path / "nested_loop.bicep").write_text(textwrap.dedent("""\
+        param names array
+        resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
+          name: 'st${uniqueString(resourceGroup().id)}'
+          location: resourceGroup().location
+          kind: 'StorageV2'
+          sku: {
+            name: 'Standard_LRS'
+          }
+
+          resource blobServices 'blobServices' = {
+            name: 'default'
+
+            resource containers 'containers' = [for n in names: {
+              name: n
+            }]
+          }
+        }
+        """))
+    assert bt.syntax_errors((tmp_path / "nested_loop.bicep").read_bytes()) == []  # valid Bicep
+    out = subprocess.run([str(checkov()), "--directory", str(tmp_path), "--framework", "bicep", "--output", "json",
+                          "--compact", "--skip-download"], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0
+    assert json.loads(out.stdout)["summary"]["parsing_errors"] == 1

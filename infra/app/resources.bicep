@@ -62,6 +62,8 @@ resource blobServices 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01
   name: 'default'
 }
 
+// A top-level loop with `parent`, not a loop nested in blobServices: checkov's Bicep parser
+// (pycep-parser 0.5.1) refuses the nested form and would then check nothing in this file.
 resource containers 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = [for containerName in containerNames: {
   parent: blobServices
   name: containerName
