@@ -131,3 +131,23 @@ def bicep_string(raw: str, values: dict[str, str]) -> str:
 
     out = re.sub(r"(?<!\\)\$\{([^}]*)\}", interpolate, raw)
     return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t", "r": "\r"}.get(m.group(1), m.group(1)), out)
+
+
+def code_without_comments(text: str) -> str:
+    """The source with its // comments removed (not those inside '…' strings, such as URLs)."""
+    lines = []
+    for line in text.splitlines():
+        quoted, out, i = False, [], 0
+        while i < len(line):
+            if line[i] == "\\" and quoted:
+                out.append(line[i:i + 2])
+                i += 2
+                continue
+            if line[i] == "'":
+                quoted = not quoted
+            elif not quoted and line.startswith("//", i):
+                break
+            out.append(line[i])
+            i += 1
+        lines.append("".join(out))
+    return "\n".join(lines)

@@ -119,6 +119,33 @@ def test_no_registry_modules_and_every_local_module_exists():
             assert (path.parent / module["detail"]["path"]).is_file(), (path, name)
 
 
+@pytest.mark.parametrize("path", bt.bicep_files(), ids=lambda p: str(p.relative_to(REPO_ROOT)))
+def test_no_unused_parameters_or_variables(path):
+    """What `bicep lint` (no-unused-params, no-unused-vars) would say, here already."""
+    code = bt.code_without_comments(path.read_text())
+    parsed = bt.parsed(path)
+    for kind in ("parameters", "variables"):
+        for name in parsed.get(kind, {}):
+            uses = len(re.findall(rf"(?<![\w.']){re.escape(name)}\b", code)) - 1  # minus the declaration
+            assert uses > 0, f"{path.name}: {kind[:-1]} {name} is never used"
+
+
+def test_every_module_call_passes_declared_parameters_and_reads_declared_outputs():
+    """What the compiler checks of a module call (unknown or missing parameters, unknown outputs)."""
+    for path in bt.bicep_files():
+        code = bt.code_without_comments(path.read_text())
+        for name, module in bt.modules(path).items():
+            target = path.parent / module["detail"]["path"]
+            declared = bt.parameters(target)
+            passed = set(bt.body(module).get("params", {}))
+            assert passed <= set(declared), f"{path.name} → {target.name}: unknown {passed - set(declared)}"
+            required = {n for n, p in declared.items() if p["default"] is None}
+            assert required <= passed, f"{path.name} → {target.name}: missing {required - passed}"
+            outputs = set(bt.parsed(target).get("outputs", {}))
+            read = set(re.findall(rf"\b{name}\.outputs\.(\w+)", code))
+            assert read <= outputs, f"{path.name} reads {read - outputs} from {target.name}"
+
+
 # --- azd conventions -----------------------------------------------------------------------------------
 
 def test_main_is_subscription_scoped_with_the_azd_parameters():

@@ -69,7 +69,7 @@ param webhookAadObjectId string = ''
 @description('Secure Webhook: the application\'s identifier URI (the token audience, = MODELOPS_WEBHOOK_AUDIENCE).')
 param webhookAadIdentifierUri string = ''
 
-param location string = resourceGroup().location
+@description('Tags of the resources this layer creates.')
 param tags object = {}
 
 // The trigger names registered by function_app.py (functions/triggers/*.py @bp.function_name);
