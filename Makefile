@@ -2,30 +2,40 @@
 # Each builds what it needs: .venv (control plane + `modelops`) and .venv-serve (the scoring
 # runtime, azureml-inference-server-http, kept apart because its pins conflict with the control plane).
 # With npm on PATH it also installs node_modules (Azurite, for the blob storage integration tests).
+# `make test` also builds .venv-tools: checkov (tests/test_infra.py), whose pins clash with .venv.
 
 PYTHON ?= python3
 VENV := .venv
 SERVE_VENV := .venv-serve
+TOOLS_VENV := .venv-tools
 PIP_FLAGS := --quiet --disable-pip-version-check
 ENV_DIR := ml/environments
 NPM := $(shell command -v npm 2>/dev/null)
 
-.PHONY: demo test bench bench-scoring bench-handoff bench-drift bench-export bench-endpoints bench-rollout env serving-env check-python clean help
+.PHONY: demo test test-infra tools-env bench bench-infra bench-scoring bench-handoff bench-drift bench-export bench-endpoints bench-rollout env serving-env check-python clean help
 
 help:
 	@echo "make demo         run the main job on the embedded local platform"
 	@echo "make test         run the whole test suite"
 	@echo "make bench        run the benchmarks under bench/"
+	@echo "make test-infra   check infra/ (Bicep syntax, contract tests, checkov) without the Bicep compiler"
 	@echo "make env          build .venv and .venv-serve only (and node_modules when npm exists)"
+	@echo "make tools-env    build .venv-tools (checkov; make test builds it too)"
 	@echo "make clean        remove virtual environments and local platform state"
 
 demo: env
 	$(VENV)/bin/modelops demo
 
-test: env
+test: env $(TOOLS_VENV)/.installed
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
-bench: bench-scoring bench-handoff bench-drift bench-export bench-endpoints bench-rollout
+test-infra: $(VENV)/.installed $(TOOLS_VENV)/.installed
+	$(VENV)/bin/python -m pytest tests/test_infra.py $(PYTEST_ARGS)
+
+bench: bench-scoring bench-handoff bench-drift bench-export bench-endpoints bench-rollout bench-infra
+
+bench-infra: $(VENV)/.installed $(TOOLS_VENV)/.installed
+	$(VENV)/bin/python bench/infra_checks.py
 
 bench-drift: env
 	$(VENV)/bin/python bench/drift.py
@@ -67,10 +77,19 @@ $(SERVE_VENV)/.installed: $(ENV_DIR)/serving-requirements.txt $(ENV_DIR)/runtime
 	$(SERVE_VENV)/bin/python -m pip install $(PIP_FLAGS) -r $(ENV_DIR)/serving-requirements.txt
 	touch $@
 
+tools-env: $(TOOLS_VENV)/.installed
+
+$(TOOLS_VENV)/.installed: requirements-tools.txt | check-python
+	@echo "==> building $(TOOLS_VENV) (checkov, for tests/test_infra.py)"
+	test -x $(TOOLS_VENV)/bin/python || $(PYTHON) -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/python -m pip install $(PIP_FLAGS) --upgrade pip
+	$(TOOLS_VENV)/bin/python -m pip install $(PIP_FLAGS) -r requirements-tools.txt
+	touch $@
+
 node_modules/.installed: package.json package-lock.json
 	@echo "==> installing node_modules (Azurite)"
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 clean:
-	rm -rf $(VENV) $(SERVE_VENV) .modelops .pytest_cache node_modules
+	rm -rf $(VENV) $(SERVE_VENV) $(TOOLS_VENV) .modelops .pytest_cache node_modules
