@@ -225,6 +225,7 @@ module api 'app/api.bicep' = {
       MODELOPS_PRODUCTION_WORKSPACE: productionWorkspaceName
       MODELOPS_REGISTRY_NAME: registryName
       MODELOPS_LOG_ANALYTICS_WORKSPACE_ID: endpointsLogAnalytics.properties.customerId
+      MODELOPS_LOG_ANALYTICS_RESOURCE_ID: endpointsLogAnalyticsId
       MODELOPS_INGESTION_LAG_SECONDS: ingestionLagSeconds
       MODELOPS_LOGS_ENDPOINT: logsEndpoint
       MODELOPS_STORAGE_ACCOUNT_URL: resources.outputs.blobEndpoint
