@@ -1,9 +1,10 @@
 """Long-running operations of the fake ARM / AzureML service.
 
   LRO status      GET     /fake-operations/<id> (Azure-AsyncOperation target: {"status": ...})
-                  GET     /fake-results/<id>    (Location target: 202 while running, then 204 — or 200
-                          with an EMPTY body for an import: azure-ai-ml treats a non-empty final body
-                          as "not imported" and goes on into its upload path)
+                  GET     /fake-results/<id>    (Location target: 202 while running, then 204 with no
+                          body — for an import too, as the recorded session assets.py names shows:
+                          azure-ai-ml treats a non-empty final body as "not imported" and goes on into
+                          its upload path)
 
 Long-running operations: a PUT/DELETE answers "Creating"/"Updating"/"Deleting" with an operation
 URL and Retry-After 0.02 s, so azure-core's background poller threads do not sleep 5-30 s (the
@@ -161,4 +162,4 @@ class Operations:
             raise _Reply(202, None, self._result_headers(op))
         if op.status == "Failed":
             raise _Reply(500, {"error": op.error})
-        raise _Reply(200 if op.kind == "import" else 204, None)
+        raise _Reply(204, None)

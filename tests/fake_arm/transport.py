@@ -157,7 +157,9 @@ class Transport(BaseAdapter):
         response.reason = {200: "OK", 201: "Created", 202: "Accepted", 204: "No Content", 400: "Bad Request",
                            404: "Not Found", 409: "Conflict", 429: "Too Many Requests",
                            503: "Service Unavailable"}.get(reply.status, "Status")
-        content = b"" if reply.body is None else json.dumps(reply.body).encode()
+        # bytes go as they are (e.g. the import's literal `null` body); anything else as JSON
+        content = reply.body if isinstance(reply.body, bytes) else \
+            b"" if reply.body is None else json.dumps(reply.body).encode()
         headers = {"x-ms-request-id": str(uuid.uuid4()), **reply.headers}
         if content:
             headers["Content-Type"] = "application/json; charset=utf-8"
