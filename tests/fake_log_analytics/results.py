@@ -68,3 +68,11 @@ def limit_error(reason: str) -> dict[str, Any]:
         }],
     }
 
+
+
+def gateway_timeout_body() -> dict[str, Any]:
+    """The 504 a query over the server timeout gets, as azure-sdk-for-python's recorded session
+    sdk/monitor/azure-monitor-query/tests/recordings/test_logs_client.pyTestLogsClienttest_logs_server_timeout.json
+    (@bf0ae07) has it: GatewayTimeout, "Gateway timeout", inner error "ADX query timed out"."""
+    return error_body("GatewayTimeout", "Gateway timeout",
+                      innererror={"code": "GatewayTimeout", "message": "ADX query timed out"})
