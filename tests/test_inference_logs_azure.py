@@ -10,6 +10,7 @@ Its answer reader is also tested on answer bodies alone, without a server (not `
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import timedelta
 from typing import Any
@@ -33,7 +34,6 @@ from tests.export_helpers import (
     NOW,
     T0,
     WORKSPACE,
-    RewriteFetches,
     client_fixture,  # noqa: F401 (fixture)
     console,
     fake_fixture,  # noqa: F401 (fixture)
@@ -374,17 +374,47 @@ def test_valid_model_names_pass(fake, source, name):
     assert len(fake.requests) == 1
 
 
-@pytest.mark.integration
-def test_non_finite_reals_from_log_analytics_are_null_as_from_the_local_source(fake, source, tmp_path):
-    """todouble("NaN") is a real NaN in Kusto, and the service writes a non-finite real as a string
-    (the fake's encoder does as the service: see _make_encoder in tests/fake_log_analytics/values.py). The evaluator
-    turns them into null itself (its departure), so the wrapper puts back what the service sends."""
+NON_FINITE = {"age": "NaN", "credit_limit": "Infinity", "bill_amount_1": "-Infinity"}
+
+
+def _non_finite_rows() -> list[dict[str, Any]]:
     at = T0 + timedelta(minutes=7)
-    odd = {**record(1), "age": "NaN", "credit_limit": "Infinity", "bill_amount_1": "-Infinity"}
-    rows = [console(at, "plain", [record(2)]), console(at + timedelta(seconds=1), "nonfinite", [odd])]
+    return [console(at, "plain", [record(2)]),
+            console(at + timedelta(seconds=1), "nonfinite", [{**record(1), **NON_FINITE}])]
+
+
+@pytest.mark.integration
+def test_the_fake_answers_non_finite_reals_as_the_service_writes_them(fake):
+    """todouble("NaN") / todouble("Infinity") are a real NaN / ±∞ in Kusto, and the service writes a
+    non-finite real as the string "NaN" / "Infinity" / "-Infinity" (see _make_encoder in
+    tests/fake_log_analytics/values.py): the fake's fetch answer carries exactly those, not nulls."""
+    from tests.fake_log_analytics import Timespan
+
+    fake.add_rows(CONSOLE_TABLE, _non_finite_rows())
+    end = T0 + timedelta(hours=1)
+    result = fake.evaluator(fetch_query(MODEL, T0, end, CREDIT_LAYOUT), Timespan.parse(f"{T0.isoformat()}/{end.isoformat()}"))
+    names = [name for name, _ in result.columns]
+    [odd] = [row for row in map(json.loads, result.encoded_rows) if row[names.index("request_id")] == "nonfinite"]
+    assert {name: odd[names.index(name)] for name in NON_FINITE} == NON_FINITE
+    assert dict(result.columns)["age"] == "real"
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("reader", ["csv", "json"])
+def test_non_finite_reals_from_log_analytics_are_null_as_from_the_local_source(fake, source, tmp_path, monkeypatch,
+                                                                                reader):
+    """The same console lines exported from the fake Log Analytics (answer read by the fast CSV path,
+    or by the json path) and from the local console logs: byte-identical Parquet, the non-finite
+    values null in both (a non-finite number is a missing value, not a bad record)."""
+    from functions.adapters.azure import query_answer
+
+    def refuse(body):
+        raise query_answer._Unusual(f"forced: the {reader} path only")
+
+    # the fetch answers are read by the one path under test (the summary is read apart, with json.loads)
+    monkeypatch.setattr(query_answer, "_parse_rows_as_csv" if reader == "json" else "_parse_with_json", refuse)
+    rows = _non_finite_rows()
     fake.add_rows(CONSOLE_TABLE, rows)
-    fake.evaluator = RewriteFetches(fake.evaluator, "nonfinite",
-                                    {"age": float("nan"), "credit_limit": float("inf"), "bill_amount_1": float("-inf")})
     local_home_from(rows, tmp_path / "home")
     from_azure, from_local = with_contract(DirectoryStore(tmp_path / "a")), with_contract(DirectoryStore(tmp_path / "l"))
 
