@@ -1,7 +1,8 @@
 # Two commands on a fresh clone:  make demo   |   make test
 # Each builds what it needs: .venv (control plane + `modelops`) and .venv-serve (the scoring
 # runtime, azureml-inference-server-http, kept apart because its pins conflict with the control plane).
-# With npm on PATH it also installs node_modules (Azurite, for the blob storage integration tests).
+# With npm on PATH it also installs node_modules (Azurite, for the blob storage integration tests; Kusto.Language,
+# which checks the project's KQL).
 
 PYTHON ?= python3
 VENV := .venv
@@ -68,7 +69,7 @@ $(SERVE_VENV)/.installed: $(ENV_DIR)/serving-requirements.txt $(ENV_DIR)/runtime
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
-	@echo "==> installing node_modules (Azurite)"
+	@echo "==> installing node_modules (Azurite, Kusto.Language)"
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
