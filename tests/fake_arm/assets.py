@@ -14,7 +14,7 @@
                   (@48b79d3) has it — 202 + Location + x-ms-async-operation-timeout, body `null`; the
                   Location answers 202 while it runs, then 204 with no body;
                   "async-operation" as Microsoft's REST docs describe the import — 202 +
-                  Azure-AsyncOperation only; the operation answers {"status": "InProgress"|"Succeeded"}
+                  Azure-AsyncOperation only; the operation answers {"status": "Updating"|"Succeeded", …}
                   and that status body is the LRO's final answer (no Location to GET), which azure-ai-ml
                   reads as "not imported" and goes on into its upload path (see aml_registry.py).
 """

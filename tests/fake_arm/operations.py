@@ -23,7 +23,7 @@ import itertools
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from tests.fake_arm.resources import _registry_model_body
+from tests.fake_arm.resources import WORKSPACE_GUID, _registry_model_body
 from tests.fake_arm.transport import Call, _error, _Reply
 
 OPERATIONS_HOST = "https://management.azure.com"
@@ -130,7 +130,9 @@ class Operations:
                 name, version, dict(source["properties"].get("tags") or {}), self.location,
                 description=source["properties"].get("description"),
                 model_type=source["properties"].get("modelType") or "custom_model",
-                flavors=source["properties"].get("flavors"), container=self.registry_container)
+                flavors=source["properties"].get("flavors"), container=self.registry_container,
+                origin=f"azureml://locations/{self.location}/workspaces/{WORKSPACE_GUID}/models/{source_key[0]}"
+                       f"/versions/{source_key[1]}")
 
     def fail_operation(self, kind: str, key: tuple, message: str = "fake failure") -> None:
         """Make the pending operation on a resource end in Failed (e.g. an image build error)."""
@@ -148,7 +150,11 @@ class Operations:
         if op is None:
             raise _error(404, "NotFound", f"operation {op_id} not found")
         self._advance(op)
-        body: dict[str, Any] = {"id": op.id, "name": op.id, "status": op.status}
+        # As the recorded session has it (tests/payloads/recorded/aml-online-deployment.json): "Updating"
+        # while it runs (azure-core reads any non-terminal status as running), a start time, a percentage.
+        body: dict[str, Any] = {"id": f"/fake-operations/{op.id}", "name": op.id, "startTime": "2026-01-01T00:00:00+00:00",
+                                "percentComplete": 0.0 if op.status == "InProgress" else 100.0,
+                                "status": "Updating" if op.status == "InProgress" else op.status}
         if op.error:
             body["error"] = op.error
         raise _Reply(200, body)

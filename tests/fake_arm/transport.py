@@ -37,6 +37,9 @@ class Call:
     body: Any  # parsed JSON, raw text, or None
     headers: dict[str, str] = field(default_factory=dict)
     status: int = 0
+    # what the fake answered (for comparing its shapes with recorded sessions: test_recorded_shapes.py)
+    response_body: Any = None
+    response_headers: dict[str, str] = field(default_factory=dict)
 
     @property
     def is_write(self) -> bool:
@@ -141,7 +144,9 @@ class Transport(BaseAdapter):
                 if isinstance(reply.body, dict) and reply.body.get("error", {}).get("code") == "FakeNoRoute":
                     self.unhandled.append(call)
                 call.status = reply.status
-                return self._response(request, reply)
+                response = self._response(request, reply)
+                call.response_body, call.response_headers = reply.body, dict(response.headers)
+                return response
 
     def _inject_failure(self, call: Call) -> None:
         for failure in self._failures:

@@ -52,10 +52,10 @@ def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
 def limit_error(reason: str) -> dict[str, Any]:
     """The partial error of a result cut at the service's limits (E_QUERY_RESULT_SET_TOO_LARGE,
     0x80DA0003 = -2133196797 as a signed 32-bit code)."""
+    # the keys of the recorded partial answer (tests/payloads/recorded/monitor-logs-query.json): no correlationId
     return {
         "message": "There were some errors when processing your query.",
         "code": "PartialError",
-        "correlationId": str(uuid.uuid4()),
         "details": [{
             "code": "EngineError",
             "message": "Something went wrong processing your query on the server.",
