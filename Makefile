@@ -1,8 +1,9 @@
 # Two commands on a fresh clone:  make demo   |   make test
 # Each builds what it needs: .venv (control plane + `modelops`) and .venv-serve (the scoring
 # runtime, azureml-inference-server-http, kept apart because its pins conflict with the control plane).
-# With npm on PATH it also installs node_modules (Azurite, for the blob storage integration tests).
-# `make test` also builds .venv-tools: checkov (tests/test_infra.py), whose pins clash with .venv.
+# With npm on PATH it also installs node_modules (Azurite, for the blob storage integration tests; Kusto.Language,
+# which checks the project's KQL). `make test` also builds .venv-tools: checkov (tests/test_infra.py), whose pins
+# clash with .venv.
 
 PYTHON ?= python3
 VENV := .venv
@@ -87,7 +88,7 @@ $(TOOLS_VENV)/.installed: requirements-tools.txt | check-python
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
-	@echo "==> installing node_modules (Azurite)"
+	@echo "==> installing node_modules (Azurite, Kusto.Language)"
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 

@@ -41,6 +41,9 @@ the wire is the rows those operators produce. Departures from the service, on pu
   tostring formats are not documented: the adapter parses any decimal form;
 - the request timespan is applied inclusively at both ends (as the fake does), the KQL bounds
   half-open.
+Non-finite reals are NOT a departure: todouble("NaN") / todouble("Infinity") are a real NaN / ±∞ in
+Kusto, and the answer carries them as the service writes them, the strings "NaN", "Infinity",
+"-Infinity" (cells are encoded by the fake's own encoder, tests/fake_log_analytics/values.py).
 
 Speed: every console row is evaluated once per (query shape, prefix, table state) and its output
 rows are kept JSON-encoded, so the benchmark's 1,000,000 rows are served from pre-encoded text
@@ -60,6 +63,7 @@ from typing import Any
 
 from tests.fake_log_analytics import CONSOLE_TABLE, FakeLogAnalytics, QueryError, Result, Timespan, kusto_time, \
     parse_time, tokenize
+from tests.fake_log_analytics.values import _encode
 
 _STRING = r'"(?:[^"\\]|\\.)*"'
 _HEAD = [
@@ -327,7 +331,7 @@ class InferenceLogEvaluator:
                         if isinstance(rec, dict):
                             cells = [self._cell(kind, dict(args), row, time_i, deployment_i, m, i, rec)
                                      for _, kind, args in projection]
-                            encoded.append(json.dumps(cells, separators=(",", ":"), ensure_ascii=False))
+                            encoded.append(_encode(cells))  # non-finite reals as the service writes them
                 evaluated.append(_Row(True, mine, is_object, data_is_array, len(d) if mine and data_is_array else None,
                                       len(message), encoded))
             result = (list(times), evaluated)
@@ -358,7 +362,7 @@ class InferenceLogEvaluator:
             return "" if fits else kusto_tostring(rec)
         number = kusto_todouble(rec.get(args["key"]))
         if kind == "rec_real":
-            return None if number is None or not math.isfinite(number) else number
+            return number  # NaN and ±∞ stay what they are: a real, sent as "NaN" / "Infinity" / "-Infinity"
         return "" if number is None else kusto_real(number)
 
 

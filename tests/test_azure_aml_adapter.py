@@ -624,3 +624,66 @@ def test_recreating_a_deployment_that_is_being_deleted_is_transient(slow):
         assert err.value.transient
     finally:
         slow.settle()
+
+
+# ------------------------------------------------------------- registry import answered two ways
+
+
+@pytest.mark.parametrize("answer", ["location", "async-operation"])
+def test_promote_survives_both_ways_the_import_is_answered_and_writes_the_lineage(fake, registry, answer):
+    """202 + Location then 204 (the recorded session), or 202 + Azure-AsyncOperation only (Microsoft's
+    REST docs): with the second, azure-ai-ml goes on into its upload path after the import and raises
+    AttributeError; promote re-reads the version and tags it all the same."""
+    fake.import_answer = answer
+    fake.add_workspace_model(MODEL, "3", tags={"roc_auc": "0.77"})
+    ws_model = registry.get_workspace_model(MODEL, "3")
+    lineage = {"modelops.source_workspace": WS_ARM, "modelops.gate_run": "gate-42"}
+    fake.reset_calls()
+
+    promoted = registry.promote(ws_model, lineage)
+
+    assert promoted.uri == REG_URI and promoted.tags == {"roc_auc": "0.77", **lineage}
+    assert fake.registry_models[(MODEL, "3")]["properties"]["tags"] == {"roc_auc": "0.77", **lineage}
+    (imp,) = fake.requests_to("POST", "/import")
+    assert imp.status == 202
+    if answer == "location":
+        assert [c.status for c in fake.requests_to("GET", "/fake-results/")][-1] == 204
+    else:
+        assert fake.requests_to("GET", "/fake-results/") == []  # no Location: the status body is final
+        assert [c.status for c in fake.requests_to("GET", "/fake-operations/")][-1] == 200
+    tag_puts = fake.requests_to("PUT", f"/registries/{REGISTRY}/models/{MODEL}/versions/3")
+    assert len(tag_puts) == 1 and tag_puts[0].body["properties"]["tags"] == {"roc_auc": "0.77", **lineage}
+    assert registry.get_registry_model(MODEL, "3") == promoted
+    fake.reset_calls()
+    assert registry.promote(ws_model, lineage) == promoted and fake.writes() == []
+
+
+def test_an_sdk_failure_with_no_imported_version_is_a_platform_error_naming_it(fake, registry, monkeypatch):
+    fake.add_workspace_model(MODEL, "3")
+    ws_model = registry.get_workspace_model(MODEL, "3")
+    client = registry.registry
+
+    def broken(*args, **kwargs):
+        raise AttributeError("'WorkspaceAssetReference' object has no attribute 'datastore'")
+
+    monkeypatch.setattr(client.models, "create_or_update", broken)
+    with pytest.raises(PlatformError) as err:
+        registry.promote(ws_model, {"modelops.gate_run": "g"})
+    message = str(err.value)
+    assert message.startswith(f"import {MODEL}:3 into registry {REGISTRY}: azure-ai-ml failed (AttributeError: ")
+    assert "the registry has no version" in message and not err.value.transient
+    assert isinstance(err.value.__cause__, AttributeError)
+
+
+def test_an_unexpected_sdk_exception_while_tagging_or_reading_is_a_platform_error(fake, registry, monkeypatch):
+    fake.add_workspace_model(MODEL, "3")
+    fake.add_registry_model(MODEL, "3")
+    ws_model = registry.get_workspace_model(MODEL, "3")
+    client = registry.registry
+    monkeypatch.setattr(client.models, "create_or_update", lambda *a, **k: (_ for _ in ()).throw(KeyError("path")))
+    with pytest.raises(PlatformError, match=rf"^tag registry model {MODEL}:3: azure-ai-ml failed unexpectedly "
+                                            r"\(KeyError: 'path'\)"):
+        registry.promote(ws_model, {"modelops.gate_run": "g"})
+    monkeypatch.setattr(client.models, "get", lambda *a, **k: (_ for _ in ()).throw(TypeError("bad")))
+    with pytest.raises(PlatformError, match=rf"^get registry model {MODEL}:3: azure-ai-ml failed unexpectedly"):
+        registry.get_registry_model(MODEL, "3")

@@ -10,6 +10,7 @@ Assertions are on the wire (method, path, api-version, headers, body).
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import jwt
 import pytest
@@ -18,7 +19,7 @@ import requests.adapters
 from urllib.parse import urlsplit
 
 from functions.adapters.azure.aml import registry_client, workspace_client
-from functions.adapters.azure.aml_jobs import MODEL_TAG, RUNNING_STATES, AzureJobs
+from functions.adapters.azure.aml_jobs import MODEL_TAG, TERMINAL_STATES, AzureJobs, running_states
 from functions.ports import Conflict, Jobs, PlatformError, RetrainingRecipe
 from tests.fake_arm import RESOURCE_GROUP, SUBSCRIPTION, TENANT, WORKSPACE, FakeAzureML
 from tests.fake_credentials import FakeCredential, fake_jwt
@@ -259,17 +260,19 @@ def test_list_running_filters_by_model_tag_and_non_terminal_status(fake, jobs):
     fake.add_job("a-archived", status="Running", tags={MODEL_TAG: MODEL}, archived=True)
     fake.add_job("a-command", status="Running", tags={MODEL_TAG: MODEL}, job_type="Command")
     fake.add_job("a-canceling", status="CancelRequested", tags={MODEL_TAG: MODEL})
-    fake.add_job("a-paused", status="Paused", tags={MODEL_TAG: MODEL})  # terminal for the SDK too
+    fake.add_job("a-paused", status="Paused", tags={MODEL_TAG: MODEL})  # may resume: not finished
+    fake.add_job("a-canceled", status="Canceled", tags={MODEL_TAG: MODEL})
+    fake.add_job("a-not-responding", status="NotResponding", tags={MODEL_TAG: MODEL})  # may come back
     submit(jobs)  # NotStarted
     fake.job_page_size = 2  # the SDK follows nextLink
     fake.reset_calls()
 
     running = jobs.list_running(MODEL)
 
-    assert [j["name"] for j in running] == [JOB, "a-canceling", "a-queued"]  # newest first
-    assert [j["status"] for j in running] == ["NotStarted", "CancelRequested", "Queued"]
+    assert [j["name"] for j in running] == [JOB, "a-not-responding", "a-paused", "a-canceling", "a-queued"]
+    assert [j["status"] for j in running] == ["NotStarted", "NotResponding", "Paused", "CancelRequested", "Queued"]
     lists = fake.requests_to("GET", "/jobs")
-    assert len(lists) == 4  # 7 tagged, active pipeline jobs in pages of 2
+    assert len(lists) == 5  # 9 tagged, active pipeline jobs in pages of 2
     first = lists[0]
     assert first.path == f"{WS_ARM}/jobs" and first.api_version == "2024-01-01-preview"
     assert first.query["tag"] == [MODEL_TAG] and first.query["jobType"] == ["Pipeline"]
@@ -277,9 +280,53 @@ def test_list_running_filters_by_model_tag_and_non_terminal_status(fake, jobs):
     assert jobs.list_running("nobody") == []
 
 
-def test_running_states_are_the_non_terminal_ones():
-    assert RUNNING_STATES == {"NotStarted", "Queued", "Preparing", "Provisioning", "Starting", "Running",
-                              "Finalizing", "CancelRequested"}
+def test_running_states_are_every_status_of_the_services_enum_but_the_terminal_ones():
+    from azure.ai.ml._restclient.arm_ml_service.models import JobStatus
+
+    every = {s.value for s in JobStatus}
+    assert TERMINAL_STATES == {"Completed", "Failed", "Canceled"} <= every
+    assert running_states() == every - TERMINAL_STATES
+    assert {"Paused", "NotResponding", "Unknown", "CancelRequested", "Finalizing"} <= running_states()
+
+
+@pytest.mark.parametrize("status", sorted({"Paused", "NotResponding"} | {"NotStarted", "Running", "Finalizing"}))
+def test_an_alert_launches_no_second_retraining_beside_an_unfinished_job(fake, jobs, status):
+    """Through the retraining service (the alert webhook's use case) on the real SDK against the fake:
+    a job of the model that is paused or not responding is not finished, so no second job is submitted."""
+    from functions.services.retraining import AlertPolicy, handle_alert_body
+    from tests.fakes import MemoryStore
+
+    fake.add_job("retrain-earlier", status=status, tags={MODEL_TAG: MODEL})
+    fake.reset_calls()
+    alert = json.loads((Path(__file__).parent / "payloads" / "azmon-common-log-alerts-v2.testaction.json").read_text())
+    alert["data"]["essentials"]["monitorCondition"] = "Fired"
+
+    answer = handle_alert_body(json.dumps(alert).encode(), MemoryStore(), jobs, AlertPolicy(managed=[MODEL], rule_map={}))
+
+    assert answer.body["action"] == "skip" and "already running (retrain-earlier)" in answer.body["reason"]
+    assert fake.requests_to("PUT") == [] and set(fake.jobs) == {"retrain-earlier"}
+
+
+@pytest.mark.parametrize("status", sorted(TERMINAL_STATES))
+def test_an_alert_launches_a_retraining_once_the_earlier_job_is_over(fake, jobs, status):
+    from functions.services.retraining import AlertPolicy, handle_alert_body
+    from tests.fakes import MemoryStore
+
+    fake.add_job("retrain-earlier", status=status, tags={MODEL_TAG: MODEL})
+    alert = json.loads((Path(__file__).parent / "payloads" / "azmon-common-log-alerts-v2.testaction.json").read_text())
+    alert["data"]["essentials"]["monitorCondition"] = "Fired"
+
+    answer = handle_alert_body(json.dumps(alert).encode(), MemoryStore(), jobs, AlertPolicy(managed=[MODEL], rule_map={}))
+
+    assert answer.body["action"] == "retrain" and answer.body["job"] in fake.jobs
+
+
+def test_the_fake_reports_only_statuses_the_service_has(fake):
+    with pytest.raises(ValueError, match="not a status the service reports"):
+        fake.add_job("x", status="Done")
+    fake.add_job("x", status="Paused")
+    with pytest.raises(ValueError, match="not a status the service reports"):
+        fake.set_job_status("x", "Cancelled")
 
 
 def test_azure_jobs_satisfies_the_port(jobs):

@@ -10,6 +10,7 @@ Its answer reader is also tested on answer bodies alone, without a server (not `
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import timedelta
 from typing import Any
@@ -33,7 +34,6 @@ from tests.export_helpers import (
     NOW,
     T0,
     WORKSPACE,
-    RewriteFetches,
     client_fixture,  # noqa: F401 (fixture)
     console,
     fake_fixture,  # noqa: F401 (fixture)
@@ -205,6 +205,78 @@ def test_503_is_retried_by_the_sdk_then_transient(fake, source, tmp_path):
 
 
 @pytest.mark.integration
+def test_a_query_over_the_server_timeout_is_split_never_sent_again_as_it_was(fake, source, tmp_path):
+    """504 GatewayTimeout (the recorded body) for a query that reads more than 8 console rows: the
+    summary of the hour and its fetch would time out every time; the adapter halves the window
+    (the summary's halves are added up, the fetch is cut as finely) and exports every row."""
+    store = with_contract(DirectoryStore(tmp_path / "s"))
+    rows, expected = traffic(hours=1, per_hour=30)
+    fake.add_rows(CONSOLE_TABLE, rows)
+    fake.query_timeout_rows = 8  # 30 rows in the hour: the hour and its halves time out, quarters pass
+
+    report = export_model(MODEL, source, store, now=NOW, since=T0, max_slices=1)
+
+    assert report.rows == len(expected) and report.malformed == 0
+    assert sorted(read_rows(store, parquet_keys(store)), key=sort_key) == sorted(expected, key=sort_key)
+    timed_out = [r for r in fake.requests if r.status == 504]
+    assert timed_out and source.splits > 0
+    # azure-core repeats a 504 itself (retry_total=2 here: 3 sends in a row); after that, never again
+    sent = [(r.query, r.timespan) for r in fake.requests]
+    for query in {(r.query, r.timespan) for r in timed_out}:
+        firsts = [i for i, q in enumerate(sent) if q == query]
+        assert len(firsts) == 3 and firsts == list(range(firsts[0], firsts[0] + 3))
+    fetches = [r for r in fake.requests if "mv-expand" in (r.query or "") and r.status == 200]
+    assert len(fetches) == 4  # cut as finely as the summary had to be: no fetch of a window that timed out
+    assert [r for r in fake.requests if "mv-expand" in (r.query or "") and r.status != 200] == []
+
+
+@pytest.mark.integration
+def test_prefer_wait_gives_the_query_more_time(fake, client, tmp_path):
+    store = with_contract(DirectoryStore(tmp_path / "s"))
+    rows, expected = traffic(hours=1, per_hour=30)
+    fake.add_rows(CONSOLE_TABLE, rows)
+    fake.query_timeout_rows = 10  # 10 rows in the default 180 s: 40 rows in wait=720 → capped at 600 s: 33
+    patient = LogAnalyticsInferenceLogs(client, WORKSPACE, enforce_https=False, server_timeout=720)
+
+    report = export_model(MODEL, patient, store, now=NOW, since=T0, max_slices=1)
+
+    assert report.rows == len(expected) and patient.splits == 0
+    assert {r.status for r in fake.requests} == {200}
+    assert {r.header("Prefer") for r in fake.requests} == {"wait=720"}
+
+
+@pytest.mark.integration
+def test_a_query_that_times_out_at_every_size_stops_the_export_and_keeps_the_watermark(fake, client, tmp_path):
+    store = with_contract(DirectoryStore(tmp_path / "s"))
+    fake.add_rows(CONSOLE_TABLE, traffic(hours=1)[0])
+    fake.query_timeout_rows = 0  # even one row is too much
+    source = LogAnalyticsInferenceLogs(client, WORKSPACE, enforce_https=False, max_depth=2)
+
+    with pytest.raises(ExportError, match="still times out") as caught:
+        export_model(MODEL, source, store, now=NOW, since=T0)
+
+    assert caught.value.transient is True and "HTTP 504 GatewayTimeout: Gateway timeout; ADX query timed out" in \
+        str(caught.value)
+    assert read_watermark(store, MODEL)[0].high_water == T0 and parquet_keys(store) == []
+    assert len(fake.requests) == 3 * 3  # the hour, its first half, its first quarter (each sent 3 times): give up
+
+
+@pytest.mark.integration
+def test_the_fakes_504_is_the_recorded_one(fake, client):
+    """Checked against azure-sdk-for-python's recorded session (tests/payloads/recorded/, test_recorded_shapes.py
+    compares the whole shape): the SDK's own query_workspace raises HttpResponseError with the inner message."""
+    from azure.core.exceptions import HttpResponseError
+
+    fake.fail_next(504, times=None)
+    with pytest.raises(HttpResponseError) as caught:
+        client.query_workspace(WORKSPACE, "AmlOnlineEndpointConsoleLog | count", timespan=None, enforce_https=False,
+                               server_timeout=1)
+    assert caught.value.status_code == 504 and "Gateway timeout" in str(caught.value)
+    assert "ADX query timed out" in str(caught.value)
+    assert fake.last.header("Prefer") == "wait=1"
+
+
+@pytest.mark.integration
 def test_400_is_permanent(fake, source, tmp_path):
     fake.fail_next(400)
     with pytest.raises(ExportError) as caught:
@@ -302,17 +374,47 @@ def test_valid_model_names_pass(fake, source, name):
     assert len(fake.requests) == 1
 
 
-@pytest.mark.integration
-def test_non_finite_reals_from_log_analytics_are_null_as_from_the_local_source(fake, source, tmp_path):
-    """todouble("NaN") is a real NaN in Kusto, and the service writes a non-finite real as a string
-    (the fake's encoder does as the service: see _make_encoder in tests/fake_log_analytics/values.py). The evaluator
-    turns them into null itself (its departure), so the wrapper puts back what the service sends."""
+NON_FINITE = {"age": "NaN", "credit_limit": "Infinity", "bill_amount_1": "-Infinity"}
+
+
+def _non_finite_rows() -> list[dict[str, Any]]:
     at = T0 + timedelta(minutes=7)
-    odd = {**record(1), "age": "NaN", "credit_limit": "Infinity", "bill_amount_1": "-Infinity"}
-    rows = [console(at, "plain", [record(2)]), console(at + timedelta(seconds=1), "nonfinite", [odd])]
+    return [console(at, "plain", [record(2)]),
+            console(at + timedelta(seconds=1), "nonfinite", [{**record(1), **NON_FINITE}])]
+
+
+@pytest.mark.integration
+def test_the_fake_answers_non_finite_reals_as_the_service_writes_them(fake):
+    """todouble("NaN") / todouble("Infinity") are a real NaN / ±∞ in Kusto, and the service writes a
+    non-finite real as the string "NaN" / "Infinity" / "-Infinity" (see _make_encoder in
+    tests/fake_log_analytics/values.py): the fake's fetch answer carries exactly those, not nulls."""
+    from tests.fake_log_analytics import Timespan
+
+    fake.add_rows(CONSOLE_TABLE, _non_finite_rows())
+    end = T0 + timedelta(hours=1)
+    result = fake.evaluator(fetch_query(MODEL, T0, end, CREDIT_LAYOUT), Timespan.parse(f"{T0.isoformat()}/{end.isoformat()}"))
+    names = [name for name, _ in result.columns]
+    [odd] = [row for row in map(json.loads, result.encoded_rows) if row[names.index("request_id")] == "nonfinite"]
+    assert {name: odd[names.index(name)] for name in NON_FINITE} == NON_FINITE
+    assert dict(result.columns)["age"] == "real"
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("reader", ["csv", "json"])
+def test_non_finite_reals_from_log_analytics_are_null_as_from_the_local_source(fake, source, tmp_path, monkeypatch,
+                                                                                reader):
+    """The same console lines exported from the fake Log Analytics (answer read by the fast CSV path,
+    or by the json path) and from the local console logs: byte-identical Parquet, the non-finite
+    values null in both (a non-finite number is a missing value, not a bad record)."""
+    from functions.adapters.azure import query_answer
+
+    def refuse(body):
+        raise query_answer._Unusual(f"forced: the {reader} path only")
+
+    # the fetch answers are read by the one path under test (the summary is read apart, with json.loads)
+    monkeypatch.setattr(query_answer, "_parse_rows_as_csv" if reader == "json" else "_parse_with_json", refuse)
+    rows = _non_finite_rows()
     fake.add_rows(CONSOLE_TABLE, rows)
-    fake.evaluator = RewriteFetches(fake.evaluator, "nonfinite",
-                                    {"age": float("nan"), "credit_limit": float("inf"), "bill_amount_1": float("-inf")})
     local_home_from(rows, tmp_path / "home")
     from_azure, from_local = with_contract(DirectoryStore(tmp_path / "a")), with_contract(DirectoryStore(tmp_path / "l"))
 

@@ -82,3 +82,28 @@ def test_partial_and_empty_answers():
     assert empty.table.num_rows == 0 and empty.error is None
     with pytest.raises(PlatformError, match="unreadable"):
         parse_answer(_answer([_row(0)])[:-10])  # a body cut short (connection dropped)
+
+
+@pytest.mark.parametrize("spelling", ["strings", "bare tokens"])
+def test_non_finite_reals_read_the_same_on_both_paths(spelling):
+    """The service writes a non-finite real as "NaN" / "Infinity" / "-Infinity" (strings; bare tokens,
+    which are not JSON, are read too): NaN, +inf and -inf on the fast CSV path and on the json path
+    alike, and the same typed export table after typed_table (non-finite → null)."""
+    import math
+
+    from functions.adapters.azure.inference_logs import typed_table
+
+    rows = [_row(0, credit_limit="NaN", age="Infinity", bill_amount_1="-Infinity"), _row(1)]
+    body = _answer(rows)
+    if spelling == "bare tokens":
+        body = body.replace(b'"NaN"', b"NaN").replace(b'"Infinity"', b"Infinity").replace(b'"-Infinity"', b"-Infinity")
+
+    fast, slow = _parse_rows_as_csv(body), _parse_with_json(body)  # the CSV path, no fallback
+
+    assert fast.table.schema == slow.table.schema
+    for read in (fast, slow):
+        first = read.table.slice(0, 1).to_pylist()[0]
+        assert math.isnan(first["credit_limit"]) and first["age"] == math.inf and first["bill_amount_1"] == -math.inf
+    assert typed_table(fast.table, CREDIT_LAYOUT).equals(typed_table(slow.table, CREDIT_LAYOUT))
+    typed = typed_table(fast.table, CREDIT_LAYOUT).to_pylist()[0]
+    assert (typed["credit_limit"], typed["age"], typed["bill_amount_1"]) == (None, None, None)

@@ -8,7 +8,15 @@
                   GET     …/registries/R/models/N (container)
                   PUT     …/registries/R/tempdatarefs/N/versions/V (409 "already exists" for an existing
                           version, which the SDK reads as "nothing to upload"; no uploads otherwise)
-  registry import POST    …/registries/R/import (202 + Location)
+  registry import POST    …/registries/R/import: 202, then one of two ways (`import_answer`):
+                  "location" (default) as azure-sdk-for-python's recorded session
+                  sdk/ml/azure-ai-ml/tests/recordings/model/e2etests/test_model.pyTestModeltest_promote_model.json
+                  (@48b79d3) has it — 202 + Location + x-ms-async-operation-timeout, body `null`; the
+                  Location answers 202 while it runs, then 204 with no body;
+                  "async-operation" as Microsoft's REST docs describe the import — 202 +
+                  Azure-AsyncOperation only; the operation answers {"status": "Updating"|"Succeeded", …}
+                  and that status body is the LRO's final answer (no Location to GET), which azure-ai-ml
+                  reads as "not imported" and goes on into its upload path (see aml_registry.py).
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ class Assets:
     registries: dict[str, dict]
     registry_container: str
     data: dict[tuple[str, str], dict]
+    import_answer: str = "location"  # or "async-operation": how POST …/import answers (module docstring)
 
     def add_workspace_model(self, name: str, version: str, *, tags: dict[str, str] | None = None,
                             path: str | None = None, model_type: str = "custom_model",
@@ -183,7 +192,12 @@ class Assets:
         if (name, version) in self.registry_models:
             raise _error(409, "Conflict", f"model {name}:{version} already exists in registry {reg}")
         op = self._start("import", (name, version, source_key), "import")
-        raise _Reply(202, None, self._result_headers(op))
+        if self.import_answer == "async-operation":
+            raise _Reply(202, None, {"Azure-AsyncOperation": self._lro_headers(op)["Azure-AsyncOperation"],
+                                     "Retry-After": self.retry_after})
+        if self.import_answer != "location":
+            raise ValueError(f"import_answer must be 'location' or 'async-operation', not {self.import_answer!r}")
+        raise _Reply(202, b"null", {**self._result_headers(op), "x-ms-async-operation-timeout": "PT1H"})
 
     def _registry_model_put(self, c: Call, name: str, version: str) -> None:
         body = c.body if isinstance(c.body, dict) else {}

@@ -1,6 +1,6 @@
 """Online endpoints and their deployments in the fake ARM / AzureML service.
 
-  endpoints       GET|PUT|DELETE  …/workspaces/W/onlineEndpoints/E          (PUT 201 + Azure-AsyncOperation,
+  endpoints       GET|PUT|DELETE  …/workspaces/W/onlineEndpoints/E          (PUT 201 + Azure-AsyncOperation + Location,
                   GET     …/workspaces/W/onlineEndpoints                     DELETE 202 + Location)
                   POST    …/onlineEndpoints/E/listKeys
   deployments     GET|PUT|DELETE  …/onlineEndpoints/E/deployments/D
@@ -124,14 +124,15 @@ class OnlineEndpoints:
                 "scoringUri": scoring_uri,
                 "swaggerUri": f"https://{name}.{self.location}.inference.ml.azure.com/swagger.json",
                 "provisioningState": "Creating" if existing is None else "Updating",
+                "compute": None,  # Kubernetes endpoints only
             },
-            "systemData": _system_data(),
+            "systemData": _lro_system_data(),
         }
         self.endpoints[name] = stored
         if name not in self.keys:
             self.rotate_keys(name)
         op = self._start("endpoint", (name,), "create" if existing is None else "update")
-        raise _Reply(201 if existing is None else 200, copy.deepcopy(stored), self._lro_headers(op))
+        raise _Reply(201 if existing is None else 200, copy.deepcopy(stored), _put_headers(self._lro_headers(op), c))
 
     def _check_traffic(self, endpoint: str, traffic: dict[str, int]) -> None:
         if not traffic:
@@ -184,18 +185,27 @@ class OnlineEndpoints:
             props = copy.deepcopy(body.get("properties") or {})
             self._check_no_code(props)
             props["provisioningState"] = "Creating" if existing is None else "Updating"
-            props.setdefault("scaleSettings", {"scaleType": "Default"})  # the service fills these in
+            # the service fills these in (as the recorded session's answer has them: see _put_headers)
+            props.setdefault("scaleSettings", {"scaleType": "Default"})
             props.setdefault("endpointComputeType", "Managed")
+            for field_name, default in (("description", None), ("modelMountPath", None), ("livenessProbe", None),
+                                        ("readinessProbe", None), ("appInsightsEnabled", False),
+                                        ("privateNetworkConnection", False), ("egressPublicNetworkAccess", "Enabled")):
+                props.setdefault(field_name, default)
+            props["requestSettings"] = {"maxQueueWait": "PT0S", "requestTimeout": "PT0S",
+                                        "maxConcurrentRequestsPerInstance": 1, **(props.get("requestSettings") or {})}
+            sku = {"name": "Default", "capacity": 1, **(body.get("sku") or {})}
+            sku.setdefault("tier", "Standard")
             stored = {
                 "id": f"{_ws_prefix(WORKSPACE)}/onlineEndpoints/{endpoint}/deployments/{name}", "name": name,
                 "type": "Microsoft.MachineLearningServices/workspaces/onlineEndpoints/deployments",
                 "location": body.get("location") or self.location, "kind": body.get("kind") or "Managed",
-                "tags": body.get("tags") or {}, "sku": body.get("sku") or {"name": "Default", "capacity": 1},
-                "properties": props, "systemData": _system_data(),
+                "tags": body.get("tags") or {}, "sku": sku,
+                "properties": props, "systemData": _lro_system_data(),
             }
             self.deployments[key] = stored
             op = self._start("deployment", key, "create" if existing is None else "update")
-            raise _Reply(201 if existing is None else 200, copy.deepcopy(stored), self._lro_headers(op))
+            raise _Reply(201 if existing is None else 200, copy.deepcopy(stored), _put_headers(self._lro_headers(op), c))
         if c.method == "DELETE":
             if endpoint not in self.endpoints or key not in self.deployments:
                 raise _Reply(204)
@@ -204,3 +214,18 @@ class OnlineEndpoints:
             self.deployments[key]["properties"]["provisioningState"] = "Deleting"
             op = self._start("deployment", key, "delete")
             raise _Reply(202, None, self._lro_headers(op, location=True))
+
+
+def _put_headers(lro: dict[str, str], c: Call) -> dict[str, str]:
+    """An endpoint's or deployment's PUT answer headers, as azure-sdk-for-python's recorded session
+    (sdk/ml/azure-ai-ml/tests/recordings/online_services/e2etests/test_online_deployment.py…json
+    @0edb01d; tests/payloads/recorded/aml-online-deployment.json) has them: Azure-AsyncOperation, and
+    Location = the resource itself (a PUT's poller GETs the resource at the end either way)."""
+    return {**lro, "Location": f"https://{c.host}{c.path}?api-version={c.api_version}",
+            "x-ms-async-operation-timeout": "PT30M"}
+
+
+def _lro_system_data() -> dict:
+    """systemData as online endpoints and deployments carry it (the same recorded session): three keys."""
+    full = _system_data()
+    return {k: full[k] for k in ("createdAt", "createdBy", "lastModifiedAt")}

@@ -7,7 +7,9 @@
                           `listViewType`; newest first; pages of `job_page_size` with nextLink)
 
 Jobs are not long-running operations: they stay in the status the PUT gave them until a test moves
-them (`set_job_status`). Components referenced by a job are not checked (tests assert the
+them (`set_job_status`, or `add_job(status=...)`), to any status of the service's JobStatus enum
+(azure-ai-ml _restclient/arm_ml_service/models/_enums.py: NotStarted … Paused, NotResponding,
+Unknown) and no other: a test cannot put a job in a state the service never reports. Components referenced by a job are not checked (tests assert the
 `componentId` a node sends against the ids components.py serves).
 """
 
@@ -38,10 +40,12 @@ class Jobs:
             props = {"jobType": job_type, "displayName": name, "experimentName": experiment, "tags": dict(tags or {}),
                      "properties": {}, "isArchived": archived, "command": "echo", "environmentId":
                      f"{_ws_prefix(WORKSPACE)}/environments/env/versions/1", "computeId": None}
+        _check_status(status)
         with self._lock:
             return copy.deepcopy(self._store_job(name, props, status))
 
     def set_job_status(self, name: str, status: str) -> None:
+        _check_status(status)
         with self._lock:
             self.jobs[name]["properties"]["status"] = status
 
@@ -115,3 +119,11 @@ class Jobs:
             query = urlencode({**{k: v[0] for k, v in c.query.items()}, "$skip": str(skip + size)})
             page["nextLink"] = f"https://{c.host}{c.path}?{query}"
         raise _Reply(200, page)
+
+
+def _check_status(status: str) -> None:
+    from azure.ai.ml._restclient.arm_ml_service.models import JobStatus
+
+    known = [s.value for s in JobStatus]
+    if status not in known:
+        raise ValueError(f"{status!r} is not a status the service reports (JobStatus: {', '.join(known)})")

@@ -1,9 +1,10 @@
 """Long-running operations of the fake ARM / AzureML service.
 
   LRO status      GET     /fake-operations/<id> (Azure-AsyncOperation target: {"status": ...})
-                  GET     /fake-results/<id>    (Location target: 202 while running, then 204 — or 200
-                          with an EMPTY body for an import: azure-ai-ml treats a non-empty final body
-                          as "not imported" and goes on into its upload path)
+                  GET     /fake-results/<id>    (Location target: 202 while running, then 204 with no
+                          body — for an import too, as the recorded session assets.py names shows:
+                          azure-ai-ml treats a non-empty final body as "not imported" and goes on into
+                          its upload path)
 
 Long-running operations: a PUT/DELETE answers "Creating"/"Updating"/"Deleting" with an operation
 URL and Retry-After 0.02 s, so azure-core's background poller threads do not sleep 5-30 s (the
@@ -22,7 +23,7 @@ import itertools
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from tests.fake_arm.resources import _registry_model_body
+from tests.fake_arm.resources import WORKSPACE_GUID, _registry_model_body
 from tests.fake_arm.transport import Call, _error, _Reply
 
 OPERATIONS_HOST = "https://management.azure.com"
@@ -129,7 +130,9 @@ class Operations:
                 name, version, dict(source["properties"].get("tags") or {}), self.location,
                 description=source["properties"].get("description"),
                 model_type=source["properties"].get("modelType") or "custom_model",
-                flavors=source["properties"].get("flavors"), container=self.registry_container)
+                flavors=source["properties"].get("flavors"), container=self.registry_container,
+                origin=f"azureml://locations/{self.location}/workspaces/{WORKSPACE_GUID}/models/{source_key[0]}"
+                       f"/versions/{source_key[1]}")
 
     def fail_operation(self, kind: str, key: tuple, message: str = "fake failure") -> None:
         """Make the pending operation on a resource end in Failed (e.g. an image build error)."""
@@ -147,7 +150,11 @@ class Operations:
         if op is None:
             raise _error(404, "NotFound", f"operation {op_id} not found")
         self._advance(op)
-        body: dict[str, Any] = {"id": op.id, "name": op.id, "status": op.status}
+        # As the recorded session has it (tests/payloads/recorded/aml-online-deployment.json): "Updating"
+        # while it runs (azure-core reads any non-terminal status as running), a start time, a percentage.
+        body: dict[str, Any] = {"id": f"/fake-operations/{op.id}", "name": op.id, "startTime": "2026-01-01T00:00:00+00:00",
+                                "percentComplete": 0.0 if op.status == "InProgress" else 100.0,
+                                "status": "Updating" if op.status == "InProgress" else op.status}
         if op.error:
             body["error"] = op.error
         raise _Reply(200, body)
@@ -161,4 +168,4 @@ class Operations:
             raise _Reply(202, None, self._result_headers(op))
         if op.status == "Failed":
             raise _Reply(500, {"error": op.error})
-        raise _Reply(200 if op.kind == "import" else 204, None)
+        raise _Reply(204, None)

@@ -27,10 +27,12 @@ def _reg_prefix(reg: str) -> str:
 
 def _registry_model_body(name: str, version: str, tags: dict, location: str, description: str | None = None, *,
                          model_type: str = "custom_model", flavors: dict | None = None,
-                         container: str = "") -> dict:
+                         container: str = "", origin: str | None = None) -> dict:
     """A registry model version. Its files sit in the registry's own storage account (the
     `modelUri` is a plain https blob URL, which `models.download` reads through a SAS from
-    …/datarefs: see storage.py); `container` is that storage's container."""
+    …/datarefs: see storage.py); `container` is that storage's container; `origin` the workspace
+    asset it was imported from (`originAssetId`). Keys as azure-sdk-for-python's recorded session
+    of an import has them (tests/payloads/recorded/aml-registry-promote.json)."""
     container = container or uuid.uuid4().hex[:12]
     account = f"{REGISTRY.replace('-', '')}{location}"
     return {
@@ -40,7 +42,7 @@ def _registry_model_body(name: str, version: str, tags: dict, location: str, des
             "description": description, "tags": tags, "properties": {}, "isArchived": False, "isAnonymous": False,
             "flavors": dict(flavors or {}), "modelType": model_type,
             "modelUri": f"https://{account}.blob.core.windows.net/{container}/{name}/{version}/",
-            "provisioningState": "Succeeded", "stage": "Development",
+            "originAssetId": origin, "jobName": None,
         },
         "systemData": _system_data(),
     }

@@ -37,6 +37,9 @@ class Call:
     body: Any  # parsed JSON, raw text, or None
     headers: dict[str, str] = field(default_factory=dict)
     status: int = 0
+    # what the fake answered (for comparing its shapes with recorded sessions: test_recorded_shapes.py)
+    response_body: Any = None
+    response_headers: dict[str, str] = field(default_factory=dict)
 
     @property
     def is_write(self) -> bool:
@@ -141,7 +144,9 @@ class Transport(BaseAdapter):
                 if isinstance(reply.body, dict) and reply.body.get("error", {}).get("code") == "FakeNoRoute":
                     self.unhandled.append(call)
                 call.status = reply.status
-                return self._response(request, reply)
+                response = self._response(request, reply)
+                call.response_body, call.response_headers = reply.body, dict(response.headers)
+                return response
 
     def _inject_failure(self, call: Call) -> None:
         for failure in self._failures:
@@ -157,7 +162,9 @@ class Transport(BaseAdapter):
         response.reason = {200: "OK", 201: "Created", 202: "Accepted", 204: "No Content", 400: "Bad Request",
                            403: "Forbidden", 404: "Not Found", 409: "Conflict", 429: "Too Many Requests",
                            503: "Service Unavailable"}.get(reply.status, "Status")
-        content = b"" if reply.body is None else json.dumps(reply.body).encode()
+        # bytes go as they are (e.g. the import's literal `null` body); anything else as JSON
+        content = reply.body if isinstance(reply.body, bytes) else \
+            b"" if reply.body is None else json.dumps(reply.body).encode()
         headers = {"x-ms-request-id": str(uuid.uuid4()), **reply.headers}
         if content:
             headers["Content-Type"] = "application/json; charset=utf-8"

@@ -35,6 +35,8 @@ Test controls:
     fake.fail_next(400, body={"error": {...}})        #   times=None: until clear_faults())
     fake.partial_next(keep_rows=10)                   # 200 + rows + PartialError
     fake.delay_next(2.0)                              # answer late (client read timeouts)
+    fake.query_timeout_rows = 1000                    # 504 GatewayTimeout for a query reading more rows
+                                                      #   (× wait/180 with Prefer: wait); clear_faults() lifts it
     fake.requests / fake.queries / fake.last          # RecordedRequest: .query .timespan .workspace_id
                                                       #   .headers .header(name) .body .status
     fake.errors                                       # evaluator crashes (answered 500): assert empty
@@ -42,7 +44,7 @@ Test controls:
 """
 
 from tests.fake_log_analytics.kql import SubsetEvaluator, Tok, tokenize
-from tests.fake_log_analytics.results import QueryError, Result, error_body, limit_error
+from tests.fake_log_analytics.results import QueryError, Result, error_body, gateway_timeout_body, limit_error
 from tests.fake_log_analytics.server import (
     BYTE_LIMIT,
     DEFAULT_STATUS_BODIES,
@@ -82,6 +84,7 @@ __all__ = [
     "Timespan",
     "Tok",
     "error_body",
+    "gateway_timeout_body",
     "kusto_time",
     "limit_error",
     "parse_duration",

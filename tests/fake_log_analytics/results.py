@@ -59,10 +59,10 @@ def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
 def limit_error(reason: str) -> dict[str, Any]:
     """The partial error of a result cut at the service's limits (E_QUERY_RESULT_SET_TOO_LARGE,
     0x80DA0003 = -2133196797 as a signed 32-bit code)."""
+    # the keys of the recorded partial answer (tests/payloads/recorded/monitor-logs-query.json): no correlationId
     return {
         "message": "There were some errors when processing your query.",
         "code": "PartialError",
-        "correlationId": str(uuid.uuid4()),
         "details": [{
             "code": "EngineError",
             "message": "Something went wrong processing your query on the server.",
@@ -75,3 +75,11 @@ def limit_error(reason: str) -> dict[str, Any]:
         }],
     }
 
+
+
+def gateway_timeout_body() -> dict[str, Any]:
+    """The 504 a query over the server timeout gets, as azure-sdk-for-python's recorded session
+    sdk/monitor/azure-monitor-query/tests/recordings/test_logs_client.pyTestLogsClienttest_logs_server_timeout.json
+    (@bf0ae07) has it: GatewayTimeout, "Gateway timeout", inner error "ADX query timed out"."""
+    return error_body("GatewayTimeout", "Gateway timeout",
+                      innererror={"code": "GatewayTimeout", "message": "ADX query timed out"})

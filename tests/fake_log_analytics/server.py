@@ -20,7 +20,16 @@ The byte limit is applied to the JSON of the rows (the service counts its intern
 
 The error bodies of injected HTTP failures are OneAPI-shaped with plausible codes
 (ThrottledError, ServiceUnavailableError, ...), not codes verified against the service; the SDK
-only reads the shape (code, message, innererror chain).
+only reads the shape (code, message, innererror chain) — except 504, whose body is the recorded one
+(results.gateway_timeout_body).
+
+Server timeout (`query_timeout_rows`, None = never): the service gives up on a query after 3
+minutes, or N seconds with `Prefer: wait=N` (at most 600), and answers 504 GatewayTimeout
+(https://learn.microsoft.com/azure/azure-monitor/logs/api/timeouts; the body and the
+`Preference-Applied` header as in the recorded session named in results.py). The fake's stand-in for
+"takes longer than the timeout" is the number of rows of the queried table (the query's first word)
+inside the request's timespan: more than `query_timeout_rows` × wait / 180 rows time out, so a
+smaller window gets through and the same query over the same rows never does.
 """
 
 from __future__ import annotations
@@ -36,7 +45,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from tests.fake_log_analytics.kql import SubsetEvaluator
-from tests.fake_log_analytics.results import QueryError, Result, error_body, limit_error
+from tests.fake_log_analytics.results import QueryError, Result, error_body, gateway_timeout_body, limit_error
 from tests.fake_log_analytics.tables import (
     COLUMN_TYPES,
     CONSOLE_COLUMNS,
@@ -44,11 +53,13 @@ from tests.fake_log_analytics.tables import (
     TRAFFIC_COLUMNS,
     TRAFFIC_TABLE,
     LogTable,
+    _time_slice,
 )
 from tests.fake_log_analytics.values import Timespan, _encode, _number
 
 ROW_LIMIT = 500_000
 BYTE_LIMIT = 64 * 1024 * 1024
+DEFAULT_WAIT, MAX_WAIT = 180, 600  # the server timeout in seconds: default, and the most Prefer: wait gets
 _BATCH = 20_000  # rows per encoded chunk
 
 
@@ -63,7 +74,7 @@ DEFAULT_STATUS_BODIES = {
     500: ("InternalServerError", "An unexpected error occurred"),
     502: ("BadGateway", "The gateway received an invalid response"),
     503: ("ServiceUnavailableError", "The service is temporarily unavailable"),
-    504: ("GatewayTimeout", "The query timed out at the gateway"),
+    504: ("GatewayTimeout", "Gateway timeout"),  # and the recorded inner error: results.gateway_timeout_body
 }
 
 
@@ -126,6 +137,7 @@ class FakeLogAnalytics:
         self.row_limit = row_limit
         self.byte_limit = byte_limit
         self.dynamic_as_text = dynamic_as_text
+        self.query_timeout_rows: int | None = None  # see the module docstring (server timeout)
         self.tables: dict[str, LogTable] = {}
         # TenantId holds the workspace id in Log Analytics rows
         self.tenant_id = min(self.workspace_ids) if self.workspace_ids else ""
@@ -225,6 +237,18 @@ class FakeLogAnalytics:
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
+        self.query_timeout_rows = None
+
+    def times_out(self, query: str, timespan: Timespan, wait: int) -> bool:
+        """Whether the service would give up on `query` within `wait` seconds (module docstring)."""
+        if self.query_timeout_rows is None:
+            return False
+        table = self.tables.get(re.split(r"[\s|]", query.strip(), maxsplit=1)[0])
+        if table is None:
+            return False
+        rows, times = table.prepare()
+        lo, hi = _time_slice(times, timespan.bounds(), len(rows))
+        return hi - lo > self.query_timeout_rows * wait / DEFAULT_WAIT
 
     def _take_fault(self) -> Fault | None:
         with self._lock:
@@ -315,6 +339,11 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send_error(400, "BadArgumentError", f"Invalid timespan {body.get('timespan')!r}: {exc}",
                                     record)
 
+        wait = _prefer_wait(self.headers.get("Prefer"))
+        if fake.times_out(body["query"], timespan, wait or DEFAULT_WAIT):
+            return self._send_json(504, gateway_timeout_body(), record,
+                                   {"Preference-Applied": f"wait={wait}"} if wait else None)
+
         started = time.perf_counter()
         try:
             result = _as_result(fake.evaluator(body["query"], timespan))
@@ -344,7 +373,9 @@ class _Handler(BaseHTTPRequestHandler):
         if fault.retry_after is not None:
             headers["Retry-After"] = _number(fault.retry_after)
         body = fault.body
-        if body is None:
+        if body is None and fault.status == 504:
+            body = gateway_timeout_body()
+        elif body is None:
             code, message = DEFAULT_STATUS_BODIES.get(fault.status or 500, ("Error", "Injected failure"))
             body = error_body(code, message)
         self._send_json(fault.status or 500, body, record, headers)
@@ -440,6 +471,12 @@ def _stream_rows(result: Result, row_limit: int | None, byte_limit: int | None,
     if count < total:
         return limit_error(f"record count limit {row_limit} records")
     return None
+
+
+def _prefer_wait(prefer: str | None) -> int | None:
+    """The server timeout a `Prefer` header asks for (wait=N, capped at the service's 600 s), or None."""
+    match = re.search(r"(?:^|[,;\s])wait=(\d+)", prefer or "")
+    return min(int(match.group(1)), MAX_WAIT) if match else None
 
 
 def _truncate(result: Result, keep: int) -> Result:

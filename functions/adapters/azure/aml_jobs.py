@@ -76,14 +76,32 @@ from functions.shared.names import ComponentRef, InvalidName, is_component_ref, 
 DEFAULT_PIPELINE = ML_DIR / "pipelines" / "train.yml"
 DEFAULT_DRIFT_JOB = ML_DIR / "jobs" / "drift.yml"
 MODEL_TAG = "model"  # every retraining job carries tags[model] = <model name>; list_running filters on it
-RUNNING_STATES = frozenset({"NotStarted", "Queued", "Preparing", "Provisioning", "Starting", "Running", "Finalizing",
-                            "CancelRequested"})
+# A job is finished only in one of these three statuses of the service's JobStatus enum (azure-ai-ml
+# _restclient/arm_ml_service/models/_enums.py). Every other status counts as running, so a second
+# retraining cannot launch beside it: Paused and NotResponding can go back to Running ("NotResponding
+# is the only state that is exempt from strict transition orders. A run can go from NotResponding to
+# any of the previous states"), and Unknown, or a status newer than this SDK, may be running too.
+# (The SDK's own run-history TERMINAL_STATUSES list NotResponding and Paused: it stops *streaming*
+# there, which is not the same as the job being over.)
+TERMINAL_STATES = frozenset({"Completed", "Failed", "Canceled"})
 # AzureML run ids: letters, digits, '_' and '-' (the name is a URL path segment and the Studio run id).
 JOB_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,254}$")
 ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
 COMPONENT_NODE = "retrain"  # the one node of a registered component's retraining job
 COMPONENT_TYPES = ("pipeline", "command")
 LITERAL_INPUT_TYPES = frozenset({"string", "integer", "number", "boolean"})  # others are assets: a str is a path
+
+
+def is_running(status: str) -> bool:
+    """Whether a job in `status` may still run (the service's enum is case-insensitive)."""
+    return status.casefold() not in {s.casefold() for s in TERMINAL_STATES}
+
+
+def running_states() -> frozenset[str]:
+    """The statuses of the service's JobStatus enum that count as running (all but TERMINAL_STATES)."""
+    from azure.ai.ml._restclient.arm_ml_service.models import JobStatus
+
+    return frozenset(status.value for status in JobStatus if is_running(status.value))
 
 
 class AzureJobs:
@@ -273,7 +291,7 @@ class AzureJobs:
             for job in self._ml.jobs.list(tag=MODEL_TAG, job_type="Pipeline"):
                 if job is None:  # the SDK yields None for a job it cannot parse
                     continue
-                if (job.tags or {}).get(MODEL_TAG) == model and _status_text(job.status) in RUNNING_STATES:
+                if (job.tags or {}).get(MODEL_TAG) == model and is_running(_status_text(job.status)):
                     running.append(_summary(job))
         return running
 

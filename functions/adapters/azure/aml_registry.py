@@ -26,13 +26,25 @@ fake's import keeps the workspace version's, which is not checked against the se
 A crash between 3 and 4 leaves a registry version without lineage: a later promote of the same
 version only adds the lineage keys that are missing (never overwrites a value), so a retry repairs
 it and a second successful promote writes nothing.
+
+How the import's LRO ends decides what azure-ai-ml does next (`_model_operations.create_or_update`,
+`_registry_utils.begin_import_registry_asset`): it returns early only when the LRO's final answer has
+an EMPTY body. The service's recorded session answers 202 + Location, then 204 (empty: fine). An
+import answered 202 + Azure-AsyncOperation only — as Microsoft's REST docs describe it — ends on
+the operation's status body ({"status": "Succeeded"}), so the SDK goes on into its upload path after
+the import happened and raises AttributeError ('WorkspaceAssetReference' object has no attribute
+'datastore'). So an import that fails with anything but an Azure error is followed by a GET of the
+registry version: there → it was imported, and the lineage tags are written as usual; not there →
+PlatformError naming what the SDK raised. No SDK exception leaves this adapter raw: an unexpected
+one (a bug of the SDK, not of the service) becomes PlatformError with the call and the exception.
 """
 
 from __future__ import annotations
 
 import re
 import threading
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 from functions.adapters.azure.errors import azure_errors, or_none_if_missing
 from functions.ports import ModelRef, PlatformError
@@ -115,7 +127,7 @@ class AzureModelRegistry:
             if self._registry_client is None:
                 candidate = self._registry_client_or_factory
                 if callable(candidate) and not hasattr(candidate, "models"):
-                    with azure_errors("connect to the AzureML registry"):
+                    with _sdk_errors("connect to the AzureML registry"):
                         candidate = candidate()
                 self._registry_client = candidate
             return self._registry_client
@@ -133,8 +145,9 @@ class AzureModelRegistry:
     # ------------------------------------------------------------------ ports.ModelRegistry
 
     def get_workspace_model(self, name: str, version: str) -> ModelRef | None:
-        model = or_none_if_missing(f"get workspace model {name}:{version}",
-                                   lambda: self._ws.models.get(name=name, version=str(version)))
+        action = f"get workspace model {name}:{version}"
+        with _sdk_errors(action):
+            model = or_none_if_missing(action, lambda: self._ws.models.get(name=name, version=str(version)))
         if model is None:
             return None
         return ModelRef(
@@ -159,26 +172,41 @@ class AzureModelRegistry:
 
         existing = self._get_registry_entity(name, version)
         if existing is None:
-            asset_id = self._workspace_asset_id(name, version)
-            with azure_errors(f"import {name}:{version} into registry {self.registry_name}"):
-                from azure.ai.ml.entities._assets.workspace_asset_reference import WorkspaceAssetReference
-
-                # Blocks until the import LRO finishes (the SDK calls poller.result() itself).
-                existing = self.registry.models.create_or_update(
-                    WorkspaceAssetReference(name=name, version=version, asset_id=asset_id)
-                )
+            existing = self._import(name, version, self._workspace_asset_id(name, version))
         missing = {k: v for k, v in tags.items() if k not in (existing.tags or {})}
         if missing:
-            with azure_errors(f"tag registry model {name}:{version}"):
+            action = f"tag registry model {name}:{version}"
+            with _sdk_errors(action):
                 existing.tags = {**(existing.tags or {}), **missing}
                 existing = self.registry.models.create_or_update(existing)
         return self._registry_ref(existing)
 
     # ------------------------------------------------------------------ helpers
 
+    def _import(self, name: str, version: str, asset_id: str) -> Any:
+        """Import the workspace version; blocks until the import LRO finishes (the SDK calls
+        poller.result() itself). An SDK failure that is no Azure error (the upload path after an
+        Azure-AsyncOperation import, see the module docstring) is checked against the registry."""
+        from azure.ai.ml.entities._assets.workspace_asset_reference import WorkspaceAssetReference
+
+        action = f"import {name}:{version} into registry {self.registry_name}"
+        try:
+            with azure_errors(action):
+                return self.registry.models.create_or_update(
+                    WorkspaceAssetReference(name=name, version=version, asset_id=asset_id))
+        except PlatformError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the SDK's own failure: did the import happen anyway?
+            imported = self._get_registry_entity(name, version)
+            if imported is None:
+                raise PlatformError(f"{action}: azure-ai-ml failed ({_describe(exc)}) and the registry has no "
+                                    f"version {name}:{version}") from exc
+            return imported
+
     def _get_registry_entity(self, name: str, version: str) -> Any | None:
-        return or_none_if_missing(f"get registry model {name}:{version}",
-                                  lambda: self.registry.models.get(name=name, version=version))
+        action = f"get registry model {name}:{version}"
+        with _sdk_errors(action):
+            return or_none_if_missing(action, lambda: self.registry.models.get(name=name, version=version))
 
     def _registry_ref(self, model: Any) -> ModelRef:
         return ModelRef(
@@ -192,13 +220,30 @@ class AzureModelRegistry:
 
     def _workspace_asset_id(self, name: str, version: str) -> str:
         if self._workspace_asset_prefix is None:
-            with azure_errors("get the staging workspace"):
+            with _sdk_errors("get the staging workspace"):
                 workspace = self._ws.workspaces.get(self._ws.workspace_name)
             guid = getattr(workspace, "_workspace_id", None)  # the SDK exposes the GUID only privately
             if not guid or not workspace.location:
                 raise PlatformError(f"workspace {self._ws.workspace_name} did not report its location and id")
             self._workspace_asset_prefix = f"azureml://locations/{workspace.location}/workspaces/{guid}"
         return f"{self._workspace_asset_prefix}/models/{name}/versions/{version}"
+
+
+@contextmanager
+def _sdk_errors(action: str) -> Iterator[None]:
+    """azure_errors, and any other exception the SDK raises (AttributeError, KeyError … from inside
+    azure-ai-ml) as PlatformError naming it: callers get the ports' one error, never a raw one."""
+    try:
+        with azure_errors(action):
+            yield
+    except PlatformError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - everything inside these blocks is a call into the SDK
+        raise PlatformError(f"{action}: azure-ai-ml failed unexpectedly ({_describe(exc)})") from exc
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}".rstrip(": ")
 
 
 def _model_type(model: Any) -> str:

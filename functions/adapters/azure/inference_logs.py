@@ -38,7 +38,11 @@ counted first (one summarize query: records, malformed lines, message bytes) and
 sub-windows so that every query stays under `max_rows` and an estimated `max_bytes`; a partial
 answer anyway (skewed traffic, or a partial failure in the service) is dropped whole and its
 window fetched again as two halves, down to `min_window`; past that, PlatformError — nothing is
-ever returned short.
+ever returned short. A query over the service's timeout (3 minutes, at most 10 with `Prefer:
+wait`) answers 504, and the same query would time out again: its window is halved the same way
+(a summary's halves are added up; the fetch is then cut at least as finely as the summary had to
+be), never sent again as it was. (azure-core's retry policy has already repeated the 504 itself,
+retry_total times, before the adapter sees it.)
 
 Value safety: the model name is checked (functions.shared.names.check_model_name) and enters the
 KQL only as an escaped string literal (log_analytics.kql_string); times are formatted from datetimes.
@@ -58,8 +62,10 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from functions.adapters.azure.log_analytics import (
+    QueryTimedOut,
     describe_error,
     error_in_body,
+    is_query_timeout,
     is_transient,
     kql_datetime,
     kql_string,
@@ -267,11 +273,29 @@ class LogAnalyticsInferenceLogs:
         return self.summary(model, start, end).records
 
     def summary(self, model: str, start: datetime, end: datetime) -> Summary:
+        return self._summary(model, start, end)[0]
+
+    def _summary(self, model: str, start: datetime, end: datetime, depth: int = 0) -> tuple[Summary, int]:
+        """The summary of [start, end) and how many equal pieces it took (more than 1 when the
+        service timed out on the whole window: each half is summarised, recursively)."""
         start, end = utc(start), utc(end)
         query = summary_query(model, start, end)  # validates the name before anything is sent
         if end <= start:
-            return Summary(0, 0, 0, 0)
-        body = self._post(query, start, end, f"inference log summary of {model}")
+            return Summary(0, 0, 0, 0), 1
+        try:
+            body = self._post(query, start, end, f"inference log summary of {model} [{start.isoformat()}, "
+                                                 f"{end.isoformat()})")
+        except QueryTimedOut as exc:
+            self._check_split(exc, start, end, depth)
+            self.splits += 1
+            middle = start + (end - start) / 2
+            (a, pieces_a), (b, pieces_b) = (self._summary(model, start, middle, depth + 1),
+                                            self._summary(model, middle, end, depth + 1))
+            return Summary(a.messages + b.messages, a.records + b.records, a.malformed + b.malformed,
+                           a.bytes + b.bytes), 2 * max(pieces_a, pieces_b)
+        return self._read_summary(model, body), 1
+
+    def _read_summary(self, model: str, body: bytearray) -> Summary:
         try:
             answer = json.loads(body)
             table = answer["tables"][0]
@@ -296,12 +320,12 @@ class LogAnalyticsInferenceLogs:
         start, end = utc(start), utc(end)
         check_model_name(model)
         fetch_query(model, start, end, layout)  # a name no query can carry fails here, before anything is sent
-        summary = self.summary(model, start, end)
+        summary, pieces = self._summary(model, start, end)
         if summary.malformed:
             yield Malformed(summary.malformed, "console log lines that are not readable InputData records")
         if not summary.records:
             return
-        parts = self.plan(summary)
+        parts = max(self.plan(summary), pieces)  # a window the summary timed out on would time out here too
         step = (end - start) / parts
         bounds = [start + step * i for i in range(parts)] + [end]  # datetimes: whole microseconds
         windows = [(lo, hi) for lo, hi in zip(bounds, bounds[1:]) if hi > lo]
@@ -311,10 +335,13 @@ class LogAnalyticsInferenceLogs:
             ahead = pool.submit(self._post_window, model, layout, *windows[0])
             try:
                 for i, (lo, hi) in enumerate(windows):
-                    body = ahead.result()
+                    try:
+                        body, timed_out = ahead.result(), None
+                    except QueryTimedOut as exc:
+                        body, timed_out = None, exc
                     ahead = pool.submit(self._post_window, model, layout, *windows[i + 1]) \
                         if self.prefetch and i + 1 < len(windows) else None
-                    for table in self._fetch_window(model, layout, lo, hi, 0, body):
+                    for table in self._fetch_window(model, layout, lo, hi, 0, body, timed_out):
                         fetched += len(table)
                         yield table
                     del body
@@ -336,26 +363,41 @@ class LogAnalyticsInferenceLogs:
         return self._post(fetch_query(model, start, end, layout), start, end, _action(model, start, end))
 
     def _fetch_window(self, model: str, layout: ExportLayout, start: datetime, end: datetime, depth: int,
-                      body: bytearray | None = None) -> Iterator[pa.Table]:
+                      body: bytearray | None = None, timed_out: QueryTimedOut | None = None) -> Iterator[pa.Table]:
+        """The window's rows; a partial answer, or a query the service timed out on (`timed_out`:
+        the prefetched query did), is fetched again as two halves."""
         action = _action(model, start, end)
-        if body is None:
-            body = self._post_window(model, layout, start, end)
-        answer = parse_answer(body)
-        del body
-        error = answer.error
-        if not error:
-            if answer.table is None:
-                raise PlatformError(f"{action}: Log Analytics answer without rows")
-            yield typed_table(answer.table, layout)
-            return
-        del answer
-        if depth >= self.max_depth or end - start <= self.min_window:
-            raise PlatformError(f"{action}: Log Analytics keeps returning a partial result ({describe_error(error)}); "
-                                "nothing was exported for this slice", transient=True)
+        if body is None and timed_out is None:
+            try:
+                body = self._post_window(model, layout, start, end)
+            except QueryTimedOut as exc:
+                timed_out = exc
+        if timed_out is not None:
+            self._check_split(timed_out, start, end, depth)
+        else:
+            answer = parse_answer(body)
+            del body
+            error = answer.error
+            if not error:
+                if answer.table is None:
+                    raise PlatformError(f"{action}: Log Analytics answer without rows")
+                yield typed_table(answer.table, layout)
+                return
+            del answer
+            if depth >= self.max_depth or end - start <= self.min_window:
+                raise PlatformError(f"{action}: Log Analytics keeps returning a partial result "
+                                    f"({describe_error(error)}); nothing was exported for this slice", transient=True)
         self.splits += 1
         middle = start + (end - start) / 2
         yield from self._fetch_window(model, layout, start, middle, depth + 1)
         yield from self._fetch_window(model, layout, middle, end, depth + 1)
+
+    def _check_split(self, timed_out: QueryTimedOut, start: datetime, end: datetime, depth: int) -> None:
+        """Raise when a window the service timed out on may not be halved any more."""
+        if depth >= self.max_depth or end - start <= self.min_window:
+            raise PlatformError(f"{timed_out}; the window was halved {depth} time(s), down to "
+                                f"{end - start}, and Log Analytics still times out: nothing was exported for this "
+                                "slice", transient=True) from timed_out
 
     def _post(self, query: str, start: datetime, end: datetime, action: str) -> bytearray:
         from azure.core.exceptions import AzureError
@@ -382,6 +424,8 @@ class LogAnalyticsInferenceLogs:
         except OSError as exc:
             raise PlatformError(f"{action}: no answer from Log Analytics ({exc})", transient=True) from exc
         status = response.status_code
+        if is_query_timeout(status):
+            raise QueryTimedOut(f"{action}: HTTP {status} {error_in_body(body)}".rstrip())
         if status != 200:
             raise PlatformError(f"{action}: HTTP {status} {error_in_body(body)}".rstrip(), transient=is_transient(status))
         return body

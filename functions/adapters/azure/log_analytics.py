@@ -28,6 +28,23 @@ from functions.ports import PlatformError
 TRANSIENT_STATUS = frozenset({408, 429})
 
 
+class QueryTimedOut(PlatformError):
+    """The service gave up on a query: 504 GatewayTimeout ("ADX query timed out" in its inner error;
+    azure-sdk-for-python's recorded session sdk/monitor/azure-monitor-query/tests/recordings/
+    test_logs_client.pyTestLogsClienttest_logs_server_timeout.json). Its server timeout is 3 minutes
+    by default and at most 10 with `Prefer: wait=600`
+    (https://learn.microsoft.com/azure/azure-monitor/logs/api/timeouts): the same query over the
+    same data times out again, so a caller that can make the query smaller does (the export splits
+    its window); transient for the others (the data, or the service's load, may change)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, transient=True)
+
+
+def is_query_timeout(status: int) -> bool:
+    return status == 504
+
+
 def is_transient(status: int) -> bool:
     return status in TRANSIENT_STATUS or status >= 500
 
