@@ -39,6 +39,10 @@ DEMO_OVERRIDES = {
 SLICE = timedelta(seconds=5)  # export slices (production: 1 hour)
 LAG = timedelta(seconds=1)  # ingestion lag (production: 10 minutes)
 PHASE_SECONDS = 22.0  # traffic per phase: ~550 requests at 25/s (≥ 200 in whole export slices)
+# ...and at least this many answers per phase, however long a busy machine takes to serve them: the
+# drift check needs 200 rows in the window's whole slices (fewer is insufficient_data, not a verdict)
+PHASE_ANSWERS = 400
+PHASE_MAX_SECONDS = 240.0
 
 
 def run_demo(settings: Settings, workdir: Path, *, rows: int = 10_000, echo: Echo = print,
@@ -95,8 +99,9 @@ def run_demo(settings: Settings, workdir: Path, *, rows: int = 10_000, echo: Ech
                               threads=4, max_seconds=600) as iris_load:
             step(3, f"live traffic: 25 requests/s from today's population (and 25/s to iris) for {PHASE_SECONDS:.0f} s")
             clean_start = _now()
-            time.sleep(PHASE_SECONDS)
+            _serve(load, 0, PHASE_SECONDS)
             drift_start = _now()
+            switched_at = len(load.answers)
             load.rows = drifted_rows  # the population changes: richer, older, later payers
             time.sleep((SLICE + LAG).total_seconds() + 1)  # let the clean window's last slice close
             step(4, "export timer (console logs → Parquet), then drift timer")
@@ -111,7 +116,7 @@ def run_demo(settings: Settings, workdir: Path, *, rows: int = 10_000, echo: Ech
             labelled.mkdir(parents=True, exist_ok=True)
             generate(rows, seed=2, drift=STRONG_DRIFT).to_csv(labelled / "0002-after-drift.csv", index=False)
             application.store.put(eval_key, generate(1500, seed=4321, drift=STRONG_DRIFT).to_csv(index=False).encode())
-            time.sleep(max(0.0, PHASE_SECONDS - (_now() - drift_start).total_seconds()))
+            _serve(load, switched_at, max(0.0, PHASE_SECONDS - (_now() - drift_start).total_seconds()))
             drift_end = _now()
             time.sleep((SLICE + LAG).total_seconds() + 1)
             step(6, "export timer, then drift timer → local alert rule → webhook")
@@ -168,6 +173,15 @@ def run_demo(settings: Settings, workdir: Path, *, rows: int = 10_000, echo: Ech
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def _serve(load: Any, since: int, seconds: float) -> None:
+    """Let live traffic run for `seconds`, then on until PHASE_ANSWERS answers have come since
+    answer number `since` (at most PHASE_MAX_SECONDS in all)."""
+    started = time.monotonic()
+    time.sleep(seconds)
+    while len(load.answers) - since < PHASE_ANSWERS and time.monotonic() - started < PHASE_MAX_SECONDS:
+        time.sleep(0.5)
 
 
 def _monitor(application: Any, echo: Echo, start: datetime, end: datetime) -> dict[str, Any]:
