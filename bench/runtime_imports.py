@@ -102,15 +102,17 @@ class Tracer:
         return False, False
 
     def record(self, name: str, frame) -> None:
-        counts, direct = self.attribute(frame)
-        if counts:
-            self.modules.add(name)
-            if direct:
-                self.direct.add(name)
-                while frame is not None and self.kind(frame.f_code.co_filename) == "library":
-                    frame = frame.f_back
-                if frame is not None:
-                    self.importer.setdefault(name, str(Path(frame.f_code.co_filename).relative_to(ROOT)))
+        counts, _ = self.attribute(frame)
+        if not counts:
+            return
+        self.modules.add(name)
+        while frame is not None and frame.f_code.co_filename.startswith("<frozen"):  # importlib's own frames
+            frame = frame.f_back
+        # direct: the import statement (or import_module call) is in the App's own code, not in a
+        # library the App called (pyarrow, for one, imports pandas whenever it is installed)
+        if frame is not None and self.kind(frame.f_code.co_filename) in ("app", "ml"):
+            self.direct.add(name)
+            self.importer.setdefault(name, str(Path(frame.f_code.co_filename).relative_to(ROOT)))
 
     def install(self) -> None:
         original = builtins.__import__

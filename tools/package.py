@@ -9,6 +9,8 @@ build) and `azd deploy` upload it.
   .python_packages/lib/site-packages` (where the Python worker looks for them when the package is
   not built remotely), as wheels for the Functions host — Linux x86-64, CPython 3.11 — whatever
   machine builds it, so a lock that lacks a dependency, or a file whose hash differs, fails here;
+- its requirements.txt is requirements.lock (hashes and all): a remote build (Oryx) installs the
+  locked versions too;
 - the zip is deterministic (sorted entries, fixed timestamps): the same inputs, the same bytes.
 
 `--cache DIR` keeps the installed packages under DIR/site-packages-<sha256 of the lock>/ and
@@ -124,7 +126,10 @@ def build(out: Path = DEFAULT_OUT, *, root: Path = ROOT, lock: Path | None = Non
     lock = lock or root / "requirements.lock"
     with tempfile.TemporaryDirectory(prefix="modelops-package-") as tmp:
         packages = install_lock(lock, Path(tmp) / "site-packages", cache)
-        entries = [(root / rel, rel.as_posix()) for rel in app_files(root)]
+        # The zip's requirements.txt is the lock: a host that builds remotely (Oryx, azd's default
+        # for Python) then installs exactly the locked, hash-checked versions too, not the ranges.
+        entries = [(lock if rel.as_posix() == "requirements.txt" else root / rel, rel.as_posix())
+                   for rel in app_files(root) if rel.as_posix() != "requirements.lock"]
         for folder, _dirs, files in os.walk(packages):
             for name in files:
                 source = Path(folder) / name
