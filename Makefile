@@ -12,8 +12,11 @@ TOOLS_VENV := .venv-tools
 PIP_FLAGS := --quiet --disable-pip-version-check
 ENV_DIR := ml/environments
 NPM := $(shell command -v npm 2>/dev/null)
+PACKAGE := dist/modelops-functionapp.zip
+# One command line for the lock, so the test can tell a lock made another way (tests/test_package.py).
+LOCK_COMMAND := pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links --output-file=requirements.lock requirements.txt
 
-.PHONY: demo test test-infra tools-env bench bench-infra bench-scoring bench-handoff bench-drift bench-export bench-endpoints bench-rollout env serving-env check-python clean help
+.PHONY: demo test test-infra tools-env bench bench-infra bench-scoring bench-handoff bench-drift bench-export bench-endpoints bench-rollout bench-package lock package env serving-env check-python clean help
 
 help:
 	@echo "make demo         run the main job on the embedded local platform"
@@ -22,6 +25,8 @@ help:
 	@echo "make test-infra   check infra/ (Bicep syntax, contract tests, checkov) without the Bicep compiler"
 	@echo "make env          build .venv and .venv-serve only (and node_modules when npm exists)"
 	@echo "make tools-env    build .venv-tools (checkov; make test builds it too)"
+	@echo "make lock         re-lock requirements.txt into requirements.lock (pip-compile, with hashes)"
+	@echo "make package      build the Function App's deployment zip ($(PACKAGE)) from the lock"
 	@echo "make clean        remove virtual environments and local platform state"
 
 demo: env
@@ -33,10 +38,13 @@ test: env $(TOOLS_VENV)/.installed
 test-infra: $(VENV)/.installed $(TOOLS_VENV)/.installed
 	$(VENV)/bin/python -m pytest tests/test_infra.py $(PYTEST_ARGS)
 
-bench: bench-scoring bench-handoff bench-drift bench-export bench-endpoints bench-rollout bench-infra
+bench: bench-scoring bench-handoff bench-drift bench-export bench-endpoints bench-rollout bench-infra bench-package
 
 bench-infra: $(VENV)/.installed $(TOOLS_VENV)/.installed
 	$(VENV)/bin/python bench/infra_checks.py
+
+bench-package: env
+	$(VENV)/bin/python bench/package.py
 
 bench-drift: env
 	$(VENV)/bin/python bench/drift.py
@@ -56,6 +64,15 @@ bench-rollout: env
 bench-scoring: env
 	$(VENV)/bin/python bench/scoring_overhead.py
 
+# The Function App's packages, locked with hashes (run after changing requirements.txt; commit both).
+lock: env
+	$(VENV)/bin/$(LOCK_COMMAND)
+
+# The zip `func azure functionapp publish` / `azd deploy` upload: the app minus .funcignore, and the
+# lock installed into .python_packages/lib/site-packages (installed packages cached per lock in build/).
+package: env requirements.lock
+	$(VENV)/bin/python tools/package.py --out $(PACKAGE) --cache build/package-cache
+
 env: $(VENV)/.installed $(SERVE_VENV)/.installed $(if $(NPM),node_modules/.installed)
 
 serving-env: $(SERVE_VENV)/.installed
@@ -63,7 +80,7 @@ serving-env: $(SERVE_VENV)/.installed
 check-python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "modelops needs Python 3.11+, found " + sys.version.split()[0] + " (set PYTHON=...)")'
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt $(ENV_DIR)/runtime-pins.txt $(ENV_DIR)/mlflow-pins.txt pyproject.toml | check-python
+$(VENV)/.installed: requirements.txt requirements-cli.txt requirements-dev.txt $(ENV_DIR)/runtime-pins.txt $(ENV_DIR)/mlflow-pins.txt pyproject.toml | check-python
 	@echo "==> building $(VENV) (control plane)"
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install $(PIP_FLAGS) --upgrade pip
@@ -93,4 +110,4 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 clean:
-	rm -rf $(VENV) $(SERVE_VENV) $(TOOLS_VENV) .modelops .pytest_cache node_modules
+	rm -rf $(VENV) $(SERVE_VENV) $(TOOLS_VENV) .modelops .pytest_cache node_modules dist build/package-cache

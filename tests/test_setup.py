@@ -38,7 +38,10 @@ def test_scikit_learn_is_pinned_in_one_place_only():
 
 def test_every_environment_uses_the_runtime_pins():
     env_dir = REPO_ROOT / "ml" / "environments"
-    assert "-r ml/environments/runtime-pins.txt" in (REPO_ROOT / "requirements.txt").read_text()
+    # the control plane's .venv (CLI, embedded platform, training) has them; the Function App
+    # (requirements.txt) loads no model runtime and installs none
+    assert "-r ml/environments/runtime-pins.txt" in (REPO_ROOT / "requirements-cli.txt").read_text()
+    assert "runtime-pins" not in (REPO_ROOT / "requirements.txt").read_text()
     for name in ("serving-requirements.txt", "training-requirements.txt"):
         assert "-r runtime-pins.txt" in (env_dir / name).read_text(), name
     for dockerfile in ("serving.Dockerfile", "training.Dockerfile"):

@@ -329,6 +329,49 @@ def drift(
         typer.echo(f"report: {report}")
 
 
+@app.command("drift-report")
+def drift_report(
+    model: str = typer.Argument(..., help="a managed model"),
+    at: Optional[str] = typer.Option(None, "--at", help="the check's stamp (YYYYMMDDTHHMMSSZ: its result.json's "
+                                     "folder); default: the newest"),
+    out: Optional[Path] = typer.Option(None, "--out", help="also write the report here"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Render Evidently's HTML report of a stored drift check (the Function App computes the verdict
+    without Evidently) from the window and reference its result.json names, and store it beside it.
+    Works on the configured platform: MODELOPS_PLATFORM=azure reads the blob store and the registry."""
+    from functions.services.monitoring import render_stored_report
+    from functions.settings import Settings, SettingsError
+
+    if out is not None:
+        check_output_file(out, "--out")
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        fail(str(exc))
+    if settings.platform == "azure":
+        from functions.bootstrap import build_app
+
+        application = build_app(settings)
+    else:
+        from functions.cli.platform_commands import open_platform
+
+        application = open_platform("drift-report")
+    with application:
+        try:
+            answer = render_stored_report(model, application.store, application.references.reference_file, at,
+                                          output=out)
+        except (ValueError, FileNotFoundError) as exc:
+            fail(str(exc), 1)
+    if as_json:
+        emit_json(answer)
+        return
+    typer.echo(f"report: {answer['report_key']} (from {answer['result_key']}, {answer['parts']} parts"
+               + (f", {len(answer['missing_parts'])} no longer stored" if answer["missing_parts"] else "") + ")")
+    if out is not None:
+        typer.echo(f"written to {out}")
+
+
 def _error(message: str, code: int) -> NoReturn:
     typer.echo(f"error: {one_line(message)}", err=True)
     sys.exit(code)

@@ -4,10 +4,18 @@
     current   = the exported inference data of the last window (exports/<model>/<version>/...)
     columns   = the production version's contract (contracts/<model>/versions/<version>.json, else
                 contracts/<model>/current.json: functions/services/contracts.py), passed as data
-    → ml.drift.compute_drift (numpy/scipy; Evidently only for the HTML report)
+    → ml.drift.compute_drift (pyarrow → numpy/scipy; Evidently only for the HTML report)
     → the scenario's OverallDriftMetrics / FeatureDriftMetrics records as structured logs
       (Application Insights `traces` in Azure), result.json + report.html in the store,
       the window's verdict appended to drift/<model>/history.json (for M-of-N)
+
+The HTML report is Evidently's, and the Function App does not install Evidently (~230 MB with
+plotly: requirements.txt holds what it imports, nothing more). So report.html is rendered where
+Evidently is: in the function only when it is installed (the embedded platform's .venv), by the
+drift job on AzureML compute for a window sent there (ml/environments/training-requirements.txt),
+and on demand from a stored result (`render_stored_report`, `modelops drift-report MODEL`): the
+result.json of an in-function check names its window's parts (`window.parts`) and the reference's
+model version, and the report is rendered from those and put beside it.
 
 Scale-out: when the window's Parquet footers add up to more than `job_rows` current rows and a
 `submit_drift_job` callable is given, the function does not compute. It stages the inputs in the
@@ -174,10 +182,11 @@ def run_drift_check(model: str, store: Store, reference_file: Callable[[str, str
             log_event(logger, "drift_job_unavailable", logging.WARNING, model=model, version=version, rows=rows,
                       job_rows=job_rows, reason="no drift job submitter: computing in the function")
         reference = reference_file(model, version, tmp)
+        render = report and report_renderer_installed()
         with contextlib.redirect_stdout(io.StringIO()):  # the AzureML job prints its records; we log them
             result = compute_drift(reference, current, tmp / "out", config=drift_config, contract=contract_data,
                                    model_name=model,
-                                   report=report, history=[h.get("dataset_drift") for h in history
+                                   report=render, history=[h.get("dataset_drift") for h in history
                                                            if h.get("version") == version])
         quarantined = dict(result.current.quarantined)  # what compute_drift skipped (footer or not)
         copies = _quarantine_parts(store, model, version, parts, quarantined, current, stamp)
@@ -186,6 +195,11 @@ def run_drift_check(model: str, store: Store, reference_file: Callable[[str, str
         # the skipped parts by their store keys (compute_drift only saw temporary file names)
         payload["quarantine"] = [{"part": parts.get(name, name), "copy": copies.get(name, ""), "reason": why}
                                  for name, why in sorted(quarantined.items())]
+        # what the report is rendered from on demand (render_stored_report), where Evidently is not here
+        payload["window"] = {"start": (now - window).isoformat(), "end": now.isoformat(), "version": version,
+                             "parts": [parts[name] for name in sorted(parts)]}
+        if report and not render and result.has_verdict:
+            payload["report_on_demand"] = f"modelops drift-report {model} --at {stamp}"
         store.put(f"{prefix}/result.json", (json.dumps(stamped(payload, SIGNAL_SCHEMA), indent=2) + "\n").encode())
         report_key = ""
         if report and (tmp / "out" / "report.html").exists():
@@ -210,6 +224,85 @@ def run_drift_check(model: str, store: Store, reference_file: Callable[[str, str
         _write_history(store, history_key, history)
     log_event(logger, "drift_check", **{k: v for k, v in check.to_dict().items() if k != "records"})
     return check
+
+
+def report_renderer_installed() -> bool:
+    """Evidently (the HTML report's renderer) can be imported here — looked up, not imported (~2.4 s)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("evidently") is not None
+    except (ImportError, ValueError):  # a finder that refuses it, a module without a spec
+        return False
+
+
+def stored_results(store: Store, model: str) -> list[str]:
+    """The result.json keys of `model`'s in-function and job checks, oldest first (by their stamp)."""
+    keys = [k for k in store.list(f"drift/{model}/") if k.endswith("/result.json") and k.count("/") == 4]
+    return sorted(keys, key=lambda k: k.split("/")[3])
+
+
+def render_stored_report(model: str, store: Store, reference_file: Callable[[str, str, Path], Path],
+                         stamp: str | None = None, *, output: Path | None = None) -> dict[str, Any]:
+    """Evidently's HTML report of a stored check (the newest, or the one at `stamp`), rendered from
+    the inputs its result.json names — the window's exported parts and the production version's
+    reference — with its columns and settings, and put beside it (create-only: a report already
+    there is kept). Needs Evidently (the CLI's environment). Answers {result_key, report_key,
+    parts, missing_parts, file?}; ValueError naming what is missing."""
+    from ml.drift import DriftConfig, DriftSchema, compute_drift
+
+    keys = stored_results(store, model)
+    if stamp is not None:
+        keys = [k for k in keys if k.split("/")[3] == stamp]
+    if not keys:
+        raise ValueError(f"no stored drift result for {model}" + (f" at {stamp}" if stamp else ""))
+    result_key = keys[-1]
+    found = store.get(result_key)
+    if found is None:
+        raise ValueError(f"{result_key} vanished while being read")
+    payload = json.loads(found[0])
+    window = payload.get("window") or {}
+    if not window.get("parts"):
+        raise ValueError(f"{result_key} names no window parts (written by a drift job or before modelops "
+                         "recorded them): its report is rendered where it was computed")
+    if payload.get("status") != "ok":
+        raise ValueError(f"{result_key}: status {payload.get('status')}, no verdict: nothing to report")
+    if not report_renderer_installed():
+        raise ValueError("Evidently is not installed here (pip install -r requirements-cli.txt)")
+    columns = payload["columns"]
+    schema = DriftSchema(tuple(columns["categorical"]), tuple(columns["numeric"]), columns.get("target"),
+                         columns.get("target_kind", "binary"))
+    config = DriftConfig.from_dict(payload.get("config") or {}, schema)
+    report_key = result_key.rsplit("/", 1)[0] + "/report.html"
+    tmp = Path(tempfile.mkdtemp(prefix="modelops-drift-report-"))
+    try:
+        current = tmp / "current"
+        current.mkdir()
+        missing = []
+        for i, key in enumerate(window["parts"]):
+            part = store.get(key)
+            if part is None:
+                missing.append(key)
+                continue
+            (current / f"part-{i:05d}.parquet").write_bytes(part[0])
+        if len(missing) == len(window["parts"]):
+            raise ValueError(f"none of the {len(missing)} exported parts {result_key} names is in the store now")
+        reference = reference_file(model, str(window["version"]), tmp)
+        with contextlib.redirect_stdout(io.StringIO()):
+            compute_drift(reference, current, tmp / "out", config=config, model_name=model, report=True)
+        html = (tmp / "out" / "report.html").read_bytes()
+        _put_new(store, report_key, html)
+        answer: dict[str, Any] = {"result_key": result_key, "report_key": report_key,
+                                  "parts": len(window["parts"]) - len(missing), "missing_parts": missing}
+        if output is not None:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            output.write_bytes(html)
+            answer["file"] = str(output)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    log_event(logger, "drift_report_rendered", model=model, **{k: v for k, v in answer.items() if k != "missing_parts"},
+              missing_parts=len(missing))
+    return answer
 
 
 def _write_history(store: Store, key: str, history: list[dict[str, Any]]) -> None:

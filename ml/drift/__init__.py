@@ -4,8 +4,9 @@ The statistics are Evidently 0.7.23 DataDriftPreset's, computed directly with nu
 ml/drift/stats.py for the exact rules and the Evidently source they follow); Evidently itself is
 imported only to render the HTML report (ml/drift/report.py).
 
-Importing this package is cheap (stdlib only): numpy, pandas, pyarrow and scipy load with the
-functions that need them.
+Importing this package is cheap (stdlib only): numpy, pyarrow and scipy load with the functions
+that need them; pandas only for CSV/JSON-lines inputs and the report (Parquet is read through
+pyarrow straight into numpy: ml/drift/parquet.py — the Function App installs no pandas).
 
     drift_scores(reference_df, current_df, config) -> DriftResult
     to_log_records(result, model_name) -> (OverallDriftMetrics record, FeatureDriftMetrics record)

@@ -155,7 +155,7 @@ def load(path: str | Path, source: str | None = None, *, skip_unusable: bool = F
     quarantined_rows = 0
     for p in table_files(path):
         try:
-            frames.append(coerce(read_frame(p, columns), source=str(p), columns=columns))
+            frames.append(read_typed(p, columns))
         except MemoryError:
             raise
         except Exception as exc:  # noqa: BLE001 - whatever makes this file unusable, it is this file's
@@ -182,6 +182,27 @@ def _footer_rows(path: Path) -> int:
         return 0
 
 
+def read_typed(path: str | Path, columns: DriftSchema = CREDIT_CARD) -> TypedFrame:
+    """One file's schema columns, typed: Parquet through pyarrow alone (ml/drift/parquet.py — the
+    Function App's drift check reads only Parquet and has no pandas), CSV and JSON lines through
+    pandas (read_frame, then coerce)."""
+    if Path(path).suffix.lower() not in PARQUET_SUFFIXES:
+        return coerce(read_frame(path, columns), source=str(path), columns=columns)
+    from ml.drift.parquet import read_parquet_typed
+
+    path = readable_file(path)
+    try:
+        return read_parquet_typed(path, columns, source=str(path))
+    except DataError:
+        raise
+    except Exception as exc:  # pyarrow's errors on a truncated or corrupt file: one line naming the file
+        raise DataError(f"{path}: cannot be read as a table: {_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
 def read_frame(path: str | Path, columns: DriftSchema = CREDIT_CARD) -> "pd.DataFrame":
     """The schema's columns of one file (others are not read), categoricals as pandas categories."""
     path = readable_file(path)
@@ -199,8 +220,7 @@ def read_frame(path: str | Path, columns: DriftSchema = CREDIT_CARD) -> "pd.Data
     except DataError:
         raise
     except Exception as exc:  # pyarrow/pandas parse errors: one line naming the file
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataError(f"{path}: cannot be read as a table: {first}") from None
+        raise DataError(f"{path}: cannot be read as a table: {_first_line(exc)}") from None
 
 
 def _is_text(arrow_type: Any) -> bool:
@@ -212,6 +232,12 @@ def _is_text(arrow_type: Any) -> bool:
 
 
 def _read_parquet(path: Path, columns: DriftSchema = CREDIT_CARD) -> "pd.DataFrame":
+    return _to_pandas(read_parquet_table(path, columns))
+
+
+def read_parquet_table(path: Path, columns: DriftSchema = CREDIT_CARD) -> Any:
+    """The schema's columns of a Parquet file as an Arrow table, text categoricals read as
+    dictionaries; DriftInputError for a column of the other kind (see the module's docstring)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -234,8 +260,7 @@ def _read_parquet(path: Path, columns: DriftSchema = CREDIT_CARD) -> "pd.DataFra
         if name in columns.categorical
         and (pa.types.is_string(file_schema.field(name).type) or pa.types.is_large_string(file_schema.field(name).type))
     ]
-    table = pq.read_table(path, columns=present, read_dictionary=as_dictionary)
-    return _to_pandas(table)
+    return pq.read_table(path, columns=present, read_dictionary=as_dictionary)
 
 
 def _read_csv(path: Path, columns: DriftSchema = CREDIT_CARD) -> "pd.DataFrame":
@@ -297,7 +322,7 @@ def coerce(frame: "pd.DataFrame", source: str = "data", columns: DriftSchema = C
     for name in columns.numeric:
         values, bad = _numeric(frame[name])
         out.numeric[name] = values
-        _note_invalid(out, invalid, name, bad)
+        note_invalid(out, invalid, name, bad)
     target = columns.target
     if target is not None and target in frame.columns:
         if columns.target_kind == "binary":
@@ -307,7 +332,7 @@ def coerce(frame: "pd.DataFrame", source: str = "data", columns: DriftSchema = C
             out.numeric[target], bad = _numeric(frame[target])
         else:
             out.categorical[target], bad = _categorical(frame[target]), None
-        _note_invalid(out, invalid, target, bad)
+        note_invalid(out, invalid, target, bad)
     if out.invalid_by_column:
         keep = ~invalid
         out.invalid_rows = int(invalid.sum())
@@ -318,7 +343,7 @@ def coerce(frame: "pd.DataFrame", source: str = "data", columns: DriftSchema = C
     return out
 
 
-def _note_invalid(out: TypedFrame, invalid: np.ndarray, name: str, bad: np.ndarray | None) -> None:
+def note_invalid(out: TypedFrame, invalid: np.ndarray, name: str, bad: np.ndarray | None) -> None:
     if bad is not None and bad.any():
         out.invalid_by_column[name] = int(bad.sum())
         invalid |= bad
