@@ -417,9 +417,17 @@ def _target(series: "pd.Series") -> tuple[np.ndarray, np.ndarray | None]:
         bad = (codes < 0) & ~np.isnan(values)
         return codes, bad
     raw_codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    lut, wrong_levels = target_levels(uniques)
+    return lut[raw_codes], wrong_levels[raw_codes]
+
+
+def target_levels(uniques: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """For a binary target's distinct values (factorized; code -1 = missing): the 0/1 code of each
+    (-1: blank or not a label) and which are present but no label — indexable by the codes, -1
+    included (the last slot). Shared by the pandas and the pyarrow readers."""
     lut = np.empty(len(uniques) + 1, dtype=np.int8)
     lut[-1] = -1
-    wrong_levels = np.zeros(len(uniques) + 1, dtype=bool)
+    wrong = np.zeros(len(uniques) + 1, dtype=bool)
     for i, value in enumerate(uniques):
         if isinstance(value, str) and not value.strip():
             lut[i] = -1
@@ -428,5 +436,5 @@ def _target(series: "pd.Series") -> tuple[np.ndarray, np.ndarray | None]:
             lut[i] = schema.parse_target(value)
         except ValueError:
             lut[i] = -1
-            wrong_levels[i] = True
-    return lut[raw_codes], wrong_levels[raw_codes]
+            wrong[i] = True
+    return lut, wrong

@@ -21,9 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from ml import schema
 from ml.drift.config import DriftInputError, DriftSchema
-from ml.drift.data import Categorical, TypedFrame, note_invalid
+from ml.drift.data import Categorical, TypedFrame, note_invalid, target_levels
 
 
 def read_parquet_typed(path: Path, columns: DriftSchema, source: str) -> TypedFrame:
@@ -137,18 +136,7 @@ def _binary_target(column: Any) -> tuple[np.ndarray, np.ndarray]:
         codes[raw == 1] = 1
         return codes, (codes < 0) & ~np.isnan(raw)
     raw_codes, uniques = _encoded(column)
-    lut = np.empty(len(uniques) + 1, dtype=np.int8)
-    lut[-1] = -1
-    wrong = np.zeros(len(uniques) + 1, dtype=bool)
-    for i, value in enumerate(uniques):
-        if isinstance(value, str) and not value.strip():
-            lut[i] = -1
-            continue
-        try:
-            lut[i] = schema.parse_target(value)
-        except ValueError:
-            lut[i] = -1
-            wrong[i] = True
+    lut, wrong = target_levels(uniques)
     return lut[raw_codes], wrong[raw_codes]
 
 
