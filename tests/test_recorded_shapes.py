@@ -18,7 +18,8 @@ requestSettings.maxQueueWait, sku.tier), the operation status' startTime/percent
 originAssetId/jobName (and no provisioningState/stage), the partial error without correlationId,
 the 504 body. Values that differ but are not shapes (not compared here): the recorded endpoint has
 scoringUri null while Creating (the fake gives it at once); the recorded registry version's `type`
-is "models". Jobs (PUT/GET/list …/jobs) are not compared: no recorded session was read for them.
+is "models". The pipeline job PUT's answer is compared too (pipeline_job test_pipeline_job_create);
+the nodes inside `jobs` are the caller's own (their keys are what was sent), so only `jobs` is a map.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ WS_ARM = (f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}"
           f"/providers/Microsoft.MachineLearningServices/workspaces/{WORKSPACE}")
 # Free-form maps: their keys are data, so only the types of their values are compared.
 MAPS = {".tags", ".properties.tags", ".properties.properties", ".properties.traffic", ".properties.mirrorTraffic",
-        ".properties.environmentVariables", ".properties.flavors"}
+        ".properties.environmentVariables", ".properties.flavors", ".properties.jobs", ".properties.inputs",
+        ".properties.outputs", ".properties.settings"}
 # Data: what the rows hold depends on the query (the recorded and the fake's queries differ).
 DATA = {".tables[].rows"}
 
@@ -59,6 +61,7 @@ DIFFERENCES: dict[str, dict[str, str]] = {
     "query_ok": {},
     "query_partial": {},
     "query_timeout": {},
+    "job_put": {},
 }
 
 
@@ -191,6 +194,18 @@ def test_registry_import_and_version_answers_have_the_recorded_shapes(fake):
     version = [c for c in fake.requests_to("GET", f"/registries/{REGISTRY}/models/{MODEL}/versions/3")
                if c.status == 200][0]
     check("registry_version_get", rec["registry_version_get"], *_answer(version))
+
+
+def test_a_pipeline_job_put_answer_has_the_recorded_shape(fake):
+    from functions.adapters.azure.aml_jobs import AzureJobs
+
+    rec = recorded("aml-pipeline-job.json")["entries"]
+    fake.add_data("credit-card-default-train", "1")
+    ml = workspace_client(SUBSCRIPTION, RESOURCE_GROUP, WORKSPACE, credential=FakeCredential(),
+                          transport=fake.transport(), retry_backoff_factor=0.0)
+    AzureJobs(ml).submit_retraining("retrain-ccd-1", MODEL, {"modelops.alert_id": "a-1"})
+    (put,) = [c for c in fake.requests_to("PUT", "/jobs/retrain-ccd-1")]
+    check("job_put", rec["job_put"], *_answer(put))
 
 
 # ------------------------------------------------------------------------------ azure-monitor-query

@@ -69,14 +69,21 @@ class Jobs:
         props["status"] = status
         props.setdefault("experimentName", "Default")
         studio = f"https://ml.azure.com/runs/{name}?wsid={_ws_prefix(WORKSPACE)}"  # the SDK appends &tid=
+        # The service's answer as recorded (azure-sdk-for-python pipeline_job recording
+        # test_pipeline_job_create, tests/payloads/recorded/aml-pipeline-job.json): every service entry
+        # with its null fields, the nullable job fields present, systemData without lastModified*.
+        unset = {"port": None, "status": None, "errorMessage": None, "properties": None, "nodes": None}
         props["services"] = {
-            "Tracking": {"jobServiceType": "Tracking", "endpoint": f"azureml://{self.location}.api.azureml.ms/mlflow"
-                                                                   f"/v1.0{_ws_prefix(WORKSPACE)}?"},
-            "Studio": {"jobServiceType": "Studio", "endpoint": studio},
+            "Tracking": {"jobServiceType": "Tracking", **unset,
+                         "endpoint": f"azureml://{self.location}.api.azureml.ms/mlflow/v1.0{_ws_prefix(WORKSPACE)}?"},
+            "Studio": {"jobServiceType": "Studio", **unset, "endpoint": studio},
         }
+        for nullable in ("computeId", "componentId", "identity", "sourceJobId"):
+            props.setdefault(nullable, None)
+        created = {k: v for k, v in _system_data().items() if not k.startswith("lastModified")}
         stored = {"id": f"{_ws_prefix(WORKSPACE)}/jobs/{name}", "name": name,
                   "type": "Microsoft.MachineLearningServices/workspaces/jobs", "properties": props,
-                  "systemData": {**_system_data(), "createdAt": f"2026-01-01T00:00:{len(self.jobs) % 60:02d}Z"}}
+                  "systemData": {**created, "createdAt": f"2026-01-01T00:00:{len(self.jobs) % 60:02d}Z"}}
         self.jobs[name] = stored
         return stored
 
@@ -85,7 +92,8 @@ class Jobs:
         props = body.get("properties") or {}
         existing = self.jobs.get(name)
         if existing is None:
-            raise _Reply(201, copy.deepcopy(self._store_job(name, props, "NotStarted")))
+            location = f"https://{c.host}{c.path}?api-version={c.api_version}"  # as recorded: the job's own URL
+            raise _Reply(201, copy.deepcopy(self._store_job(name, props, "NotStarted")), {"Location": location})
         old = existing["properties"]
         ignore = self._JOB_MUTABLE | {"status", "services"}
         if {k: v for k, v in props.items() if k not in ignore} != {k: v for k, v in old.items() if k not in ignore}:
