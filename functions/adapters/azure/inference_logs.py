@@ -41,8 +41,8 @@ window fetched again as two halves, down to `min_window`; past that, PlatformErr
 ever returned short. A query over the service's timeout (3 minutes, at most 10 with `Prefer:
 wait`) answers 504, and the same query would time out again: its window is halved the same way
 (a summary's halves are added up; the fetch is then cut at least as finely as the summary had to
-be), never sent again as it was. (azure-core's retry policy has already repeated the 504 itself,
-retry_total times, before the adapter sees it.)
+be), never sent again as it was — not even by azure-core's retry policy, which inference_logs_client
+tells not to repeat a 504 (it still retries 408/429/5xx otherwise).
 
 Value safety: the model name is checked (functions.shared.names.check_model_name) and enters the
 KQL only as an escaped string literal (log_analytics.kql_string); times are formatted from datetimes.
@@ -437,9 +437,26 @@ def _action(model: str, start: datetime, end: datetime) -> str:
 
 def inference_logs_client(endpoint: str | None = None, credential: Any = None, **kwargs: Any) -> Any:
     """A LogsQueryClient for the export: as traffic_log.logs_client, reading answers in 1 MiB
-    blocks (the transport's default is 4 KiB: a 40 MB answer would be ten thousand reads)."""
+    blocks (the transport's default is 4 KiB: a 40 MB answer would be ten thousand reads), and
+    not repeating a query the service timed out (504): the same query would time out again after
+    another 3–10 minutes; the adapter splits its window instead (every other retry stays)."""
     kwargs.setdefault("connection_data_block_size", 1 << 20)
+    if "retry_policy" not in kwargs:
+        kwargs["retry_policy"] = _timeout_is_final_retry_policy(kwargs)
     return logs_client(endpoint=endpoint, credential=credential, **kwargs)
+
+
+def _timeout_is_final_retry_policy(settings: dict[str, Any]) -> Any:
+    """azure-core's RetryPolicy (the same retry_* settings) that does not retry a 504."""
+    from azure.core.pipeline.policies import RetryPolicy
+
+    class QueryTimeoutIsFinal(RetryPolicy):
+        def is_retry(self, retry_settings: Any, response: Any) -> bool:
+            if response.http_response.status_code == 504:
+                return False
+            return super().is_retry(retry_settings, response)
+
+    return QueryTimeoutIsFinal(**settings)
 
 
 def _ms(value: datetime, *, up: bool) -> str:
