@@ -397,12 +397,20 @@ def test_only_the_newest_downloads_are_kept(fake, blobs, ml, registry_ml, contai
 
 
 @pytest.fixture
-def ports(fake, ml, registry_ml, files) -> act.RolloutPorts:
-    endpoints = AzureEndpoints(ml, ASSETS)
-    endpoints.begin_create_endpoint("iris-staging")
-    endpoints.begin_create_endpoint("iris-prod")
+def ports(fake, ml, registry_ml, files, credential) -> act.RolloutPorts:
+    from functions.adapters.azure.clients import arm_client
+    from functions.adapters.azure.diagnostic_settings import EndpointDiagnostics
+
+    staging = AzureEndpoints(ml, ASSETS)
+    # production's endpoints send their logs to the Log Analytics workspace (as bootstrap wires it)
+    logs = (f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-monitor/providers/Microsoft.OperationalInsights/"
+            "workspaces/law-endpoints")
+    production = AzureEndpoints(ml, ASSETS, diagnostics=EndpointDiagnostics(
+        arm_client(credential, transport=fake.transport()), logs))
+    staging.begin_create_endpoint("iris-staging")
+    production.begin_create_endpoint("iris-prod")
     fake.settle()
-    return act.RolloutPorts(staging=endpoints, production=endpoints,
+    return act.RolloutPorts(staging=staging, production=production,
                             registry=AzureModelRegistry(ml, registry_ml, WS_ARM, registry_name=REGISTRY),
                             traffic_log=FakeTrafficLog(), store=MemoryStore(), model_files=files,
                             workspace_id=WS_ARM)

@@ -87,10 +87,15 @@ def run_demo(settings: Settings, workdir: Path, *, rows: int = 10_000, echo: Ech
                 return state.scoring_uri, application.local.production.get_key(endpoint)
             return target
 
+        import numpy as np
+
         from ml.mlflow_models import iris_frame
 
         target = target_of(cfg.production_endpoint)
-        iris_rows = iris_frame()[0].to_numpy().tolist()  # rows in feature order: the seeds' request shape
+        # rows in feature order (the seeds' request shape), shuffled: the data set is sorted by species,
+        # and a window of a partial pass over it in order would be a biased sample (drift it never had)
+        iris_features = iris_frame()[0].to_numpy()
+        iris_rows = iris_features[np.random.default_rng(7).permutation(len(iris_features))].tolist()
 
         clean_rows = generate(2000, seed=99, labelled=False).to_dict(orient="records")
         drifted_rows = generate(2000, seed=98, drift=STRONG_DRIFT, labelled=False).to_dict(orient="records")
