@@ -333,10 +333,16 @@ def coerce(frame: "pd.DataFrame", source: str = "data", columns: DriftSchema = C
         else:
             out.categorical[target], bad = _categorical(frame[target]), None
         note_invalid(out, invalid, target, bad)
+    return drop_invalid(out, invalid)
+
+
+def drop_invalid(out: TypedFrame, invalid: np.ndarray) -> TypedFrame:
+    """`out` without the rows some column found wrong-schema (counted in invalid_rows). Shared by
+    the pandas and the pyarrow readers."""
     if out.invalid_by_column:
         keep = ~invalid
         out.invalid_rows = int(invalid.sum())
-        out.n_rows = n - out.invalid_rows
+        out.n_rows -= out.invalid_rows
         out.numeric = {k: v[keep] for k, v in out.numeric.items()}
         for cat in out.categorical.values():
             cat.codes = cat.codes[keep]

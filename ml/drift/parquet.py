@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ml.drift.config import DriftInputError, DriftSchema
-from ml.drift.data import Categorical, TypedFrame, note_invalid, target_levels
+from ml.drift.data import Categorical, TypedFrame, drop_invalid, note_invalid, target_levels
 
 
 def read_parquet_typed(path: Path, columns: DriftSchema, source: str) -> TypedFrame:
@@ -52,14 +52,7 @@ def read_parquet_typed(path: Path, columns: DriftSchema, source: str) -> TypedFr
         else:
             out.categorical[target] = _categorical(column)
         note_invalid(out, invalid, target, bad)
-    if out.invalid_by_column:
-        keep = ~invalid
-        out.invalid_rows = int(invalid.sum())
-        out.n_rows = n - out.invalid_rows
-        out.numeric = {k: v[keep] for k, v in out.numeric.items()}
-        for cat in out.categorical.values():
-            cat.codes = cat.codes[keep]
-    return out
+    return drop_invalid(out, invalid)
 
 
 def _encoded(column: Any) -> tuple[np.ndarray, list[Any]]:
