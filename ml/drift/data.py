@@ -364,12 +364,20 @@ def _categorical(series: "pd.Series") -> Categorical:
         raw_levels = series.cat.categories
     else:
         codes, raw_levels = pd.factorize(series, use_na_sentinel=True)
+    return categorical_from_levels(codes, raw_levels)
+
+
+def categorical_from_levels(codes: np.ndarray, raw_levels: Any) -> Categorical:
+    """Codes into the raw levels (-1 missing) → codes into stripped text levels, where empty
+    text, None and NaN are missing and levels equal once stripped merge. Work is per level, not
+    per row; both readers (pandas here, Arrow in parquet.py) end here."""
+    codes = codes.astype(np.int32, copy=False)
     levels: list[str] = []
     index: dict[str, int] = {}
     lut = np.empty(len(raw_levels) + 1, dtype=np.int32)
     lut[-1] = -1
     for i, raw in enumerate(raw_levels):
-        text = str(raw).strip()
+        text = "" if raw is None or (isinstance(raw, float) and raw != raw) else str(raw).strip()
         if not text:
             lut[i] = -1
             continue
@@ -377,7 +385,7 @@ def _categorical(series: "pd.Series") -> Categorical:
         if lut[i] == len(levels):
             levels.append(text)
     if len(levels) == len(raw_levels) and np.array_equal(lut[:-1], np.arange(len(levels))):
-        return Categorical(codes.astype(np.int32, copy=False), levels)
+        return Categorical(codes, levels)
     return Categorical(lut[codes], levels)
 
 

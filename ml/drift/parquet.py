@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ml.drift.config import DriftInputError, DriftSchema
-from ml.drift.data import Categorical, TypedFrame, drop_invalid, note_invalid, target_levels
+from ml.drift.data import Categorical, TypedFrame, categorical_from_levels, drop_invalid, note_invalid, target_levels
 
 
 def read_parquet_typed(path: Path, columns: DriftSchema, source: str) -> TypedFrame:
@@ -75,23 +75,8 @@ def _encoded(column: Any) -> tuple[np.ndarray, list[Any]]:
 
 
 def _categorical(column: Any) -> Categorical:
-    """Codes into stripped text levels; empty text, null and NaN are missing (data._categorical)."""
-    raw_codes, raw_levels = _encoded(column)
-    levels: list[str] = []
-    index: dict[str, int] = {}
-    lut = np.empty(len(raw_levels) + 1, dtype=np.int32)
-    lut[-1] = -1
-    for i, raw in enumerate(raw_levels):
-        text = "" if raw is None or (isinstance(raw, float) and raw != raw) else str(raw).strip()
-        if not text:
-            lut[i] = -1
-            continue
-        lut[i] = index.setdefault(text, len(levels))
-        if lut[i] == len(levels):
-            levels.append(text)
-    if len(levels) == len(raw_levels) and np.array_equal(lut[:-1], np.arange(len(levels))):
-        return Categorical(raw_codes, levels)
-    return Categorical(lut[raw_codes], levels)
+    """Codes into stripped text levels; empty text, null and NaN are missing (data.categorical_from_levels)."""
+    return categorical_from_levels(*_encoded(column))
 
 
 def _is_number(arrow_type: Any) -> bool:
