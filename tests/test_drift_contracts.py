@@ -40,7 +40,7 @@ from tests.model_contracts import (
     with_colour,
 )
 from tests.test_drift import evidently_drift
-from tests.test_export_contracts import console_traffic, model_records
+from tests.test_export_contracts import console_traffic, exported_iris_hour, model_records
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -212,16 +212,7 @@ def test_each_model_is_checked_with_its_own_drift_settings(tmp_path):
     `drift`): the same window is judged for one model and too small for the other's minimum."""
     from functions.services.monitoring import check_models
 
-    store = DirectoryStore(tmp_path / "store")
-    store_contract(store, IRIS_MODEL, "1", iris_contract(), current=True)
-    RolloutStore(store).set_production({"model": IRIS_MODEL, "version": "1", "id": "rollout-1"}, "blue",
-                                       {"blue": 100}, NOW.isoformat())
-    reference = tmp_path / "reference.parquet"
-    with_colour(iris_frame()).to_parquet(reference, index=False)
-    clean, _ = console_traffic(IRIS_MODEL, model_records(IRIS_MODEL, 300, seed=11), start=T0)
-    local_home_from(clean, tmp_path / "home")
-    export_model(IRIS_MODEL, LocalInferenceLogs(tmp_path / "home"), store, now=T0 + timedelta(hours=1, minutes=15),
-                 since=T0)
+    store, reference, _ = exported_iris_hour(tmp_path, 300, seed=11)
     asked = []
 
     def settings(model):

@@ -13,16 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from functions.adapters.local.inference_logs import LocalInferenceLogs
 from functions.adapters.local.store import DirectoryStore
-from functions.services.contracts import store_contract
-from functions.services.export import export_model
 from functions.services.monitoring import render_stored_report, run_drift_check
-from functions.services.records import RolloutStore
 from tests.test_cli_input import assert_one_line_error, run
-from tests.export_helpers import NOW, T0, local_home_from
-from tests.model_contracts import IRIS_MODEL, iris_contract, iris_frame, with_colour
-from tests.test_export_contracts import console_traffic, model_records
+from tests.export_helpers import T0
+from tests.model_contracts import IRIS_MODEL
+from tests.test_export_contracts import exported_iris_hour
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BLOCK = """
@@ -38,16 +34,7 @@ sys.meta_path.insert(0, NotInstalled())
 @pytest.fixture(name="window")
 def window_fixture(tmp_path):
     """An exported, shifted hour of the iris model and its production state in a store."""
-    store = DirectoryStore(tmp_path / "store")
-    store_contract(store, IRIS_MODEL, "1", iris_contract(), current=True)
-    RolloutStore(store).set_production({"model": IRIS_MODEL, "version": "1", "id": "rollout-1"}, "blue",
-                                       {"blue": 100}, NOW.isoformat())
-    reference = tmp_path / "reference.parquet"
-    with_colour(iris_frame()).to_parquet(reference, index=False)
-    rows, _ = console_traffic(IRIS_MODEL, model_records(IRIS_MODEL, 600, seed=12, shift=1.0), start=T0)
-    local_home_from(rows, tmp_path / "home")
-    report = export_model(IRIS_MODEL, LocalInferenceLogs(tmp_path / "home"), store,
-                          now=T0 + timedelta(hours=1, minutes=15), since=T0)
+    store, reference, report = exported_iris_hour(tmp_path, 600, seed=12, shift=1.0)
     assert (report.error, report.rows) == ("", 600)
     return store, reference
 

@@ -109,6 +109,25 @@ def console_traffic(model: str, records: list[dict[str, Any]], version: str = "1
     return rows, expected
 
 
+def exported_iris_hour(tmp_path: Path, rows: int, seed: int, shift: float = 0.0):
+    """An hour of the iris model's traffic exported into a store that names version 1 as production
+    (its contract stored), and that version's reference sample: (store, reference, export report)."""
+    from functions.services.records import RolloutStore
+    from tests.model_contracts import iris_frame, with_colour
+
+    store = DirectoryStore(tmp_path / "store")
+    store_contract(store, IRIS_MODEL, "1", iris_contract(), current=True)
+    RolloutStore(store).set_production({"model": IRIS_MODEL, "version": "1", "id": "rollout-1"}, "blue",
+                                       {"blue": 100}, NOW.isoformat())
+    reference = tmp_path / "reference.parquet"
+    with_colour(iris_frame()).to_parquet(reference, index=False)
+    console_rows, _ = console_traffic(IRIS_MODEL, model_records(IRIS_MODEL, rows, seed=seed, shift=shift), start=T0)
+    local_home_from(console_rows, tmp_path / "home")
+    report = export_model(IRIS_MODEL, LocalInferenceLogs(tmp_path / "home"), store,
+                          now=T0 + timedelta(hours=1, minutes=15), since=T0)
+    return store, reference, report
+
+
 def exported(store, model: str) -> list[dict[str, Any]]:
     out = []
     for key in sorted(k for k in store.list(f"exports/{model}/") if k.endswith(".parquet")):
