@@ -120,20 +120,6 @@ class App:
         return EntraValidator(self.settings.webhook_tenant_id, self.settings.webhook_audience,
                               required_role=self.settings.webhook_role or None)
 
-    def caller(self, headers: Any) -> Any:
-        """Who an operator request comes from (domain/authorisation.Caller): the function key
-        alone until Entra ID is configured for operators."""
-        from functions.domain.authorisation import Caller
-
-        return Caller.function_key()
-
-    @property
-    def authorisation(self) -> Any:
-        """What each caller may do (domain/authorisation.Policy)."""
-        from functions.domain.authorisation import Policy
-
-        return Policy()
-
     # -- use cases, bound to this App's ports ------------------------------------------------------
 
     def deliver(self, payload: Any, *, dry_run: bool = False, client: Any = None) -> list[Any]:
