@@ -120,6 +120,85 @@ class App:
         return EntraValidator(self.settings.webhook_tenant_id, self.settings.webhook_audience,
                               required_role=self.settings.webhook_role or None)
 
+    # -- operator authorisation (functions/domain/authorisation.py) ---------------------------------
+
+    @cached_property
+    def authorisation(self) -> Any:
+        """The Policy: MODELOPS_KEY_ACTIONS (what a function key alone may do) and the app roles."""
+        from functions.domain.authorisation import Policy
+
+        try:
+            return Policy.from_setting(self.settings.key_actions)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
+
+    def caller(self, headers: Any) -> Any:
+        """Who sent an operator request. Entra ID is on when MODELOPS_OPERATOR_AUDIENCE is set: a
+        bearer token is validated (ports.AuthError 401 when invalid, 503 when the keys cannot be
+        fetched) and names the caller and their app roles; a request without one is the function-key
+        caller (the host has checked the key before the route runs)."""
+        from functions.domain.authorisation import Caller
+
+        header = _header(headers, "authorization")
+        if not self.settings.operator_audience or not header:
+            return Caller.function_key()
+        claims = self._operator_validator.validate(header)
+        ids = tuple(str(claims[c]) for c in ("oid", "preferred_username", "upn", "unique_name", "appid", "azp")
+                    if isinstance(claims.get(c), str) and claims[c])
+        identity = next((str(claims[c]) for c in ("preferred_username", "upn", "name", "oid", "azp", "appid")
+                         if isinstance(claims.get(c), str) and claims[c]), "unknown (token names nobody)")
+        roles = claims.get("roles")
+        return Caller(identity, "entra", tuple(r for r in roles if isinstance(r, str)) if isinstance(roles, list)
+                      else (), ids)
+
+    @cached_property
+    def _operator_validator(self) -> Any:
+        if not self.settings.operator_tenant_id:
+            raise SettingsError("MODELOPS_OPERATOR_AUDIENCE is set: MODELOPS_OPERATOR_TENANT_ID is required too")
+        from functions.adapters.azure.entra import EntraValidator
+
+        # no required role: which role is needed depends on the action (Policy.roles)
+        return EntraValidator(self.settings.operator_tenant_id, self.settings.operator_audience)
+
+    def authorise(self, action: str, headers: Any, *, model: str | None, rollout: dict | None = None,
+                  comment: str = "") -> Any:
+        """The Caller when `action` is allowed; else ports.AuthError(401 | 403 | 503) after the refusal
+        is in the operator audit. Accepted actions are audited by the caller, which knows the outcome.
+        Self-approval: `rollout["started_by"]` (who started it: a retry's or undo's asker) and who
+        registered the version (the registry's registered_by), looked up for approve/reject only."""
+        from functions.domain.authorisation import APPROVER_ACTIONS, authorise
+        from functions.ports import AuthError
+        from functions.services.operator_audit import record_action
+
+        rollout_id = (rollout or {}).get("id")
+        try:
+            who = self.caller(headers)
+        except AuthError as exc:
+            record_action(self.store, action=action, caller=_Anonymous(), model=model, rollout_id=rollout_id,
+                          outcome="refused", status=exc.status, reason=exc.message, comment=comment)
+            raise
+        started_by: list[str] = []
+        registered_by: list[str] = []
+        if who.verified and action in APPROVER_ACTIONS and rollout:
+            started = rollout.get("started_by")
+            started_by = [started] if isinstance(started, str) else [s for s in started or () if isinstance(s, str)]
+            registered_by = [self._registered_by(rollout)]
+        reason = authorise(action, who, self.authorisation, started_by=started_by, registered_by=registered_by)
+        if reason is not None:
+            record_action(self.store, action=action, caller=who, model=model, rollout_id=rollout_id,
+                          outcome="refused", status=403, reason=reason, comment=comment)
+            log_event(logger, "operator_action_refused", logging.WARNING, action=action, model=model,
+                      rollout_id=rollout_id, by=who.identity, reason=reason)
+            raise AuthError(403, reason)
+        return who
+
+    def _registered_by(self, rollout: dict) -> str:
+        """Who registered the rollout's version: recorded on the rollout, else the registry's word."""
+        if rollout.get("registered_by"):
+            return str(rollout["registered_by"])
+        ref = self.ports.registry.get_workspace_model(str(rollout.get("model", "")), str(rollout.get("version", "")))
+        return ref.registered_by if ref is not None else ""
+
     # -- use cases, bound to this App's ports ------------------------------------------------------
 
     def deliver(self, payload: Any, *, dry_run: bool = False, client: Any = None) -> list[Any]:
@@ -265,6 +344,23 @@ class App:
         elif exc_type is not None and self.stop_reason == "stopped before it finished":
             self.stop_reason = f"failed ({exc_type.__name__}) before it finished"
         self.close()
+
+
+class _Anonymous:
+    """The caller of a request whose token did not validate (audited as such)."""
+
+    def to_dict(self) -> dict[str, object]:
+        return {"identity": "unauthenticated", "via": "invalid bearer token", "roles": []}
+
+
+def _header(headers: Any, name: str) -> str | None:
+    """A header by name, case-insensitively (func.HttpRequest's headers are; a plain dict is not)."""
+    if headers is None:
+        return None
+    value = headers.get(name) if hasattr(headers, "get") else None
+    if value is None:
+        value = next((v for k, v in dict(headers).items() if str(k).lower() == name), None)
+    return value or None
 
 
 def _answer(answer: Any) -> dict[str, Any]:

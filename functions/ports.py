@@ -57,6 +57,9 @@ class ModelRef:
     # the platform's word for the model's format: AzureML's modelType ("custom_model", "mlflow_model",
     # "triton_model"); locally "mlflow_model" for a folder with an MLmodel file; "" when not known
     model_type: str = ""
+    # who registered it, when the platform knows (AzureML: the asset's creation_context.created_by,
+    # a UPN or an app id; locally: the OS user of `modelops register`): self-approval refusal
+    registered_by: str = ""
 
 
 MLFLOW_MODEL = "mlflow_model"
