@@ -206,10 +206,70 @@ class App:
         what the trigger awaits)."""
         from functions.services.handoff import accept_events, start_accepted
 
-        accepted = accept_events(payload, self.managed, self.rollouts, self.settings.allowed_topics, dry_run=dry_run)
+        accepted = accept_events(payload, self.managed, self.rollouts, self.settings.allowed_topics, dry_run=dry_run,
+                                 freezes=self.freezes)
         if not dry_run:
             asyncio.run(start_accepted(accepted, self.orchestrations(client), self.rollouts))
+            asyncio.run(self.release_due_freezes(client))  # an expired freeze, noticed on the next event
         return accepted
+
+    # -- freezes (functions/services/freezes.py) ---------------------------------------------------
+
+    @cached_property
+    def freezes(self) -> Any:
+        from functions.services.freezes import Freezes
+
+        return Freezes(self.store)
+
+    def _freeze_hand_off(self, client: Any) -> Any:
+        from functions.services.handoff import release_hand_off
+
+        return release_hand_off(self.managed, self.rollouts, self.settings.allowed_topics,
+                                self.orchestrations(client), self.freezes)
+
+    def freeze(self, model: str | None, *, caller: Any, until: str | None = None,
+               comment: str = "") -> tuple[dict[str, Any], int]:
+        """Freeze a model (None: every model), audited. (body, 201 new | 200 replaced)."""
+        from functions.domain.freezes import GLOBAL
+        from functions.services.operator_audit import record_action
+
+        record, created = self.freezes.freeze(model or GLOBAL, by=caller.identity, comment=comment, until=until)
+        status = 201 if created else 200
+        record_action(self.store, action="freeze", caller=caller, model=model, rollout_id=None, outcome="accepted",
+                      status=status, reason=record.describe(), comment=comment)
+        return {"freeze": record.to_dict(), "frozen": record.describe()}, status
+
+    async def unfreeze(self, model: str | None, *, caller: Any, client: Any = None,
+                       comment: str = "") -> tuple[dict[str, Any], int]:
+        """Unfreeze and release the newest held version (of each model, for the global freeze),
+        audited. 404 when neither a freeze nor anything held was there."""
+        from functions.domain.freezes import GLOBAL
+        from functions.services.operator_audit import record_action
+
+        removed = self.freezes.unfreeze(model or GLOBAL)
+        released = await self.freezes.release(model or GLOBAL, self._freeze_hand_off(client))
+        still = self.freezes.frozen(model) if model else None
+        if removed is None and not released:
+            reason = f"{'model ' + model if model else 'the global freeze'} is not frozen"
+            record_action(self.store, action="unfreeze", caller=caller, model=model, rollout_id=None,
+                          outcome="invalid", status=404, reason=reason, comment=comment)
+            return {"error": reason}, 404
+        body: dict[str, Any] = {"unfrozen": removed.to_dict() if removed else None, "released": released}
+        if still:
+            body["still_frozen"] = still
+        record_action(self.store, action="unfreeze", caller=caller, model=model, rollout_id=None,
+                      outcome="accepted", status=200, reason=json.dumps(released, default=str)[:2000],
+                      comment=comment)
+        return body, 200
+
+    def freezes_view(self) -> dict[str, Any]:
+        """GET /api/freezes, `modelops freezes`: what is frozen now and what it holds."""
+        held = [{k: h[k] for k in ("model", "version", "run_key", "at")} for h in self.freezes.held()]
+        return {"freezes": [f.to_dict() | {"frozen": f.describe()} for f in self.freezes.active()], "held": held}
+
+    async def release_due_freezes(self, client: Any = None) -> list[dict[str, Any]]:
+        """The freeze timer (and the next event): expired freezes end, their held versions release."""
+        return await self.freezes.release_due(self._freeze_hand_off(client))
 
     def retry(self, model: str, version: str, *, by: str, comment: str = "") -> Any:
         """A new, audited run of a version whose rollout did not succeed."""
