@@ -66,6 +66,9 @@ def decide(event: ModelRegistered | InvalidEvent, facts: Facts) -> Decision:
     if facts.existing_rollout_state is not None:
         return Decision("duplicate", f"rollout {event.instance_id} already exists ({facts.existing_rollout_state})",
                         **base)
+    if facts.superseded_by is not None:
+        return Decision("skip", f"held while frozen and superseded by version {facts.superseded_by}, released "
+                                "at the unfreeze", **base)
     if not is_newer(event.model_version, facts.production_version):
         return Decision(
             "skip",
@@ -76,9 +79,6 @@ def decide(event: ModelRegistered | InvalidEvent, facts: Facts) -> Decision:
     if newer_running:
         return Decision("skip", f"a newer version ({max(newer_running, key=version_key)}) is already rolling out",
                         **base)
-    if facts.superseded_by is not None:
-        return Decision("skip", f"held while frozen and superseded by version {facts.superseded_by}, released "
-                                "at the unfreeze", **base)
     if facts.frozen is not None:
         return Decision("held", f"{facts.frozen}: held, the newest held version is released on unfreeze", **base)
     return Decision("rollout", f"new version {event.model_version} of {event.model_name} "
