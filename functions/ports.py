@@ -162,6 +162,10 @@ class Endpoints(Protocol):
         """Replace the traffic map. It must name every live deployment (0 for none) and sum to 100
         (or be all zero); a map that drops a live deployment is refused."""
 
+    def scale_deployment(self, endpoint: str, name: str, instance_count: int) -> int:
+        """Set a deployment's instance count (begins; returns without waiting) and return the
+        count it will have (an adapter that cannot scale in place says what it keeps)."""
+
     def begin_delete_deployment(self, endpoint: str, name: str) -> None:
         """Idempotent: deleting a deployment that does not exist is fine."""
 
