@@ -315,6 +315,13 @@ class App:
                             config=self._drift_settings, report=report,
                             job_rows=self.settings.drift_job_rows, submit_drift_job=submit, alert=sink)
 
+    def apply_retention(self, now: datetime | None = None, *, dry_run: bool = False) -> dict[str, Any]:
+        """The daily retention timer (MODELOPS_RETENTION_DAYS): old, unreferenced records go."""
+        from functions.services.retention import apply_retention
+
+        return apply_retention(self.store, self.settings.retention_days(), now=now, dry_run=dry_run,
+                               drift_window=timedelta(hours=self.settings.drift_window_hours))
+
     def _drift_settings(self, model: str) -> dict[str, Any]:
         """MODELOPS_DRIFT_CONFIG, then the model's own `drift` settings over it."""
         cfg = self.managed.get(model)

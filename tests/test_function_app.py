@@ -33,6 +33,7 @@ EXPECTED = {
     "freeze": ("httpTrigger", {"methods": ["POST"], "authLevel": "FUNCTION", "route": "freezes"}),
     "unfreeze": ("httpTrigger", {"methods": ["DELETE"], "authLevel": "FUNCTION", "route": "freezes"}),
     "release_freezes": ("timerTrigger", {"schedule": "0 */5 * * * *", "useMonitor": True}),
+    "retention": ("timerTrigger", {"schedule": "0 15 3 * * *", "useMonitor": True}),
 }
 # functions that also take a Durable client binding
 DURABLE_CLIENT = {"model_registered", "rollout_approval", "rollout_retry", "unfreeze", "release_freezes"}

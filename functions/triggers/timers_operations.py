@@ -27,3 +27,13 @@ async def release_freezes(timer: func.TimerRequest, client: df.DurableOrchestrat
     for item in await app().release_due_freezes(client):
         log_event(logger, "freeze_release", model=item["model"], version=item["version"], outcome=item["outcome"],
                   past_due=timer.past_due)
+
+
+@bp.function_name("retention")
+@bp.timer_trigger(arg_name="timer", schedule="0 15 3 * * *", run_on_startup=False, use_monitor=True)
+def retention(timer: func.TimerRequest) -> None:
+    from functions.bootstrap import app
+
+    done = app().apply_retention()
+    log_event(logger, "retention_run", deleted=done["deleted"], kept_referenced=done["kept_referenced"],
+              past_due=timer.past_due)
