@@ -160,30 +160,39 @@ class App:
         # no required role: which role is needed depends on the action (Policy.roles)
         return EntraValidator(self.settings.operator_tenant_id, self.settings.operator_audience)
 
-    def authorise(self, action: str, headers: Any, *, model: str | None, rollout: dict | None = None,
-                  comment: str = "") -> Any:
-        """The Caller when `action` is allowed; else ports.AuthError(401 | 403 | 503) after the refusal
-        is in the operator audit. Accepted actions are audited by the caller, which knows the outcome.
-        Self-approval: `rollout["started_by"]` (who started it: a retry's or undo's asker) and who
-        registered the version (the registry's registered_by), looked up for approve/reject only."""
+    def authorisation_check(self, action: str, headers: Any, *, model: str | None = None,
+                            rollout: dict | None = None) -> tuple[Any, str | None]:
+        """(the Caller, the refusal reason — None when allowed), auditing nothing: for a caller
+        that audits every answer itself (it knows 404/409 too). ports.AuthError(401 | 503) when the
+        bearer token is unusable. Self-approval: `rollout["started_by"]` (who started it: a retry's
+        or undo's asker) and who registered the version (recorded on the rollout, else the
+        registry's registered_by), looked up for approve/reject by a verified caller only."""
         from functions.domain.authorisation import APPROVER_ACTIONS, authorise
-        from functions.ports import AuthError
-        from functions.services.operator_audit import record_action
 
-        rollout_id = (rollout or {}).get("id")
-        try:
-            who = self.caller(headers)
-        except AuthError as exc:
-            record_action(self.store, action=action, caller=_Anonymous(), model=model, rollout_id=rollout_id,
-                          outcome="refused", status=exc.status, reason=exc.message, comment=comment)
-            raise
+        who = self.caller(headers)
         started_by: list[str] = []
         registered_by: list[str] = []
         if who.verified and action in APPROVER_ACTIONS and rollout:
             started = rollout.get("started_by")
             started_by = [started] if isinstance(started, str) else [s for s in started or () if isinstance(s, str)]
             registered_by = [self._registered_by(rollout)]
-        reason = authorise(action, who, self.authorisation, started_by=started_by, registered_by=registered_by)
+        return who, authorise(action, who, self.authorisation, started_by=started_by, registered_by=registered_by)
+
+    def authorise(self, action: str, headers: Any, *, model: str | None, rollout: dict | None = None,
+                  comment: str = "") -> Any:
+        """The Caller when `action` is allowed; else ports.AuthError(401 | 403 | 503) after the
+        refusal is in the operator audit. Accepted actions are audited by the caller, which knows
+        the outcome."""
+        from functions.ports import AuthError
+        from functions.services.operator_audit import record_action
+
+        rollout_id = (rollout or {}).get("id")
+        try:
+            who, reason = self.authorisation_check(action, headers, model=model, rollout=rollout)
+        except AuthError as exc:
+            record_action(self.store, action=action, caller=_Anonymous(), model=model, rollout_id=rollout_id,
+                          outcome="refused", status=exc.status, reason=exc.message, comment=comment)
+            raise
         if reason is not None:
             record_action(self.store, action=action, caller=who, model=model, rollout_id=rollout_id,
                           outcome="refused", status=403, reason=reason, comment=comment)
@@ -252,7 +261,7 @@ class App:
         if removed is None and not released:
             reason = f"{'model ' + model if model else 'the global freeze'} is not frozen"
             record_action(self.store, action="unfreeze", caller=caller, model=model, rollout_id=None,
-                          outcome="invalid", status=404, reason=reason, comment=comment)
+                          outcome="not_found", status=404, reason=reason, comment=comment)
             return {"error": reason}, 404
         body: dict[str, Any] = {"unfrozen": removed.to_dict() if removed else None, "released": released}
         if still:
@@ -416,8 +425,9 @@ class App:
 class _Anonymous:
     """The caller of a request whose token did not validate (audited as such)."""
 
-    def to_dict(self) -> dict[str, object]:
-        return {"identity": "unauthenticated", "via": "invalid bearer token", "roles": []}
+    identity = "unauthenticated"
+    via = "invalid bearer token"
+    roles: tuple[str, ...] = ()
 
 
 def _header(headers: Any, name: str) -> str | None:

@@ -57,8 +57,8 @@ def test_freeze_list_and_unfreeze_in_process_audited(tmp_path):
     store = DirectoryStore(home / "store")
     audit = [json.loads(store.get(k)[0]) for k in store.list("operator/")]
     assert [(a["action"], a["outcome"]) for a in audit] == [("freeze", "accepted"), ("unfreeze", "accepted"),
-                                                            ("unfreeze", "invalid")]
-    assert audit[0]["by"]["via"] == "local" and audit[0]["comment"] == "incident 4711"
+                                                            ("unfreeze", "not_found")]
+    assert audit[0]["via"] == "local" and audit[0]["comment"] == "incident 4711"
 
 
 class _App(BaseHTTPRequestHandler):
