@@ -123,3 +123,24 @@ def test_the_check_answers_without_auditing_for_callers_that_audit_every_answer(
     assert who.identity == "ann@contoso.com" and "started this rollout" in reason
     assert app_.authorisation_check("abort", {}, model="m")[1] is None  # the key may abort
     assert audited(app_) == []
+
+
+def test_who_asked_for_a_retry_is_its_started_by_and_may_not_approve_it(app_):
+    from datetime import datetime, timezone
+
+    from functions.domain.config import load_managed_models
+    from functions.services.handoff import accept_retry
+
+    rollouts, managed = app_.rollouts, load_managed_models(None)
+    first = {"run_key": "rollout-credit-card-default-2-abc", "model": "credit-card-default", "version": "2",
+             "reason": "test"}
+    rollouts.claim(first, {"event_id": "e-1", "topic": "t"}, datetime.now(timezone.utc).isoformat())
+    rollouts.finish({"model": "credit-card-default", "id": first["run_key"], "version": "2"},
+                    {"state": "rejected", "reason": "gate failed"}, datetime.now(timezone.utc).isoformat())
+    answer = accept_retry("credit-card-default", "2", managed, rollouts, by="ann@contoso.com")
+    assert answer.status == 202
+    record = rollouts.get("credit-card-default", answer.decision.run_key)
+    assert record["started_by"] == "ann@contoso.com" and record["state"] == "running"
+    _, reason = app_.authorisation_check("approve", bearer(token(roles=[APPROVER_ROLE])), model="credit-card-default",
+                                         rollout={**record, "registered_by": "carl"})
+    assert "started this rollout" in reason

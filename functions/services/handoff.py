@@ -159,5 +159,7 @@ def accept_retry(model: str, version: str, managed: ManagedModels, rollouts: Rol
     if not rollouts.claim(decision.to_dict(), event, now):
         decision = replace(decision, action="duplicate", reason=f"retry {decision.run_key} was claimed concurrently")
         return RetryAnswer(409, decision)
+    # who asked: nobody approves the run they started (App.authorisation_check reads started_by)
+    rollouts.annotate(model, decision.run_key, started_by=by[:200])
     retry = {"of": previous["id"], "previous_state": previous.get("state"), "by": by[:200], "comment": comment[:2000]}
     return RetryAnswer(202, decision, {"event": event, "config": managed.get(model).to_dict(), "retry": retry})
