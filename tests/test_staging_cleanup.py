@@ -1,6 +1,7 @@
 """Cost: the staging deployment of a version that reached production or was rejected is scaled to
 its minimum or deleted (ModelConfig.staging_cleanup) — on the workflow with the in-memory fakes,
-and on the wire against tests/fake_arm for the AzureML adapter (the PUT that scales)."""
+and on the wire against tests/fake_arm for the AzureML adapter (the PUT that scales). Also on the
+fake ARM: who registered a model version (the self-approval rule's registered_by)."""
 
 from __future__ import annotations
 
@@ -59,3 +60,15 @@ def test_scaling_on_the_wire_puts_the_deployment_back_with_capacity_one(fake, en
     fake.reset_calls()
     assert endpoints.scale_deployment("ccd-staging", "blue-v3", 1) == 1  # already there: no write
     assert [c for c in fake.calls if c.method == "PUT"] == []
+
+
+def test_who_registered_a_workspace_model_is_read_from_its_system_data(fake, ml):
+    """ARM systemData.createdBy of the model version (azure-ai-ml: creation_context.created_by)
+    names who registered it: the self-approval refusal compares it with the approver."""
+    from functions.adapters.azure.aml import AzureModelRegistry
+    from tests.test_azure_aml_adapter import MODEL as AML_MODEL, WS_ARM
+
+    body = fake.add_workspace_model(AML_MODEL, "3")
+    body["systemData"]["createdBy"] = "ann@contoso.com"
+    registry = AzureModelRegistry(ml, lambda: None, WS_ARM)
+    assert registry.get_workspace_model(AML_MODEL, "3").registered_by == "ann@contoso.com"
