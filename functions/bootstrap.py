@@ -259,7 +259,8 @@ class App:
         released = await self.freezes.release(model or GLOBAL, self._freeze_hand_off(client))
         still = self.freezes.frozen(model) if model else None
         if removed is None and not released:
-            reason = f"{'model ' + model if model else 'the global freeze'} is not frozen"
+            reason = f"{'model ' + model if model else 'the global freeze'} is not frozen" + (
+                f" by its own freeze ({still})" if still else "")
             record_action(self.store, action="unfreeze", caller=caller, model=model, rollout_id=None,
                           outcome="not_found", status=404, reason=reason, comment=comment)
             return {"error": reason}, 404
