@@ -215,3 +215,20 @@ def test_a_refused_freeze_is_403_with_the_reason(runtime, monkeypatch):  # noqa:
     answer = user_code(http_freezes.freeze)(request("POST", {"model": MODEL}))
     assert answer.status_code == 403 and "may not freeze" in json.loads(answer.get_body())["error"]
     assert Freezes(runtime.store).active() == []
+
+
+def test_the_event_grid_trigger_holds_a_frozen_models_event_and_the_route_releases_it(runtime):  # noqa: F811
+    """The Azure path: the trigger with its Durable client binding (a fake of the client), then the
+    unfreeze route starting the held version's orchestration through the same client."""
+    from functions.triggers import http_freezes
+    from tests.test_triggers import call_trigger, grid_event
+
+    client = FakeDurableClient()
+    runtime.freezes.freeze(MODEL, by="ops")
+    call_trigger(grid_event(2, event_id="e-2"), client)
+    call_trigger(grid_event(3, event_id="e-3"), client)
+    assert client.started == [] and sorted(h["version"] for h in runtime.freezes.held(MODEL)) == ["2", "3"]
+    answer = asyncio.run(user_code(http_freezes.unfreeze)(request("DELETE", params={"model": MODEL}), client=client))
+    assert answer.status_code == 200
+    [(_, instance_id, input_)] = client.started
+    assert input_["event"]["model_version"] == "3" and runtime.rollouts.get(MODEL, instance_id)["version"] == "3"
