@@ -109,6 +109,10 @@ class RolloutStore:
         self.store.delete(self.key(model, rollout_id))
         self.store.delete(self._running_key(model, rollout_id))
 
+    def annotate(self, model: str, rollout_id: str, **fields: Any) -> None:
+        """Add facts to a claimed rollout's record (e.g. `started_by`: who asked for a retry)."""
+        self._update({"model": model, "id": rollout_id, "version": ""}, lambda r: r.update(fields))
+
     def start(self, rollout: dict, event: dict, config: dict, at: str) -> None:
         self._update(rollout, lambda r: r.update(state="running", config=config, event=event,
                                                  started=r.get("started") or at))

@@ -282,6 +282,16 @@ class LocalEndpoints:
             ep.door.set_weights(ep.traffic)
             self._persist(ep)
 
+    def scale_deployment(self, endpoint: str, name: str, instance_count: int) -> int:
+        """Locally a deployment is not updated in place: its process keeps the workers it started
+        with, which this returns (the control plane audits what it got)."""
+        with self._lock:
+            ep = self._endpoints.get(endpoint)
+            dep = ep.deployments.get(name) if ep else None
+            if dep is None:
+                raise PlatformError(f"deployment {endpoint}/{name} not found")
+            return max(1, dep.spec.instance_count)
+
     def begin_delete_deployment(self, endpoint: str, name: str) -> None:
         """Idempotent. Refused while the deployment has traffic. Takes it out of routing at once,
         then (in the background) waits for its in-flight requests and stops its process:
