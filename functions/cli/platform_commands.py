@@ -36,6 +36,9 @@ def attach(app: typer.Typer) -> None:
     app.command()(register)
     app.command()(status)
     app.command()(demo)
+    from functions.cli.up_command import up
+
+    app.command()(up)
 
 
 def local_settings(command: str) -> Any:
