@@ -158,6 +158,15 @@ def test_admin_invoke_runs_a_timer_in_the_background_and_never_twice_at_once(hos
     assert ask(host, "POST", "/admin/functions/item", b'{"input": ""}')[0] == 400  # an HTTP function
 
 
+def test_admin_invoke_hands_an_event_grid_function_its_input_event(host):
+    event = {"id": "e9", "eventType": "Kind", "subject": "s", "data": {"n": 9}, "dataVersion": "1"}
+    answer = ask(host, "POST", "/admin/functions/on_event", json.dumps({"input": json.dumps(event)}).encode())
+    assert answer[0] == 202
+    host.join(30)
+    assert calls == [("on_event", ("e9", "Kind", {"n": 9}))]
+    assert ask(host, "POST", "/admin/functions/on_event", b'{"input": "not an event"}')[0] == 400
+
+
 def test_schedules_come_from_the_decorators_unless_overridden():
     assert timer_schedules(FUNCTIONS, {})["tick"].expression == "0 5 * * * *"
     assert timer_schedules(FUNCTIONS, {"Tick": "*/2 * * * * *"})["tick"].expression == "*/2 * * * * *"

@@ -215,7 +215,7 @@ def test_the_endpoints_serve_while_the_host_runs(host, sample_request, tmp_path)
     assert json.loads(scored.stdout)["status"] == 200
 
 
-def test_cli_commands_go_through_the_host(host, tmp_path):
+def test_cli_commands_go_through_the_host(host, tmp_path, artifact_dir):
     invalid = tmp_path / "invalid.json"
     invalid.write_text(json.dumps([{"id": "e-1"}]))
     sent = host.cli("events", "send", str(invalid))
@@ -228,6 +228,13 @@ def test_cli_commands_go_through_the_host(host, tmp_path):
     assert len([p for p in posts if p["status"] == 202]) >= 2  # the README's delivery, then the CLI's
     alert = host.cli("alerts", "send", str(REPO_ROOT / "tests" / "payloads" / "azmon-common-log-alerts-v2.testaction.json"))
     assert alert.returncode == 1 and alert.stdout.startswith("502 error: platform refused the retraining")
+    # register beside the host: the version lands in the workspace, its event goes to the host
+    registered = host.cli("register", "--model-dir", str(artifact_dir), "--name", "not-managed")
+    assert registered.returncode == 0, registered.stderr
+    assert "registered not-managed:1 (" in registered.stdout and "its event went to the modelops up host" in registered.stdout
+    assert (host.home / "workspace" / "models" / "not-managed" / "1" / "model_card.json").is_file()
+    decided = [json.loads(p.read_text()) for p in (host.home / "store" / "decisions").rglob("*.json")]
+    assert any(d["model"] == "not-managed" and d["action"] == "ignore" for d in decided)  # decided by the host
     timer = host.cli("timers", "run", "drift")
     assert timer.returncode == 0 and f"drift_check started on the modelops up host at {host.url}" in timer.stdout
     wait_for(lambda: host.output().count('"function_succeeded","function":"drift_check","reason":"admin invoke"') >= 2,
@@ -280,6 +287,11 @@ def test_a_host_bound_beyond_loopback_needs_its_key(tmp_path):
         assert timer.returncode == 0, timer.stderr
         wait_for(lambda: '"function":"export_inference_logs","reason":"admin invoke"' in keyed.output(),
                  "the export the CLI started", keyed.process)
+        busy = subprocess.run([sys.executable, "-m", "functions.cli.main", "up", "--port", str(keyed.port)],
+                              cwd=REPO_ROOT, env={**keyed.env, "MODELOPS_HOME": str(tmp_path / "other-home")},
+                              capture_output=True, text=True, timeout=HANG_GUARD)
+        assert busy.returncode == 1 and f"cannot listen on 127.0.0.1:{keyed.port}" in busy.stderr
+        assert not (tmp_path / "other-home" / "up.json").exists()
         assert keyed.stop(signal.SIGINT) == 0
         assert not listening(keyed.port) and not (keyed.home / "up.json").exists()
         assert key not in keyed.output() and "/api/rollouts" in keyed.output()  # logged, without ?code=
