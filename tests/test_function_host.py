@@ -195,3 +195,41 @@ def test_waiting_for_a_rollout_on_the_host_polls_until_it_ends(monkeypatch):
         {"id": "rollout-m-1", "model": "m", "version": "1", "state": "succeeded", "reason": "why"}]
     with pytest.raises(CliError, match="still running on the fake host after 0 s: rollout-m-1"):
         wait_for_rollouts(FakeClient(["running"]), [("m", "rollout-m-1")], timeout=0)
+
+
+# --- `modelops up`'s own decisions (functions/cli/up_command.py) ---------------------------------
+
+def test_loopback_addresses_need_no_key_and_others_do():
+    from functions.cli.up_command import is_loopback, url_for
+
+    assert all(is_loopback(a) for a in ("127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"))
+    assert not any(is_loopback(a) for a in ("0.0.0.0", "::", "192.168.1.5", "example.org"))
+    assert url_for("0.0.0.0", 7071) == "http://127.0.0.1:7071" and url_for("::1", 80) == "http://[::1]:80"
+
+
+def test_the_host_key_is_made_once_private_and_kept(tmp_path):
+    import os
+    import stat
+
+    from functions.cli.up_command import host_key
+
+    key = host_key(tmp_path)
+    assert len(key) >= 32 and stat.S_IMODE((tmp_path / "up-key").stat().st_mode) == 0o600
+    os.chmod(tmp_path / "up-key", 0o644)
+    assert host_key(tmp_path) == key and stat.S_IMODE((tmp_path / "up-key").stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize("schedule, words", [
+    (["export_inference_logs"], "--schedule 'export_inference_logs': give NAME=NCRONTAB"),
+    (["nightly=0 0 0 * * *"], "no timer 'nightly' (timers: drift_check, export_inference_logs)"),
+    (["drift_check=0 0 24 * * *"], "the hour field '24' is outside 0-23"),
+])
+def test_up_refuses_a_bad_schedule_before_it_takes_the_home(tmp_path, monkeypatch, schedule, words):
+    from functions.cli.up_command import up
+
+    monkeypatch.setenv("MODELOPS_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MODELOPS_PLATFORM", raising=False)
+    with pytest.raises(CliError) as refused:
+        up(port=0, bind="127.0.0.1", schedule=schedule, no_timers=False)
+    assert words in str(refused.value) and refused.value.code == 2
+    assert not (tmp_path / "home" / "owner.json").exists()

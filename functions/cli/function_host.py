@@ -99,9 +99,16 @@ class Route:
     literals: int  # literal segments: a literal route wins over a parameter one (ASP.NET precedence)
 
 
+_discovered: dict[int, tuple[Any, list[Function]]] = {}
+
+
 def discover(function_app: Any) -> list[Function]:
     """The app's functions, from azure.functions' own description of them (what the worker
-    indexes and Core Tools serves)."""
+    indexes and Core Tools serves). Once per app object: get_functions() indexes the app and
+    refuses to do it a second time (it takes the names it indexed before for duplicates)."""
+    known = _discovered.get(id(function_app))
+    if known is not None and known[0] is function_app:
+        return known[1]
     found = []
     for fn in function_app.get_functions():
         trigger = _plain(fn.get_trigger().get_dict_repr())
@@ -114,6 +121,7 @@ def discover(function_app: Any) -> list[Function]:
             # itself is called, with client=None — the embedded platform's orchestrations ignore it
             call = getattr(call, "__wrapped__", call)
         found.append(Function(fn.get_function_name(), trigger["type"], trigger, trigger["name"], others, call))
+    _discovered[id(function_app)] = (function_app, found)
     return found
 
 
