@@ -38,6 +38,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import partial
 from typing import Any, Callable, Mapping
 from urllib.parse import parse_qs, urlsplit
 
@@ -200,7 +201,7 @@ class FunctionHost:
                                     {"Allow": ", ".join(allowed)})
             route_params = {k: v for k, v in match.groupdict().items() if v is not None}
             return self._guarded(route.auth_level, lower, params,
-                                 lambda: self._http(route, method, base_url + target, lower, params, route_params, body))
+                                 partial(self._http, route, method, base_url + target, lower, params, route_params, body))
         return Answer.error(404, f"no function serves {path}")
 
     # -- keys ---------------------------------------------------------------------------------
