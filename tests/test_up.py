@@ -185,6 +185,10 @@ def test_routes_unknown_paths_and_methods(host):
     assert missing.status_code == 404 and "/api/nothing/here" in missing.json()["error"]
     wrong = requests.delete(f"{host.url}/api/rollouts", timeout=30)
     assert wrong.status_code == 405 and wrong.headers["Allow"] == "GET"
+    # one route, three functions (GET freezes, POST freeze, DELETE unfreeze): each method finds its own
+    assert requests.get(f"{host.url}/api/freezes", timeout=30).status_code == 200
+    put = requests.put(f"{host.url}/api/freezes", timeout=30)
+    assert put.status_code == 405 and put.headers["Allow"] == "DELETE, GET, POST"
     detail = requests.get(f"{host.url}/api/rollouts/{MODEL}/rollout-x", timeout=30)  # a route with {params}
     assert detail.status_code == 404 and "rollout-x" in detail.json()["error"]
     assert requests.post(f"{host.url}/admin/functions/no_such_timer", json={"input": ""}, timeout=30).status_code == 404
