@@ -233,3 +233,14 @@ def test_up_refuses_a_bad_schedule_before_it_takes_the_home(tmp_path, monkeypatc
         up(port=0, bind="127.0.0.1", schedule=schedule, no_timers=False)
     assert words in str(refused.value) and refused.value.code == 2
     assert not (tmp_path / "home" / "owner.json").exists()
+
+
+def test_events_and_register_talk_only_to_a_host_of_their_own_home(tmp_path, monkeypatch):
+    """They decide from and write to this home: a Function App named by MODELOPS_APP_URL is not it."""
+    from functions.cli.through_host import local_host, running_host
+    from functions.settings import Settings
+
+    monkeypatch.setenv("MODELOPS_APP_URL", "https://app.example.net")
+    settings = Settings.from_env({"MODELOPS_HOME": str(tmp_path)})
+    assert running_host(settings).base_url == "https://app.example.net"
+    assert local_host(settings) is None

@@ -101,11 +101,11 @@ def events_send(
     """Send an Event Grid payload file to the handler; without --dry-run, run the rollouts it starts
     (beside a running `modelops up` host: delivered to its Event Grid webhook, the rollouts run there).
     Exit 2 if an event is invalid, 3 if a rollout did not succeed."""
-    from functions.cli.through_host import running_host
+    from functions.cli.through_host import local_host
 
     payload = read_input(file)
     settings = local_settings("events send")
-    client = running_host(settings)
+    client = local_host(settings)
     recovered: list[str] = []
     if client is not None:
         decisions, outcomes = _events_through_host(client, settings, payload, dry_run, wait, timeout)
@@ -258,7 +258,7 @@ def register(
     from functions.cli.main import check_model_dir
     from functions.shared.names import InvalidName, check_model_name
 
-    from functions.cli.through_host import running_host
+    from functions.cli.through_host import local_host
 
     settings = local_settings("register")  # before anything else: with MODELOPS_PLATFORM=azure nothing here applies
     try:
@@ -266,7 +266,7 @@ def register(
     except InvalidName as exc:
         fail(f"--name: {exc}")
     artifact = check_model_dir(model_dir)
-    client = running_host(settings)
+    client = local_host(settings)
     if client is not None:
         _register_through_host(client, settings, artifact, model_dir, name, evaluation_data, wait, as_json)
     application = open_platform("register")

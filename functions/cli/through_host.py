@@ -28,6 +28,16 @@ def running_host(settings: Any) -> Any:
     return remote_app(settings.home)
 
 
+def local_host(settings: Any) -> Any:
+    """Only a `modelops up` host of this home (never MODELOPS_APP_URL): for the commands that read
+    this home's store and workspace beside it (events send decides from it, register writes to it)."""
+    import os
+
+    from functions.cli.remote import remote_app
+
+    return remote_app(settings.home, {k: v for k, v in os.environ.items() if k != "MODELOPS_APP_URL"})
+
+
 def checked(client: Any, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
     """A call whose failure to get any answer is one line, exit 1."""
     from functions.cli.remote import RemoteError
