@@ -679,3 +679,11 @@ def app() -> App:
                                  daemon=True).start()
         return _app
 
+
+
+def use(application: App | None) -> None:
+    """Make `application` the App the triggers get from `app()` in this process — what a
+    `modelops up` host does with the App it opened (None forgets it again, at stop)."""
+    global _app
+    with _app_lock:
+        _app = application
