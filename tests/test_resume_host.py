@@ -44,9 +44,11 @@ CONFIG = {MODEL: {
     "gates": {"latency_requests": 5, "latency_p95_ms": 10000.0, "evaluation_rows": 300, "min_roc_auc": 0.6,
               "champion_tolerance": 0.05},
 }}
-# the phases v2's host is killed after (audit step, canary percent), a new host each time
+# the phases v2's host is killed after (audit step, canary percent), a new host each time; the last:
+# after the last step's health, while `retire` has retired the champion but its result is unrecorded
 KILLS = [("staging_deployment_created", None), ("gates", None), ("awaiting_approval", None), ("traffic", 50),
          ("health", 100)]
+HOLD_BEFORE_KILL = {("health", 100): "retire"}
 
 
 class Home:
@@ -161,7 +163,13 @@ def test_a_host_killed_at_each_phase_resumes_the_rollout_and_a_stopped_host_leav
     with LoadGenerator(home.target, rows, rate=20, threads=4, max_seconds=900):
         register(owner, artifact_dir)  # v2: killed after each phase, a new host each time
         for step, percent in KILLS:
-            wait_for(lambda: reached(home, 2, step, percent), 180, f"v2 at {step} {percent or ''}", owner.process)
+            if (step, percent) in HOLD_BEFORE_KILL:
+                owner.send({"hold_after": HOLD_BEFORE_KILL[step, percent]})
+                wait_for(lambda: set(read_states(home.root / "production")[PROD]["traffic"]) == {v2}, 180,
+                         "the champion retired", owner.process)
+            else:
+                wait_for(lambda: reached(home, 2, step, percent), 180, f"v2 at {step} {percent or ''}",
+                         owner.process)
             kill(owner, home, 2)
             owner = start_owner(home)
             ready = owner.ready()
