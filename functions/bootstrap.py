@@ -291,8 +291,8 @@ class App:
         from functions.services.recovery import end_interrupted
         from functions.services import resumption
 
-        suspended, orphans = resumption.suspend(self.rollouts, self._owner, why,
-                                                has_history=lambda rid: rid in self.local.history.instances())
+        recorded = set(self.local.history.instances())
+        suspended, orphans = resumption.suspend(self.rollouts, self._owner, why, has_history=recorded.__contains__)
         if not orphans:
             return []
         keep = frozenset(suspended)

@@ -292,3 +292,33 @@ def test_a_history_that_cannot_be_written_stops_the_orchestration_unrecorded(sto
     instance = d.wait("i-1", 10)
     assert instance.status == "Interrupted" and "could not record its history" in instance.error
     assert acts.ran == ["one"]  # nothing ran after the value it could not record
+
+
+
+def test_an_activity_failing_while_the_driver_stops_is_not_recorded_and_runs_again(store):
+    """Stopping closes the platform under an activity still running: its failure is not the
+    activity's answer, so it stays unrecorded (the next host runs it again)."""
+    started, release = threading.Event(), threading.Event()
+
+    def closing(payload):
+        if payload["op"] == "one":
+            return {}
+        started.set()
+        release.wait(10)
+        raise RuntimeError("the local endpoints are closed")
+
+    def steps(ctx):
+        yield call(ctx, "one")
+        yield call(ctx, "slow")
+
+    history = OrchestrationHistory(store)
+    d = LocalOrchestrator({"w": steps}, {"act": closing}, history=history)
+    d.start("w", "i-1", None)
+    assert started.wait(10)
+    stopping = threading.Thread(target=d.stop, kwargs={"timeout": 10})
+    stopping.start()
+    wait_for(lambda: d._stopping.is_set(), "the driver to be stopping")
+    release.set()
+    stopping.join(10)
+    assert d.instances["i-1"].status == "Interrupted"
+    assert [t["op"] for t in history.read("i-1").tasks] == ["one"]

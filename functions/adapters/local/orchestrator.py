@@ -264,6 +264,8 @@ class LocalOrchestrator:
                 except Interrupted:
                     raise
                 except Exception as exc:  # activity failures are thrown into the orchestrator, as Durable does
+                    if self._stopping.is_set():  # it may have failed because the platform is closing under it:
+                        raise Interrupted(f"stopped while an activity ran ({_describe(exc)[:300]})") from exc
                     completed = self._record(instance, completed, task, error=exc)
                     task = generator.throw(exc)
                 else:
