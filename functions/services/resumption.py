@@ -114,6 +114,6 @@ def not_resumed_by_this_owner(rollouts: RolloutStore) -> dict[str, str]:
     for model, rollout_id in rollouts.running_ids():
         record = rollouts.get(model, rollout_id) or {}
         if record.get("suspended"):
-            out[rollout_id] = ("a host suspended it for the next host to resume, and this modelops process does "
-                               "not resume rollouts (only `modelops up` does)")
+            out[rollout_id] = ("a host suspended it for the next host to resume; this modelops process does not "
+                               "resume rollouts, only `modelops up` does")
     return out
