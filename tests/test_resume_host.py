@@ -1,7 +1,8 @@
 """Rollouts survive the host: kill -9 of the resuming owner (the host) at each phase of ONE
 rollout, a new host each time — which must continue the rollout from its last completed step
-(mid-canary it continues the canary) — then SIGTERM: a host leaves its rollout suspended for the
-next host, which resumes it; a next owner that is not a host ends it as recovery does.
+(mid-canary it continues the canary) — and one SIGTERM among them: a host leaves its rollout
+suspended for the next host, which resumes it. Then a host's SIGTERM followed by an owner that is
+not a host: that one ends the rollout as recovery does, saying why it was not resumed.
 
 Real components: owner processes (tests/resume_owner.py stands in for `modelops up` until it is on
 main: `start_owner` is the one place to switch), real inference servers, the directory store, live
@@ -44,11 +45,11 @@ CONFIG = {MODEL: {
     "gates": {"latency_requests": 5, "latency_p95_ms": 10000.0, "evaluation_rows": 300, "min_roc_auc": 0.6,
               "champion_tolerance": 0.05},
 }}
-# the phases v2's host is killed after (audit step, canary percent), a new host each time; the last:
-# after the last step's health, while `retire` has retired the champion but its result is unrecorded
-KILLS = [("staging_deployment_created", None), ("gates", None), ("awaiting_approval", None), ("traffic", 50),
-         ("health", 100)]
-HOLD_BEFORE_KILL = {("health", 100): "retire"}
+# how v2's host is stopped, and after which phase (audit step, canary percent); a new host each time.
+# "hold": after the last step's health, `retire` has retired the champion but its result is unrecorded
+STOPS = [("kill", ("staging_deployment_created", None)), ("kill", ("gates", None)),
+         ("kill", ("awaiting_approval", None)), ("kill", ("traffic", 50)), ("term", ("traffic", 100)),
+         ("kill", "hold")]
 
 
 class Home:
@@ -164,26 +165,31 @@ def test_a_host_killed_at_each_phase_resumes_the_rollout_and_a_stopped_host_leav
 
     rows = generate(200, seed=5, labelled=False).to_dict(orient="records")
     with LoadGenerator(home.target, rows, rate=20, threads=4, max_seconds=900):
-        register(owner, artifact_dir)  # v2: killed after each phase, a new host each time
-        for step, percent in KILLS:
-            if (step, percent) in HOLD_BEFORE_KILL:
-                owner.send({"hold_after": HOLD_BEFORE_KILL[step, percent]})
+        register(owner, artifact_dir)  # v2: stopped after each phase, a new host each time
+        for how, phase in STOPS:
+            if phase == "hold":
+                owner.send({"hold_after": "retire"})
                 wait_for(lambda: set(read_states(home.root / "production")[PROD]["traffic"]) == {v2}, 180,
                          "the champion retired", owner.process)
             else:
-                wait_for(lambda: reached(home, 2, step, percent), 180, f"v2 at {step} {percent or ''}",
-                         owner.process)
-            kill(owner, home, 2)
+                wait_for(lambda: reached(home, 2, *phase), 180, f"v2 at {phase}", owner.process)
+            if how == "kill":
+                kill(owner, home, 2)
+            else:  # SIGTERM: the host ends nothing, stops what it started, and notes the rollout suspended
+                owner.process.send_signal(signal.SIGTERM)
+                assert owner.process.wait(120) == 143
+                assert home.record(2)["state"] == "running" and len(home.record(2)["suspended"]) == 1
+                assert servers_of(home) == []
             owner = start_owner(home)
             ready = owner.ready()
             assert ready["resumed"] == [rid(2)] and ready["recovered"] == [], ready
             assert home.record(2)["state"] == "running"
-            if step == "awaiting_approval":
+            if phase == ("awaiting_approval", None):
                 approve(owner, 2)  # the approval the killed host never got
         wait_for(lambda: home.record(2).get("state") == "succeeded", 180, "v2 to succeed", owner.process)
 
         record = home.record(2)
-        assert len(record["resumed"]) == len(KILLS)  # each host noted it continued the rollout
+        assert len(record["resumed"]) == len(STOPS)  # each host noted it continued the rollout
         assert_trail_whole(home, 2)
         trail = home.trail(2)
         steps = [(r["step"], r["details"].get("percent")) for r in trail]
@@ -197,30 +203,18 @@ def test_a_host_killed_at_each_phase_resumes_the_rollout_and_a_stopped_host_leav
         assert production["traffic"] == {v2: 100} and set(production["deployments"]) == {v2}
         assert_valid_maps(home)
 
-        # SIGTERM: the host ends nothing, the next host resumes
+        # a host's SIGTERM, then a next owner that is not a host: it ends the rollout as today, saying why
         register(owner, artifact_dir)  # v3
         wait_for(lambda: reached(home, 3, "awaiting_approval"), 180, "v3 awaiting approval", owner.process)
-        approve(owner, 3)
-        wait_for(lambda: reached(home, 3, "traffic", 50), 180, "v3 in the canary", owner.process)
         owner.process.send_signal(signal.SIGTERM)
         assert owner.process.wait(120) == 143
-        record = home.record(3)
-        assert record["state"] == "running" and len(record["suspended"]) == 1, record
-        assert home.trail(3)[-1]["step"] != "abandoned"
-        assert servers_of(home) == []  # it stopped everything it started
-        owner = start_owner(home)
-        assert owner.ready()["resumed"] == [rid(3)]
-        wait_for(lambda: reached(home, 3, "traffic", 100), 120, "v3 continuing its canary", owner.process)
-        owner.process.send_signal(signal.SIGTERM)
-        assert owner.process.wait(120) == 143
-        assert home.record(3)["state"] == "running"
-
-        # a next owner that is not a host ends it as today, saying why it was not resumed
+        assert home.record(3)["state"] == "running" and len(home.record(3)["suspended"]) == 1
         ended = subprocess.run([sys.executable, "-m", "functions.cli.main", "timers", "run", "export", "--json"],
                                cwd=REPO_ROOT, env=home.env, capture_output=True, text=True, timeout=300)
         assert ended.returncode == 0, ended.stderr
     record = home.record(3)
     assert record["state"] == "abandoned" and "not resumed (a host suspended it" in record["reason"], record
+    assert home.trail(3)[-1]["step"] == "abandoned"
     assert_trail_whole(home, 3)
     production = read_states(home.root / "production")[PROD]
     assert production["traffic"] == {v2: 100} and v3 not in production["deployments"]
