@@ -35,8 +35,15 @@ logger = logging.getLogger(__name__)
 class App:
     """What every entry point needs. Ports are built on first use and then kept."""
 
-    def __init__(self, settings: Settings, managed: ManagedModels | ModelConfigs, parts: Any) -> None:
+    def __init__(self, settings: Settings, managed: ManagedModels | ModelConfigs, parts: Any, *,
+                 resume: bool = False) -> None:
         self.settings = settings
+        # a host (`modelops up`) resumes the rollouts a previous owner left, when safe, and leaves
+        # its own resumable when it stops; every other owner ends them (services/resumption.py)
+        self.resumes = resume
+        self.resumed: list[str] = []  # rollouts this owner continued when it took the home over
+        self._chosen: list[Any] = []
+        self._took_over = ""
         self._configs = managed
         self._parts = parts
         self.local = getattr(parts, "embedded", None)  # the embedded platform (None in Azure)
@@ -398,17 +405,56 @@ class App:
     def open(self) -> "App":
         if self.local is not None and not self.local.opened:
             self.recovered = self.local.open(self._recover)
+            if self._chosen:  # the endpoints are back: continue the resumable rollouts
+                from functions.services.resumption import resume
+
+                chosen, self._chosen = self._chosen, []
+                self.resumed = resume(self.rollouts, self.local.driver, chosen, by=self._owner,
+                                      after=self._took_over)
         return self
 
     def close(self) -> None:
         if self.local is not None:
-            self.local.close(self._recover, self.stop_reason)
+            self.local.close(self._suspend if self.resumes else self._recover, self.stop_reason)
+
+    @property
+    def _owner(self) -> str:
+        import os
+
+        return f"modelops (pid {os.getpid()})"
 
     def _recover(self, why: str) -> list[Any]:
+        """End the rollouts a stopped owner left (or, as a host, resume those it safely can)."""
         from functions.services.recovery import end_interrupted
+        from functions.services import resumption
 
+        endpoints = {"staging": self.local.staging, "production": self.local.production}
+        keep: set[str] = set()
+        if self.resumes and not self.local.driver.instances:  # taking the home over, nothing run yet
+            self._took_over = why
+            self._chosen, refused = resumption.choose(self.rollouts, self.managed, endpoints, self.local.driver)
+            keep = {c.rollout_id for c in self._chosen}
+        else:
+            refused = resumption.not_resumed_by_this_owner(self.rollouts)
+        ended = end_interrupted(self.rollouts, self.managed, endpoints, why, keep=frozenset(keep),
+                                not_resumed=refused)
+        self.local.forget_histories(keep)  # only after the endings are recorded (a failure keeps them)
+        return ended
+
+    def _suspend(self, why: str) -> list[Any]:
+        """A host stops: its running rollouts stay resumable by the next host (noted `suspended`);
+        one without a history (nothing to resume from) is ended as recovery ends it."""
+        from functions.services.recovery import end_interrupted
+        from functions.services import resumption
+
+        recorded = set(self.local.history.instances())
+        suspended, orphans = resumption.suspend(self.rollouts, self._owner, why, has_history=recorded.__contains__)
+        if not orphans:
+            return []
+        keep = frozenset(suspended)
         return end_interrupted(self.rollouts, self.managed,
-                               {"staging": self.local.staging, "production": self.local.production}, why)
+                               {"staging": self.local.staging, "production": self.local.production}, why,
+                               keep=keep, not_resumed={rid: "it has no orchestration history" for rid in orphans})
 
     def __enter__(self) -> "App":
         return self.open()
@@ -618,9 +664,12 @@ class _AzureParts:
 
 
 def build_app(settings: Settings, *, overrides: dict[str, Any] | None = None,
-              deployment_env: dict[str, str] | None = None) -> App:
+              deployment_env: dict[str, str] | None = None, resume: bool = False) -> App:
     """The application for `settings.platform`. `overrides` apply to every managed model's
-    configuration (e.g. short bakes in the demo)."""
+    configuration (e.g. short bakes in the demo). `resume` (the local host, `modelops up`): on
+    taking the home over, continue the rollouts a previous owner left where that is safe, and on
+    stopping leave its own to the next host (services/resumption.py); ignored in Azure, where
+    Durable Functions resumes every orchestration itself."""
     if settings.platform == "azure":
         parts: Any = _AzureParts(settings)
         overrides = {"canary": {"health_delay_seconds": parts.azure.ingestion_lag_seconds}, **(overrides or {})}
@@ -631,7 +680,7 @@ def build_app(settings: Settings, *, overrides: dict[str, Any] | None = None,
         return App(settings, _configs(settings, overrides), parts)
     managed = _configs(settings, overrides)
     parts = _LocalParts(settings, deployment_env)
-    app_ = App(settings, managed, parts)
+    app_ = App(settings, managed, parts, resume=resume)
     _wire_local(app_, parts.embedded)
     return app_
 

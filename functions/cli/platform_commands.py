@@ -18,7 +18,7 @@ import typer
 
 from functions.cli.output import BAD_INPUT, FAILURE, OK, ROLLOUT_UNSUCCESSFUL, emit_json, fail
 
-UNSUCCESSFUL = ("rejected", "rolled_back", "failed", "abandoned")
+UNSUCCESSFUL = ("rejected", "rolled_back", "failed", "abandoned", "interrupted")  # interrupted: did not finish
 
 events_app = typer.Typer(help="Deliver Event Grid payloads to the ModelRegistered handler (local application).",
                          no_args_is_help=True)

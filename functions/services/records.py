@@ -147,6 +147,14 @@ class RolloutStore:
                 continue
         raise Conflict(f"could not update {key}: too many concurrent writers", transient=True)
 
+    def note(self, model: str, rollout_id: str, kind: str, entry: dict[str, Any]) -> None:
+        """Append `entry` to the record's `kind` list (e.g. `suspended`, `resumed`: what a host did
+        with a running rollout; not an audit step, whose sequence belongs to the workflow)."""
+        record = self.get(model, rollout_id)
+        if record is None:
+            return
+        self._update(record, lambda r: r.update({kind: [*(r.get(kind) or []), entry]}))
+
     def list(self, model: str | None = None) -> list[dict[str, Any]]:
         prefix = f"rollouts/{_safe(model)}/" if model else "rollouts/"
         out = []

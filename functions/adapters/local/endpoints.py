@@ -532,15 +532,17 @@ class LocalEndpoints:
     # -- after the owner stopped ----------------------------------------------------------------
 
     def revive(self, timeout: float = 180.0) -> list[str]:
-        """Bring back the endpoints a previous owner of the home recorded: same deployments, same
-        traffic map, new processes and ports (the owner ends interrupted rollouts first, so the
+        """Bring back the endpoints a previous owner of the home recorded: same deployments (those
+        Succeeded or still Creating), same traffic map, new processes and ports (the owner ends interrupted rollouts first, so the
         recorded maps are the restored ones). Only the home's owner calls this."""
         revived = []
         for name, state in read_states(self.home).items():
             if self.get_endpoint(name) is not None:
                 continue
+            # one still Creating was being provisioned when its owner stopped (a resumed rollout
+            # waits for it); recovery removed it first unless its rollout is being resumed
             deployments = {d: info for d, info in state.get("deployments", {}).items()
-                           if info.get("provisioning_state") == "Succeeded" and info.get("spec")}
+                           if info.get("provisioning_state") in ("Succeeded", "Creating") and info.get("spec")}
             if not deployments:
                 continue
             self.begin_create_endpoint(name, tags=state.get("tags") or {})
