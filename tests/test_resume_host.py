@@ -4,8 +4,9 @@ rollout, a new host each time — which must continue the rollout from its last 
 suspended for the next host, which resumes it. Then a host's SIGTERM followed by an owner that is
 not a host: that one ends the rollout as recovery does, saying why it was not resumed.
 
-Real components: owner processes (tests/resume_owner.py stands in for `modelops up` until it is on
-main: `start_owner` is the one place to switch), real inference servers, the directory store, live
+Real components: `modelops up` processes (tests/resume_owner.py: the command plus a hook that
+holds one activity's result, for a deterministic kill), `modelops register` and the approval route
+beside them, real inference servers, the directory store, live
 traffic through whatever front door the current owner runs. One home for the module, short bakes.
 """
 
@@ -13,15 +14,15 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import signal
 import subprocess
 import sys
-import threading
+import time
 from pathlib import Path
 
 import psutil
 import pytest
+import requests
 
 from functions.adapters.local.endpoints import read_states
 from functions.adapters.local.loadgen import LoadGenerator
@@ -33,7 +34,7 @@ from functions.services.records import RolloutStore
 from functions.settings import REPO_ROOT
 from ml.datagen import generate
 from tests.conftest import SERVING_PYTHON, require_serving_env
-from tests.test_crash_recovery import _is_server, assert_valid_maps, servers_of, wait_for
+from tests.test_crash_recovery import _is_server, assert_valid_maps, servers_of
 
 pytestmark = pytest.mark.integration
 MODEL = "credit-card-default"
@@ -76,40 +77,64 @@ class Home:
 
 
 class Owner:
-    """A running owner of the home: its process, and the lines it printed (read in a thread)."""
+    """A running host of the home: `modelops up --port 0` (tests/resume_owner.py: the real command,
+    plus the hold hook), its URL read from the up.json it writes once it listens."""
 
-    def __init__(self, process: subprocess.Popen) -> None:
+    def __init__(self, process: subprocess.Popen, home: Home) -> None:
         self.process = process
-        self.lines: queue.Queue = queue.Queue()
-        threading.Thread(target=lambda: [self.lines.put(line) for line in process.stdout], daemon=True).start()
+        self.home = home
+        self.url = ""
 
-    def ready(self, timeout: float = 240) -> dict:
-        try:
-            line = self.lines.get(timeout=timeout)
-        except queue.Empty:
-            pytest.fail(f"owner {self.process.pid} printed nothing in {timeout} s (exit {self.process.poll()})")
-        return json.loads(line)
+    def ready(self, timeout: float = 240) -> str:
+        def listening():
+            try:
+                up = json.loads((self.home.root / "up.json").read_text())
+            except (OSError, ValueError):
+                return None
+            return up["url"] if up.get("pid") == self.process.pid else None
 
-    def send(self, command: dict) -> None:
-        self.process.stdin.write(json.dumps(command) + "\n")
-        self.process.stdin.flush()
+        self.url = wait_for(listening, timeout, "the host to listen", self)
+        return self.url
+
+    def output(self) -> str:
+        return (self.home.root / "hosts.log").read_text(errors="replace")
 
 
-def start_owner(home: Home) -> Owner:
-    """The host. When `modelops up` lands: start it here instead (and `register`/`approve` over HTTP)."""
-    log = open(home.root / "owners.log", "a")
-    process = subprocess.Popen([sys.executable, "-m", "tests.resume_owner"], cwd=REPO_ROOT, env=home.env, text=True,
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log)
+def wait_for(predicate, timeout: float, what: str, owner: Owner | None = None):
+    """Poll until `predicate` holds (a hang guard, never a timing assertion); a host that exits first
+    fails the test with its log's tail."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        if owner is not None and owner.process.poll() is not None:
+            pytest.fail(f"the host exited ({owner.process.returncode}) before {what}: {owner.output()[-3000:]}")
+        time.sleep(0.1)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def start_owner(home: Home, hold_after: str = "") -> Owner:
+    log = open(home.root / "hosts.log", "a")
+    env = {**home.env, **({"MODELOPS_TEST_HOLD_AFTER": hold_after} if hold_after else {})}
+    process = subprocess.Popen([sys.executable, "-m", "tests.resume_owner", "--port", "0", "--no-timers"],
+                               cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     log.close()
-    return Owner(process)
+    return Owner(process, home)
 
 
 def register(owner: Owner, artifact_dir: Path) -> None:
-    owner.send({"register": str(artifact_dir), "name": MODEL})
+    """`modelops register` beside the host: the version goes into the workspace, its event to the host."""
+    done = subprocess.run([sys.executable, "-m", "functions.cli.main", "register", "--model-dir", str(artifact_dir),
+                           "--name", MODEL, "--no-wait"], cwd=REPO_ROOT, env=owner.home.env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
 
 
 def approve(owner: Owner, version: int) -> None:
-    owner.send({"approve": rid(version)})
+    answer = requests.post(f"{owner.url}/api/rollouts/{rid(version)}/approval", timeout=60,
+                           json={"approved": True, "by": "test", "comment": "resume test"})
+    assert answer.status_code == 202, answer.text
 
 
 def rid(version: int) -> str:
@@ -157,36 +182,36 @@ def home(tmp_path_factory, artifact_dir) -> Home:
 def test_a_host_killed_at_each_phase_resumes_the_rollout_and_a_stopped_host_leaves_it_to_the_next(home, artifact_dir):
     champion, v2, v3 = (deployment_name(MODEL, v) for v in ("1", "2", "3"))
     owner = start_owner(home)
-    assert owner.ready() == {"ready": True, "resumed": [], "recovered": []}
+    owner.ready()
     register(owner, artifact_dir)  # v1: the first version (approved, then 100%)
-    wait_for(lambda: reached(home, 1, "awaiting_approval"), 180, "v1 awaiting approval", owner.process)
+    wait_for(lambda: reached(home, 1, "awaiting_approval"), 180, "v1 awaiting approval", owner)
     approve(owner, 1)
-    wait_for(lambda: home.record(1).get("state") == "succeeded", 180, "v1 in production", owner.process)
+    wait_for(lambda: home.record(1).get("state") == "succeeded", 180, "v1 in production", owner)
 
     rows = generate(200, seed=5, labelled=False).to_dict(orient="records")
     with LoadGenerator(home.target, rows, rate=20, threads=4, max_seconds=900):
         register(owner, artifact_dir)  # v2: stopped after each phase, a new host each time
-        for how, phase in STOPS:
+        for n, (how, phase) in enumerate(STOPS, start=1):
             if phase == "hold":
-                owner.send({"hold_after": "retire"})
                 wait_for(lambda: set(read_states(home.root / "production")[PROD]["traffic"]) == {v2}, 180,
-                         "the champion retired", owner.process)
+                         "the champion retired", owner)
             else:
-                wait_for(lambda: reached(home, 2, *phase), 180, f"v2 at {phase}", owner.process)
+                wait_for(lambda: reached(home, 2, *phase), 180, f"v2 at {phase}", owner)
             if how == "kill":
                 kill(owner, home, 2)
             else:  # SIGTERM: the host ends nothing, stops what it started, and notes the rollout suspended
                 owner.process.send_signal(signal.SIGTERM)
-                assert owner.process.wait(120) == 143
+                assert owner.process.wait(120) == 0
                 assert home.record(2)["state"] == "running" and len(home.record(2)["suspended"]) == 1
                 assert servers_of(home) == []
-            owner = start_owner(home)
-            ready = owner.ready()
-            assert ready["resumed"] == [rid(2)] and ready["recovered"] == [], ready
-            assert home.record(2)["state"] == "running"
+            owner = start_owner(home, hold_after="retire" if STOPS[n:n + 1] == [("kill", "hold")] else "")
+            owner.ready()
+            # continued, not ended (after the last stop it may already have finished: it resumes before the host listens)
+            assert home.record(2)["state"] in ("running", "succeeded") and len(home.record(2)["resumed"]) == n
+            assert owner.output().count(f"resumed rollout {rid(2)} from its last completed step") == n
             if phase == ("awaiting_approval", None):
                 approve(owner, 2)  # the approval the killed host never got
-        wait_for(lambda: home.record(2).get("state") == "succeeded", 180, "v2 to succeed", owner.process)
+        wait_for(lambda: home.record(2).get("state") == "succeeded", 180, "v2 to succeed", owner)
 
         record = home.record(2)
         assert len(record["resumed"]) == len(STOPS)  # each host noted it continued the rollout
@@ -205,9 +230,9 @@ def test_a_host_killed_at_each_phase_resumes_the_rollout_and_a_stopped_host_leav
 
         # a host's SIGTERM, then a next owner that is not a host: it ends the rollout as today, saying why
         register(owner, artifact_dir)  # v3
-        wait_for(lambda: reached(home, 3, "awaiting_approval"), 180, "v3 awaiting approval", owner.process)
+        wait_for(lambda: reached(home, 3, "awaiting_approval"), 180, "v3 awaiting approval", owner)
         owner.process.send_signal(signal.SIGTERM)
-        assert owner.process.wait(120) == 143
+        assert owner.process.wait(120) == 0
         assert home.record(3)["state"] == "running" and len(home.record(3)["suspended"]) == 1
         ended = subprocess.run([sys.executable, "-m", "functions.cli.main", "timers", "run", "export", "--json"],
                                cwd=REPO_ROOT, env=home.env, capture_output=True, text=True, timeout=300)

@@ -196,7 +196,7 @@ def up(
         stop.set()
 
     previous = {signum: signal.signal(signum, on_signal) for signum in STOP_SIGNALS}
-    application = open_platform("up")
+    application = open_platform("up", resume=True)  # the host resumes interrupted rollouts (README: "Rollouts survive the host")
     key_path = settings.home / KEY_FILE
     with application:
         bootstrap.use(application)
@@ -217,6 +217,8 @@ def up(
             for line in (f"ended {e.model}:{e.version} left by a stopped process → {e.state}: {e.reason}"
                          for e in application.recovered):
                 typer.echo(line, err=True)
+            for rollout_id in application.resumed:
+                typer.echo(f"resumed rollout {rollout_id} from its last completed step", err=True)
             while not stop.wait(0.5):
                 pass
             application.stop_reason = {"SIGTERM": "was terminated (SIGTERM) before it finished",
