@@ -16,7 +16,7 @@ SERVING_PYTHON = Path(os.environ.get("MODELOPS_SERVING_PYTHON", REPO_ROOT / ".ve
 # `make test` runs the files on two workers (pytest-xdist, --dist loadfile: a file's tests and its
 # module fixtures stay on one worker). Files are handed out in collection order, so the longest start
 # first: otherwise one of them, reached last, runs alone while the other worker idles.
-LONGEST_FIRST = ("test_crash_recovery.py", "test_demo_loop.py", "test_many_models_local.py",
+LONGEST_FIRST = ("test_crash_recovery.py", "test_demo_loop.py", "test_resume_host.py", "test_many_models_local.py",
                  "test_many_models_azure.py", "test_cli_register.py", "test_rollout_local.py", "test_package.py")
 
 
