@@ -18,7 +18,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psutil
@@ -33,6 +32,7 @@ from functions.domain.events import rollout_id
 from functions.services.records import RolloutStore
 from functions.settings import REPO_ROOT
 from ml.datagen import generate
+from tests.waiting import wait_for
 from tests.conftest import SERVING_PYTHON, require_serving_env
 
 pytestmark = pytest.mark.integration
@@ -82,18 +82,6 @@ CONFIG_PROD = "credit-card-default-prod"
 
 def rid(version: int) -> str:
     return rollout_id(LOCAL_TOPIC.format(name="staging"), MODEL, str(version))
-
-
-def wait_for(predicate, timeout: float, what: str, process: subprocess.Popen | None = None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        if process is not None and process.poll() is not None:
-            pytest.fail(f"process exited ({process.returncode}) before {what}: {process.stdout.read()[-3000:]}")
-        time.sleep(0.1)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def reached(home: Home, version: int, phase: tuple[str, int | None]) -> bool:

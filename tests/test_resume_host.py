@@ -17,7 +17,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psutil
@@ -33,6 +32,7 @@ from functions.domain.events import rollout_id
 from functions.services.records import RolloutStore
 from functions.settings import REPO_ROOT
 from ml.datagen import generate
+from tests.waiting import wait_for
 from tests.conftest import SERVING_PYTHON, require_serving_env
 from tests.test_crash_recovery import _is_server, assert_valid_maps, servers_of
 
@@ -93,25 +93,11 @@ class Owner:
                 return None
             return up["url"] if up.get("pid") == self.process.pid else None
 
-        self.url = wait_for(listening, timeout, "the host to listen", self)
+        self.url = wait_for(listening, timeout, "the host to listen", self.process, self.output)
         return self.url
 
     def output(self) -> str:
         return (self.home.root / "hosts.log").read_text(errors="replace")
-
-
-def wait_for(predicate, timeout: float, what: str, owner: Owner | None = None):
-    """Poll until `predicate` holds (a hang guard, never a timing assertion); a host that exits first
-    fails the test with its log's tail."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        if owner is not None and owner.process.poll() is not None:
-            pytest.fail(f"the host exited ({owner.process.returncode}) before {what}: {owner.output()[-3000:]}")
-        time.sleep(0.1)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def start_owner(home: Home, hold_after: str = "") -> Owner:
@@ -184,9 +170,9 @@ def test_a_host_killed_at_each_phase_resumes_the_rollout_and_a_stopped_host_leav
     owner = start_owner(home)
     owner.ready()
     register(owner, artifact_dir)  # v1: the first version (approved, then 100%)
-    wait_for(lambda: reached(home, 1, "awaiting_approval"), 180, "v1 awaiting approval", owner)
+    wait_for(lambda: reached(home, 1, "awaiting_approval"), 180, "v1 awaiting approval", owner.process, owner.output)
     approve(owner, 1)
-    wait_for(lambda: home.record(1).get("state") == "succeeded", 180, "v1 in production", owner)
+    wait_for(lambda: home.record(1).get("state") == "succeeded", 180, "v1 in production", owner.process, owner.output)
 
     rows = generate(200, seed=5, labelled=False).to_dict(orient="records")
     with LoadGenerator(home.target, rows, rate=20, threads=4, max_seconds=900):
@@ -194,9 +180,9 @@ def test_a_host_killed_at_each_phase_resumes_the_rollout_and_a_stopped_host_leav
         for n, (how, phase) in enumerate(STOPS, start=1):
             if phase == "hold":
                 wait_for(lambda: set(read_states(home.root / "production")[PROD]["traffic"]) == {v2}, 180,
-                         "the champion retired", owner)
+                         "the champion retired", owner.process, owner.output)
             else:
-                wait_for(lambda: reached(home, 2, *phase), 180, f"v2 at {phase}", owner)
+                wait_for(lambda: reached(home, 2, *phase), 180, f"v2 at {phase}", owner.process, owner.output)
             if how == "kill":
                 kill(owner, home, 2)
             else:  # SIGTERM: the host ends nothing, stops what it started, and notes the rollout suspended
@@ -211,7 +197,7 @@ def test_a_host_killed_at_each_phase_resumes_the_rollout_and_a_stopped_host_leav
             assert owner.output().count(f"resumed rollout {rid(2)} from its last completed step") == n
             if phase == ("awaiting_approval", None):
                 approve(owner, 2)  # the approval the killed host never got
-        wait_for(lambda: home.record(2).get("state") == "succeeded", 180, "v2 to succeed", owner)
+        wait_for(lambda: home.record(2).get("state") == "succeeded", 180, "v2 to succeed", owner.process, owner.output)
 
         record = home.record(2)
         assert len(record["resumed"]) == len(STOPS)  # each host noted it continued the rollout
@@ -230,7 +216,7 @@ def test_a_host_killed_at_each_phase_resumes_the_rollout_and_a_stopped_host_leav
 
         # a host's SIGTERM, then a next owner that is not a host: it ends the rollout as today, saying why
         register(owner, artifact_dir)  # v3
-        wait_for(lambda: reached(home, 3, "awaiting_approval"), 180, "v3 awaiting approval", owner)
+        wait_for(lambda: reached(home, 3, "awaiting_approval"), 180, "v3 awaiting approval", owner.process, owner.output)
         owner.process.send_signal(signal.SIGTERM)
         assert owner.process.wait(120) == 0
         assert home.record(3)["state"] == "running" and len(home.record(3)["suspended"]) == 1

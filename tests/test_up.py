@@ -16,7 +16,6 @@ import signal
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psutil
@@ -26,6 +25,7 @@ import requests
 from functions.adapters.local.endpoints import LocalEndpoints, read_states
 from functions.ports import DeploymentSpec, ModelRef
 from functions.settings import REPO_ROOT
+from tests.waiting import wait_for
 from tests.conftest import SERVING_PYTHON, require_serving_env
 
 pytestmark = pytest.mark.integration
@@ -44,7 +44,7 @@ class Host:
         with open(self.log, "wb") as out:
             self.process = subprocess.Popen([sys.executable, "-m", "functions.cli.main", "up", "--port", "0", *args],
                                             cwd=REPO_ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT)
-        self.up = wait_for(self._listening, "up.json", self.process)
+        self.up = wait_for(self._listening, HANG_GUARD, "up.json", self.process, self.output)
         self.url = self.up["url"]
         self.port = int(self.url.rsplit(":", 1)[1])
 
@@ -65,18 +65,6 @@ class Host:
     def stop(self, signum: int) -> int:
         self.process.send_signal(signum)
         return self.process.wait(HANG_GUARD)
-
-
-def wait_for(predicate, what: str, process: subprocess.Popen | None = None, timeout: float = HANG_GUARD):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        if process is not None and process.poll() is not None:
-            pytest.fail(f"the host exited ({process.returncode}) before {what}")
-        time.sleep(0.1)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def listening(port: int) -> bool:
@@ -158,9 +146,9 @@ def test_every_readme_curl_example_answers_against_the_host(host):
                        "alert", "rollouts"]
     # the admin-invoked timers ran in the background (202 came first), each under its own name
     wait_for(lambda: '"function_succeeded","function":"drift_check","reason":"admin invoke"' in host.output(),
-             "the drift check's run", host.process)
+             HANG_GUARD, "the drift check's run", host.process, host.output)
     wait_for(lambda: '"function":"export_inference_logs","reason":"admin invoke"' in host.output(),
-             "the export's run", host.process)
+             HANG_GUARD, "the export's run", host.process, host.output)
 
 
 # --- the webhook, routes and admin ------------------------------------------------------------
@@ -201,7 +189,8 @@ def test_routes_unknown_paths_and_methods(host):
 def test_a_timer_fires_on_its_schedule_override(host):
     """--schedule export_inference_logs='* * * * * *': the export runs by itself and says what it did."""
     fired = '"reason":"timer fired (* * * * * *)"'
-    wait_for(lambda: host.output().count(fired) >= 2, "two scheduled export runs", host.process)
+    wait_for(lambda: host.output().count(fired) >= 2, HANG_GUARD, "two scheduled export runs", host.process,
+             host.output)
     exports = [json.loads(line.split("modelops.timers ", 1)[1]) for line in host.output().splitlines()
                if "modelops.timers" in line and '"event":"export"' in line]
     assert exports and {e["model"] for e in exports} == {MODEL}
@@ -243,7 +232,8 @@ def test_cli_commands_go_through_the_host(host, tmp_path, artifact_dir):
     before = host.output().count(ran)
     timer = host.cli("timers", "run", "drift")
     assert timer.returncode == 0 and f"drift_check started on the modelops up host at {host.url}" in timer.stdout
-    wait_for(lambda: host.output().count(ran) > before, "the CLI's drift check on the host", host.process)
+    wait_for(lambda: host.output().count(ran) > before, HANG_GUARD, "the CLI's drift check on the host",
+             host.process, host.output)
 
 
 def test_a_second_host_and_the_demo_are_refused(host):
@@ -291,7 +281,7 @@ def test_a_host_bound_beyond_loopback_needs_its_key(tmp_path):
         timer = keyed.cli("timers", "run", "export")  # the CLI reads the key from the home
         assert timer.returncode == 0, timer.stderr
         wait_for(lambda: '"function":"export_inference_logs","reason":"admin invoke"' in keyed.output(),
-                 "the export the CLI started", keyed.process)
+                 HANG_GUARD, "the export the CLI started", keyed.process, keyed.output)
         busy = subprocess.run([sys.executable, "-m", "functions.cli.main", "up", "--port", str(keyed.port)],
                               cwd=REPO_ROOT, env={**keyed.env, "MODELOPS_HOME": str(tmp_path / "other-home")},
                               capture_output=True, text=True, timeout=HANG_GUARD)

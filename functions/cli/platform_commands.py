@@ -272,15 +272,7 @@ def register(
     application = open_platform("register")
     with application:
         cfg = application.managed.get(name)
-        contract = _read_contract(artifact, cfg.contract if cfg is not None else {}, model_dir,
-                                  cfg.serving if cfg is not None else "modelops")
-        evaluation = _read_evaluation(evaluation_data, contract) if evaluation_data is not None else None
-        if cfg is not None:
-            if evaluation is not None:
-                application.store.put(cfg.evaluation_data, evaluation)
-            elif application.store.get(cfg.evaluation_data) is None:
-                fail(f"no labelled evaluation data for {name} (the quality gate needs it at {cfg.evaluation_data} in "
-                     f"{application.local.home / 'store'}): give it once with --evaluation-data FILE")
+        _store_evaluation(application.store, cfg, name, artifact, model_dir, evaluation_data, settings.home)
         ref, payload = application.local.workspace.register(artifact, name)
         if not wait:
             application.stop_reason = "exited without waiting for it (register --no-wait)"
@@ -304,6 +296,23 @@ def register(
     raise typer.Exit(outcome_code(outcomes) if wait else OK)
 
 
+def _store_evaluation(store: Any, cfg: Any, name: str, artifact: Path, model_dir: Path,
+                      evaluation_data: Optional[Path], home: Path) -> None:
+    """Check the version's contract (and --evaluation-data against it) before it is registered, and
+    store the evaluation data where the quality gate reads it; a managed model with none stored yet
+    is refused (its gate could never pass)."""
+    contract = _read_contract(artifact, cfg.contract if cfg is not None else {}, model_dir,
+                              cfg.serving if cfg is not None else "modelops")
+    evaluation = _read_evaluation(evaluation_data, contract) if evaluation_data is not None else None
+    if cfg is None:
+        return
+    if evaluation is not None:
+        store.put(cfg.evaluation_data, evaluation)
+    elif store.get(cfg.evaluation_data) is None:
+        fail(f"no labelled evaluation data for {name} (the quality gate needs it at {cfg.evaluation_data} in "
+             f"{home / 'store'}): give it once with --evaluation-data FILE")
+
+
 def _register_through_host(client: Any, settings: Any, artifact: Path, model_dir: Path, name: str,
                            evaluation_data: Optional[Path], wait: bool, as_json: bool) -> None:
     """Beside a `modelops up` host: the version goes into the workspace without owning the home
@@ -319,15 +328,7 @@ def _register_through_host(client: Any, settings: Any, artifact: Path, model_dir
         cfg = reader.managed.get(name)
     except ConfigError as exc:
         fail(str(exc))
-    contract = _read_contract(artifact, cfg.contract if cfg is not None else {}, model_dir,
-                              cfg.serving if cfg is not None else "modelops")
-    evaluation = _read_evaluation(evaluation_data, contract) if evaluation_data is not None else None
-    if cfg is not None:
-        if evaluation is not None:
-            reader.store.put(cfg.evaluation_data, evaluation)
-        elif reader.store.get(cfg.evaluation_data) is None:
-            fail(f"no labelled evaluation data for {name} (the quality gate needs it at {cfg.evaluation_data} in "
-                 f"{settings.home / 'store'}): give it once with --evaluation-data FILE")
+    _store_evaluation(reader.store, cfg, name, artifact, model_dir, evaluation_data, settings.home)
     ref, payload = LocalWorkspace(settings.home, "staging").register(artifact, name, emit=False)
     accepted = reader.deliver(payload, dry_run=True)  # what the host will decide
     deliver_events(client, json.dumps(payload).encode())

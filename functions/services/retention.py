@@ -107,6 +107,27 @@ def _drift_items(store: Store, live: _Live, protected: set[str]) -> list[Stored]
     return items
 
 
+def _rollout_items(store: Store, live: "_Live", protected: set[str], prefix: str, kind: str,
+                   rollout_of: Any) -> list[Stored]:
+    """The records of one rollout-keyed kind, aged from when their rollout ended (else their own
+    `at`); those of a running or the production rollout are protected."""
+    items = []
+    for key in store.list(prefix):
+        parts = key.split("/")
+        if len(parts) != 4:
+            continue
+        model, rollout_id = parts[1], rollout_of(parts)
+        if rollout_id in live.rollout_ids:
+            protected.add(key)
+        at = live.rollout_end(model, rollout_id)
+        if at is None:
+            found = store.get(key)
+            at = _iso(json.loads(found[0]).get("at")) if found else None
+        if at is not None:
+            items.append(Stored(key, kind, at))
+    return items
+
+
 def apply_retention(store: Store, days: dict[str, float], *, now: datetime | None = None,
                     drift_window: timedelta = timedelta(hours=24), dry_run: bool = False) -> dict[str, Any]:
     """Delete what is past retention and unreferenced; {"deleted": {kind: n}, "kept": n, "keys": [...]}."""
@@ -128,34 +149,11 @@ def apply_retention(store: Store, days: dict[str, float], *, now: datetime | Non
         drift = _drift_items(store, live, protected)  # also protects the exports a kept result names
         if days.get("reports", 0) > 0:
             items.extend(drift)
-    if days.get("gate_reports", 0) > 0:
-        for key in store.list("gate-reports/"):
-            parts = key.split("/")
-            if len(parts) != 4:
-                continue
-            model, rollout_id = parts[1], parts[3].removesuffix(".json")
-            if rollout_id in live.rollout_ids:
-                protected.add(key)
-            at = live.rollout_end(model, rollout_id)
-            if at is None:
-                found = store.get(key)
-                at = _iso(json.loads(found[0]).get("at")) if found else None
-            if at is not None:
-                items.append(Stored(key, "gate_reports", at))
-    if days.get("audit", 0) > 0:
-        for key in store.list("audit/"):
-            parts = key.split("/")
-            if len(parts) != 4:
-                continue
-            model, rollout_id = parts[1], parts[2]
-            if rollout_id in live.rollout_ids:
-                protected.add(key)
-            at = live.rollout_end(model, rollout_id)
-            if at is None:
-                found = store.get(key)
-                at = _iso(json.loads(found[0]).get("at")) if found else None
-            if at is not None:
-                items.append(Stored(key, "audit", at))
+    if days.get("gate_reports", 0) > 0:  # gate-reports/<model>/<version>/<rollout id>.json
+        items.extend(_rollout_items(store, live, protected, "gate-reports/", "gate_reports",
+                                    lambda parts: parts[3].removesuffix(".json")))
+    if days.get("audit", 0) > 0:  # audit/<model>/<rollout id>/<seq>-<step>.json
+        items.extend(_rollout_items(store, live, protected, "audit/", "audit", lambda parts: parts[2]))
         cutoff = now - timedelta(days=days["audit"])
         for prefix in ("operator/", "decisions/"):
             for key in store.list(prefix):
