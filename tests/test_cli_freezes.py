@@ -105,3 +105,29 @@ def test_with_the_app_url_the_cli_calls_the_routes_with_the_key(tmp_path):
     assert json.loads(b1) == {"model": None, "until": None, "comment": "change freeze"}
     assert (m2, p2) == ("DELETE", f"/api/freezes?model={MODEL}")
     assert not (home / "store").exists()  # nothing ran in-process
+
+
+def test_the_operations_timers_run_from_the_cli_in_process(tmp_path):
+    """`timers run freezes` ends an expired freeze (its end audited by the release); `timers run
+    retention` applies the retention settings to the home's store."""
+    home = tmp_path / "home"
+    store = DirectoryStore(home / "store")
+    store.put("operator/2020-01-01/000000000000-deadbeef-freeze.json", json.dumps(
+        {"action": "freeze", "model": MODEL, "rollout_id": None, "at": "2020-01-01T00:00:00+00:00"}).encode())
+    kept = run(home, "timers", "run", "retention", "--json", env={"MODELOPS_RETENTION_DAYS": '{"audit": 0}'})
+    assert kept.returncode == 0 and json.loads(kept.stdout)["deleted"] == {}, kept.stdout  # 0: kept forever
+    ran = run(home, "timers", "run", "retention", "--json")
+    assert ran.returncode == 0 and json.loads(ran.stdout)["deleted"] == {"audit": 1}, ran.stdout
+    assert store.list("operator/2020-01-01/") == []
+
+    from functions.services.freezes import Freezes
+
+    assert run(home, "freeze", MODEL, "--for", "2h").returncode == 0
+    released = run(home, "timers", "run", "freezes", "--json")
+    assert released.returncode == 0, released.stdout
+    assert [f["model"] for f in json.loads(run(home, "freezes", "--json").stdout)["freezes"]] == [MODEL]  # in force
+    Freezes(store).freeze(MODEL, by="ops", until="2020-01-01T00:00:00+00:00")  # one that has run out
+    assert [f.model for f in Freezes(store).active(include_expired=True)] == [MODEL]
+    assert run(home, "timers", "run", "freezes", "--json").returncode == 0
+    assert Freezes(store).active(include_expired=True) == []  # the timer ended it
+    assert_one_line_error(run(home, "timers", "run", "nope"), 2, "unknown timer 'nope'", "retention", "freezes")

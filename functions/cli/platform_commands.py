@@ -204,14 +204,17 @@ def alerts_send(
 
 @timers_app.command("run")
 def timers_run(
-    name: str = typer.Argument(..., help="export | drift"),
+    name: str = typer.Argument(..., help="export | drift | retention | freezes"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Run a timer now: `export` (inference logs → Parquet) or `drift` (drift check + local alert rule)."""
-    from functions.cli.through_host import run_timer, running_host
+    """Run a timer now: `export` (inference logs → Parquet), `drift` (drift check + local alert rule),
+    `retention` (old, unreferenced records go) or `freezes` (expired freezes end; held versions release)."""
+    import asyncio
 
-    if name not in ("export", "drift"):
-        fail(f"unknown timer {name!r}: choose export or drift")
+    from functions.cli.through_host import TIMERS, run_timer, running_host
+
+    if name not in TIMERS:
+        fail(f"unknown timer {name!r}: choose {', '.join(TIMERS)}")
     client = running_host(local_settings(f"timers run {name}"))
     if client is not None:  # the host runs it in the background, as the Functions admin API does
         started = run_timer(client, name)
@@ -224,6 +227,11 @@ def timers_run(
         outcomes: list[dict[str, Any]] = []
         if name == "export":
             result: Any = application.export_logs()
+        elif name == "retention":
+            result = application.apply_retention()
+        elif name == "freezes":
+            result = asyncio.run(application.release_due_freezes())
+            outcomes = application.wait_all()
         else:
             result = application.check_drift()
             for item in result:

@@ -17,7 +17,9 @@ from urllib.parse import quote
 from functions.cli.output import FAILURE, fail
 
 MODEL_REGISTERED = "model_registered"  # the Event Grid trigger ModelRegistered events go to
-TIMERS = {"export": "export_inference_logs", "drift": "drift_check"}  # `timers run NAME` → the function
+# `timers run NAME` → the function
+TIMERS = {"export": "export_inference_logs", "drift": "drift_check", "retention": "retention",
+          "freezes": "release_freezes"}
 POLL_SECONDS = 0.5
 
 
