@@ -105,6 +105,29 @@ class App:
         """Durable orchestrations: over the trigger's Durable client in Azure, the local driver here."""
         return self._parts.orchestrations(client)
 
+    # -- operator authorisation (defaults: helper "authz" replaces these with Entra + MODELOPS_KEY_ACTIONS) --
+
+    def caller(self, headers: Any) -> Any:
+        """Who is asking, from the request's headers: until Entra is configured, the function key."""
+        from functions.domain.authorisation import Caller
+
+        return Caller.function_key()
+
+    @property
+    def authorisation(self) -> Any:
+        """What a function key alone may do (domain.authorisation.Policy): every action by default."""
+        from functions.domain.authorisation import Policy
+
+        return Policy()
+
+    def authorise(self, action: str, headers: Any, *, model: str | None = None,
+                  rollout: dict[str, Any] | None = None) -> tuple[Any, str | None]:
+        """(the caller, the reason it is refused — None when allowed) for one operator action."""
+        from functions.domain.authorisation import authorise
+
+        caller = self.caller(headers)
+        return caller, authorise(action, caller, self.authorisation)
+
     def authorize_webhook(self, header: str | None) -> None:
         """The alert webhook's Secure Webhook check (ports.AuthError when refused); a no-op unless
         MODELOPS_WEBHOOK_AUDIENCE is set."""
