@@ -24,10 +24,8 @@ from typing import Any, Callable, Generator
 
 from functions.domain import traffic as tmap
 from functions.services import activities as act
-from functions.shared.orchestration import ACTIVITY, APPROVAL_EVENT
+from functions.shared.orchestration import ACTIVITY, APPROVAL_EVENT, CONTROL_EVENT
 from functions.domain.config import build_model_config, deployment_name
-
-
 
 
 class _Run:
@@ -37,6 +35,40 @@ class _Run:
         self.ctx = context
         self.rollout = rollout
         self.seq = 0
+        self._control: Any = None  # the one pending wait for CONTROL_EVENT (see `control`)
+        self.full = False  # promote --full was asked: after the current step's health check, 100%
+
+    def control(self):
+        """The pending wait for an operator control. One wait at a time, kept across races until an
+        event completes it: a fresh wait per race would leave the losers' waits open, and the
+        Durable library hands an event to one waiter of that name (its open_tasks list)."""
+        if self._control is None:
+            self._control = self.ctx.wait_for_external_event(CONTROL_EVENT)
+        return self._control
+
+    def take_control(self) -> dict[str, Any]:
+        """The completed control's data (and a fresh wait next time)."""
+        data = self._control.result if self._control is not None else None
+        self._control = None
+        return data if isinstance(data, dict) else {"action": str(data or "")}
+
+    def check_control(self):
+        """A phase boundary outside any wait: a control raised already is taken now (Durable has it
+        in the history, buffered until a wait for it exists; the local driver's event box the same),
+        else a zero-length timer wins and the workflow goes on. Returns the control or None."""
+        control = self.control()
+        timer = self.sleep(0)
+        winner = yield self.ctx.task_any([control, timer])
+        if winner == control:
+            if not getattr(timer, "is_completed", False):
+                timer.cancel()
+            return self.take_control()
+        return None
+
+    def control_audit(self, step: str, control: dict[str, Any], **details: Any):
+        """An operator control the workflow acted on, in the trail with who, how, why and when."""
+        who = {k: control.get(k) for k in ("by", "via", "comment", "at") if control.get(k) is not None}
+        return self.audit(step, control={"action": control.get("action"), **who}, **details)
 
     def call(self, activity: Callable[..., Any], **args: Any):
         """Schedule one activity through the single Durable dispatcher activity. Called with the
@@ -54,6 +86,26 @@ class _Run:
 
     def sleep(self, seconds: float):
         return self.ctx.create_timer(self.ctx.current_utc_datetime + timedelta(seconds=seconds))
+
+
+def aborted_reason(control: dict[str, Any]) -> str:
+    return f"aborted by {control.get('by') or 'an operator'}: {control.get('comment') or ''}".strip()
+
+
+def _abort_check(run: _Run, *, delete: list[tuple[str, str, str]] | None = None):
+    """At a phase boundary: an abort ends the rollout rejected (deleting `delete`: (workspace,
+    endpoint, deployment)); any other control here is recorded as ignored (it means nothing here)."""
+    control = yield from run.check_control()
+    if control is None:
+        return None
+    if control.get("action") != "abort":
+        yield run.control_audit("control_ignored", control, reason="only abort applies before the canary")
+        return None
+    for workspace, endpoint, deployment in delete or []:
+        yield run.call(act.delete_deployment, workspace=workspace, endpoint=endpoint, deployment=deployment)
+    reason = aborted_reason(control)
+    yield run.control_audit("rejected", control, reason=reason)
+    return {"state": "rejected", "reason": reason}
 
 
 def rollout_orchestrator(context: Any) -> Generator[Any, Any, dict[str, Any]]:
@@ -105,6 +157,10 @@ def _stage_gate_promote_release(run: _Run, cfg: Any, new: str, contract: dict):
         yield run.audit("rejected", reason=reason)
         return {"state": "rejected", "reason": reason}
 
+    aborted = yield from _abort_check(run, delete=[("staging", staging, new)])
+    if aborted:
+        return aborted
+
     # 2. Gates against the new deployment alone (explicit deployment header).
     report = yield run.call(act.run_gates, workspace="staging", endpoint=staging, deployment=new,
                             gates=cfg.to_dict()["gates"], production_endpoint=production, at=run.now(),
@@ -116,6 +172,9 @@ def _stage_gate_promote_release(run: _Run, cfg: Any, new: str, contract: dict):
         reason = f"gate failed: {report['reason']}"
         yield run.audit("rejected", reason=reason, report=report["report_key"])
         return {"state": "rejected", "reason": reason, "gate_report": report["report_key"]}
+    aborted = yield from _abort_check(run, delete=[("staging", staging, new)])
+    if aborted:
+        return {**aborted, "gate_report": report["report_key"]}
     moved = yield run.call(act.take_over_staging, endpoint=staging, deployment=new)
     yield run.audit("staging_traffic", endpoint=staging, traffic=moved["traffic"], removed=moved["removed"])
 
@@ -128,7 +187,19 @@ def _stage_gate_promote_release(run: _Run, cfg: Any, new: str, contract: dict):
         yield run.audit("awaiting_approval", timeout_seconds=cfg.approval_timeout_seconds)
         approval = run.ctx.wait_for_external_event(APPROVAL_EVENT)
         timeout = run.sleep(cfg.approval_timeout_seconds)
-        winner = yield run.ctx.task_any([approval, timeout])
+        control = run.control()
+        winner = yield run.ctx.task_any([approval, control, timeout])
+        while winner == control:  # only abort means something while awaiting approval
+            order = run.take_control()
+            if order.get("action") == "abort":
+                if not getattr(timeout, "is_completed", False):
+                    timeout.cancel()
+                reason = aborted_reason(order)
+                yield run.control_audit("rejected", order, reason=reason)
+                return {"state": "rejected", "reason": reason, "gate_report": report["report_key"]}
+            yield run.control_audit("control_ignored", order, reason="awaiting approval: approve, reject or abort")
+            control = run.control()
+            winner = yield run.ctx.task_any([approval, control, timeout])
         if winner == approval:
             if not getattr(timeout, "is_completed", False):
                 timeout.cancel()
@@ -143,6 +214,11 @@ def _stage_gate_promote_release(run: _Run, cfg: Any, new: str, contract: dict):
             reason = f"no approval within {cfg.approval_timeout_seconds:.0f} s"
             yield run.audit("rejected", reason=reason)
             return {"state": "rejected", "reason": reason, "gate_report": report["report_key"]}
+
+    else:
+        aborted = yield from _abort_check(run)
+        if aborted:
+            return {**aborted, "gate_report": report["report_key"]}
 
     superseded = yield run.call(act.superseded)
     if superseded["by"]:
@@ -177,6 +253,9 @@ def _release(run: _Run, cfg: Any, new: str, registry_uri: str, scoring: dict):
         yield run.audit("rejected", reason=reason, traffic=previous)
         return {"state": "rejected", "reason": reason}
     yield run.audit("production_smoke", passed=True, figures=smoke.get("figures", {}))
+    aborted = yield from _abort_check(run, delete=[("production", production, new)])
+    if aborted:
+        return {**aborted, "traffic": previous}
 
     if not tmap.serving(previous):  # first version (no champion): straight to 100% after the gates
         full = tmap.canary_map(previous, new, 100)
@@ -188,16 +267,27 @@ def _release(run: _Run, cfg: Any, new: str, registry_uri: str, scoring: dict):
         return {"state": "succeeded", "reason": "first version: 100% after gates", "traffic": full}
 
     current = previous
+    baked_steps: list[int] = []
     try:
         for step in cfg.canary.steps:
             current = tmap.canary_map(previous, new, step)
             yield run.call(act.set_traffic, workspace="production", endpoint=production, traffic=current)
             yield run.audit("traffic", traffic=current, percent=step)
             health = yield from _bake(run, cfg, production, new, step)
+            if health.get("aborted"):
+                outcome = yield from _rollback(run, production, previous, new, health["reason"], health["figures"],
+                                               control=health["aborted"])
+                return outcome
             if not health["healthy"]:
                 outcome = yield from _rollback(run, production, previous, new, f"health check failed at {step}%: "
                                                f"{health['reason']}", health["figures"])
                 return outcome
+            baked_steps.append(step)
+            if run.full and step < 100:  # promote --full: this step was healthy; skip the rest
+                full = tmap.canary_map(previous, new, 100)
+                yield run.call(act.set_traffic, workspace="production", endpoint=production, traffic=full)
+                yield run.audit("traffic", traffic=full, percent=100, promoted_full=True)
+                break
     except Exception as exc:
         outcome = yield from _rollback(run, production, previous, new,
                                        f"error during canary: {type(exc).__name__}: {str(exc)[:300]}", {})
@@ -206,7 +296,11 @@ def _release(run: _Run, cfg: Any, new: str, registry_uri: str, scoring: dict):
     removed = yield run.call(act.retire, endpoint=production, keep=new)
     yield run.call(act.set_production, deployment=new, traffic={new: 100}, contract=scoring["contract"])
     yield run.audit("succeeded", traffic={new: 100}, removed=removed["removed"])
-    return {"state": "succeeded", "reason": f"canary {list(cfg.canary.steps)} healthy", "traffic": {new: 100}}
+    if list(baked_steps) != list(cfg.canary.steps):
+        reason = f"canary {baked_steps} healthy, then promoted to 100% (promote --full)"
+    else:
+        reason = f"canary {list(cfg.canary.steps)} healthy"
+    return {"state": "succeeded", "reason": reason, "traffic": {new: 100}}
 
 
 def _bake(run: _Run, cfg: Any, endpoint: str, new: str, step: int):
@@ -215,17 +309,23 @@ def _bake(run: _Run, cfg: Any, endpoint: str, new: str, step: int):
     another bake window, up to `max_bake_seconds` at this step, and is then a failure."""
     canary = cfg.canary
     window_start = run.now()
-    baked, wait = 0.0, canary.bake_seconds
+    baked, wait, paused = 0.0, canary.bake_seconds, 0.0
     while True:
-        yield run.sleep(wait)
-        baked += wait
-        wait = min(canary.bake_seconds, canary.max_bake_seconds - baked)  # the next extension, if any
+        slept = yield from _bake_wait(run, wait, step)
+        if slept.get("aborted"):
+            figures = {"baked_seconds": baked + slept["baked"], "paused_seconds": paused + slept["paused"]}
+            return {"healthy": False, "aborted": slept["aborted"], "reason": aborted_reason(slept["aborted"]),
+                    "figures": figures}
+        baked += slept["baked"]
+        paused += slept["paused"]
+        # the next extension, if any; a bake cut short by promote is not extended past one window
+        wait = min(canary.bake_seconds, canary.max_bake_seconds - baked)
         window_end = run.now()
         if canary.health_delay_seconds > 0:
             yield run.sleep(canary.health_delay_seconds)
         health = yield run.call(act.check_health, endpoint=endpoint, deployment=new, start=window_start,
                                 end=window_end, canary=cfg.to_dict()["canary"])
-        figures = {**health["figures"], "baked_seconds": baked}
+        figures = {**health["figures"], "baked_seconds": baked, **({"paused_seconds": paused} if paused else {})}
         verdict = health.get("verdict", "healthy" if health["healthy"] else "unhealthy")
         if verdict == "insufficient" and wait > 0:
             yield run.audit("health", percent=step, healthy=False, verdict=verdict, figures=figures,
@@ -240,11 +340,77 @@ def _bake(run: _Run, cfg: Any, endpoint: str, new: str, step: int):
         return {**health, "figures": figures}
 
 
-def _rollback(run: _Run, endpoint: str, previous: dict[str, int], new: str, reason: str, figures: dict):
+def _seconds(start: Any, end: Any) -> float:
+    return max(0.0, (end - start).total_seconds())
+
+
+def _bake_wait(run: _Run, seconds: float, step: int):
+    """Wait `seconds` of bake, racing the bake timer against an operator control:
+
+        pause   the bake clock stops (the time baked so far is kept); wait for resume, promote or abort
+        resume  (paused) bake the remaining time
+        promote end the bake now: the step's health check follows (full: then 100%)
+        abort   stop here: the caller rolls back
+
+    Returns {"baked": s, "paused": s, "aborted": control | None}. Times are orchestration time."""
+    baked, paused, remaining = 0.0, 0.0, seconds
+    while remaining > 0:
+        started = run.ctx.current_utc_datetime
+        timer = run.sleep(remaining)
+        control = run.control()
+        winner = yield run.ctx.task_any([control, timer])
+        if winner != control:
+            baked += remaining
+            break
+        if not getattr(timer, "is_completed", False):
+            timer.cancel()
+        order = run.take_control()
+        ran = min(remaining, _seconds(started, run.ctx.current_utc_datetime))
+        baked, remaining = baked + ran, remaining - ran
+        action = order.get("action")
+        if action == "abort":
+            return {"baked": baked, "paused": paused, "aborted": order}
+        if action == "promote":
+            run.full = run.full or bool(order.get("full"))
+            yield run.control_audit("promoted_full" if run.full else "promoted", order, percent=step,
+                                    baked_seconds=baked)
+            break
+        if action != "pause":
+            yield run.control_audit("control_ignored", order, reason=f"{action!r} while baking (not paused)")
+            continue
+        yield run.control_audit("paused", order, percent=step, baked_seconds=baked, remaining_seconds=remaining)
+        since = run.ctx.current_utc_datetime
+        while True:  # paused: no timer; only an operator moves it on
+            control = run.control()
+            yield control
+            order = run.take_control()
+            action = order.get("action")
+            if action in ("resume", "promote", "abort"):
+                break
+            yield run.control_audit("control_ignored", order, reason=f"{action!r} while paused")
+        paused += _seconds(since, run.ctx.current_utc_datetime)
+        if action == "abort":
+            return {"baked": baked, "paused": paused, "aborted": order}
+        if action == "promote":
+            run.full = run.full or bool(order.get("full"))
+            yield run.control_audit("promoted_full" if run.full else "promoted", order, percent=step,
+                                    baked_seconds=baked, paused_seconds=paused)
+            break
+        yield run.control_audit("resumed", order, percent=step, baked_seconds=baked, remaining_seconds=remaining,
+                                paused_seconds=paused)
+    return {"baked": baked, "paused": paused, "aborted": None}
+
+
+def _rollback(run: _Run, endpoint: str, previous: dict[str, int], new: str, reason: str, figures: dict,
+              control: dict | None = None):
     restored = tmap.restore(previous, new)
     yield run.call(act.set_traffic, workspace="production", endpoint=endpoint, traffic=restored)
     yield run.call(act.delete_deployment, workspace="production", endpoint=endpoint, deployment=new)
-    yield run.audit("rolled_back", reason=reason, traffic=tmap.without(restored, new), figures=figures)
+    if control is not None:  # aborted by an operator: who, how and why are in the trail
+        yield run.control_audit("rolled_back", control, reason=reason, traffic=tmap.without(restored, new),
+                                figures=figures)
+    else:
+        yield run.audit("rolled_back", reason=reason, traffic=tmap.without(restored, new), figures=figures)
     return {"state": "rolled_back", "reason": reason, "figures": figures, "traffic": tmap.without(restored, new)}
 
 
