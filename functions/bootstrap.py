@@ -128,6 +128,19 @@ class App:
         caller = self.caller(headers)
         return caller, authorise(action, caller, self.authorisation)
 
+    def operator(self, headers: Any = None, client: Any = None) -> Any:
+        """Operator actions (services/operator.py) for one request: its caller authorised by
+        `authorise`, events raised / orchestrations started on this platform's orchestrations."""
+        from functions.services.operator import Operator
+
+        def authorise(action: str, model: str | None, record: dict[str, Any] | None) -> tuple[Any, str | None]:
+            return self.authorise(action, headers, model=model, rollout=record)
+
+        registry = self.ports.registry
+        return Operator(self.rollouts, self.store, self.orchestrations(client), authorise, managed=self.managed,
+                        in_workspace=lambda m, v: registry.get_workspace_model(m, v) is not None,
+                        in_registry=lambda m, v: registry.get_registry_model(m, v) is not None)
+
     def authorize_webhook(self, header: str | None) -> None:
         """The alert webhook's Secure Webhook check (ports.AuthError when refused); a no-op unless
         MODELOPS_WEBHOOK_AUDIENCE is set."""
@@ -504,11 +517,12 @@ def _wire_local(app_: App, embedded: Any) -> None:
     """The embedded platform calls back into the application the way Azure would: a registration
     emits ModelRegistered to the hand-off, and the driver runs the workflow's one activity."""
     from functions.services.activities import dispatch
-    from functions.services.workflow import rollout_orchestrator
-    from functions.shared.orchestration import ACTIVITY, ORCHESTRATOR
+    from functions.services.workflow import rollout_orchestrator, undo_orchestrator
+    from functions.shared.orchestration import ACTIVITY, ORCHESTRATOR, UNDO_ORCHESTRATOR
 
     embedded.workspace.on_registered = app_.deliver
     embedded.driver.orchestrators[ORCHESTRATOR] = rollout_orchestrator
+    embedded.driver.orchestrators[UNDO_ORCHESTRATOR] = undo_orchestrator
     embedded.driver.activities[ACTIVITY] = lambda payload: dispatch(app_.ports, payload)
 
 

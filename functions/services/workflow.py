@@ -437,3 +437,70 @@ def _wait_deployment(run: _Run, workspace: str, endpoint: str, deployment: str, 
             return f"timed out after {waited:.0f} s ({provisioning})"
         yield run.sleep(cfg.poll_seconds)
         waited += cfg.poll_seconds
+
+
+def undo_orchestrator(context: Any) -> Generator[Any, Any, dict[str, Any]]:
+    """`undo MODEL [--to VERSION]` (functions/services/operator.py starts it): production back to a
+    previous version. Its deployment is re-created from the registry when it is gone from the
+    production endpoint; it is smoke-tested before any traffic moves (a failed smoke leaves
+    production as it was); then 100% to it, the others retired, the production pointer set. Its
+    record is rollouts/<model>/<undo id>.json (kind "undo") with its own audit trail."""
+    payload = context.get_input() or {}
+    undo = payload["undo"]
+    cfg = build_model_config(payload["config"]["name"], {k: v for k, v in payload["config"].items() if k != "name"})
+    model, version = undo["model"], undo["version"]
+    rollout = {"id": context.instance_id, "model": model, "version": version, "event_id": f"undo:{context.instance_id}",
+               "topic": ""}
+    run = _Run(context, rollout)
+    endpoint, target = cfg.production_endpoint, deployment_name(model, version)
+    yield run.call(act.begin, event={"kind": "undo", **{k: undo.get(k) for k in ("by", "via", "comment", "at")}},
+                   config=cfg.to_dict(), at=run.now())
+    previous = (undo.get("from") or {}).get("version")
+    yield run.audit("undo_started", to=version, why=undo.get("why", ""), previous=previous,
+                    control={"action": "undo", **{k: undo.get(k) for k in ("by", "via", "comment", "at")}})
+    try:
+        outcome = yield from _undo(run, cfg, endpoint, target)
+    except Exception as exc:  # an activity failed for good: production is what the trail says last
+        reason = f"{type(exc).__name__}: {str(exc)[:500]}"
+        yield run.audit("failed", reason=reason)
+        outcome = {"state": "failed", "reason": reason}
+    yield run.call(act.finish, outcome=outcome, at=run.now())
+    return {**rollout, "kind": "undo", **outcome}
+
+
+def _undo(run: _Run, cfg: Any, endpoint: str, target: str):
+    before = yield run.call(act.get_endpoint, workspace="production", endpoint=endpoint)
+    stored = yield run.call(act.version_contract)
+    contract = stored["contract"]
+    created = False
+    if target not in before["deployments"] and target not in before["traffic"]:
+        made = yield run.call(act.create_deployment, workspace="production", endpoint=endpoint, deployment=target,
+                              source="registry", instance_type=cfg.instance_type, instance_count=cfg.instance_count,
+                              contract=contract, skops_trusted_types=list(cfg.skops_trusted_types),
+                              serving=cfg.serving)
+        created = True
+        yield run.audit("undo_deployment_created", endpoint=endpoint, deployment=target, model_uri=made["model_uri"],
+                        source="registry")
+        state = yield from _wait_deployment(run, "production", endpoint, target, cfg)
+        if state != "Succeeded":
+            yield run.call(act.delete_deployment, workspace="production", endpoint=endpoint, deployment=target)
+            reason = f"undo: deployment {target} did not provision: {state}; production unchanged"
+            yield run.audit("rejected", reason=reason, traffic=before["traffic"])
+            return {"state": "rejected", "reason": reason, "traffic": before["traffic"]}
+    smoke = yield run.call(act.smoke, workspace="production", endpoint=endpoint, deployment=target,
+                           contract=contract, serving=cfg.serving)
+    if not smoke["passed"]:
+        if created:
+            yield run.call(act.delete_deployment, workspace="production", endpoint=endpoint, deployment=target)
+        reason = f"undo: smoke test of {target} failed: {smoke['reason']}; production unchanged"
+        yield run.audit("rejected", reason=reason, traffic=before["traffic"])
+        return {"state": "rejected", "reason": reason, "traffic": before["traffic"]}
+    yield run.audit("undo_smoke", passed=True, figures=smoke.get("figures", {}))
+    full = tmap.canary_map({k: int(v) for k, v in before["traffic"].items() if k != target}, target, 100)
+    yield run.call(act.set_traffic, workspace="production", endpoint=endpoint, traffic=full)
+    yield run.audit("traffic", traffic=full, percent=100, undo=True)
+    removed = yield run.call(act.retire, endpoint=endpoint, keep=target)
+    yield run.call(act.set_production, deployment=target, traffic={target: 100}, contract=contract)
+    yield run.audit("succeeded", traffic={target: 100}, removed=removed["removed"])
+    return {"state": "succeeded", "reason": f"production back to {run.rollout['model']}:{run.rollout['version']}",
+            "traffic": {target: 100}}
