@@ -29,6 +29,9 @@ rollouts_app = typer.Typer(help="Act on rollouts (local application).", no_args_
 
 
 def attach(app: typer.Typer) -> None:
+    from functions.cli import controls_commands
+
+    controls_commands.attach(rollouts_app)
     app.add_typer(events_app, name="events")
     app.add_typer(alerts_app, name="alerts")
     app.add_typer(timers_app, name="timers")
@@ -273,16 +276,23 @@ def _read_evaluation(path: Path, contract: Any) -> bytes:
 
 @rollouts_app.command("retry")
 def rollouts_retry(
-    model: str = typer.Argument(..., help="model name"),
-    version: str = typer.Argument(..., help="the version whose rollout ended without success"),
+    model: str = typer.Argument(..., help="model name (or a rollout id, without VERSION)"),
+    version: Optional[str] = typer.Argument(None, help="the version whose rollout ended without success"),
     comment: str = typer.Option("", "--comment", help="why (recorded in the audit trail)"),
     as_json: bool = typer.Option(False, "--json"),
     timeout: float = typer.Option(1800.0, "--timeout", help="seconds to wait for the new run"),
 ) -> None:
     """Start a new, audited run of a version whose rollout was rejected, rolled back, failed or
-    abandoned (a redelivered event never does: it stays a duplicate). Exit 3 if the run does not succeed."""
+    abandoned (a redelivered event never does: it stays a duplicate): `retry MODEL VERSION` or
+    `retry ROLLOUT_ID`. Exit 3 if the run does not succeed."""
     import getpass
     import socket
+
+    if version is None:
+        from functions.cli.controls_commands import retry_by_id
+
+        retry_by_id(model, comment, as_json, timeout)
+        return
 
     with open_platform("rollouts retry") as application:
         answer = application.retry(model, version, by=f"{getpass.getuser()}@{socket.gethostname()} (cli)",
