@@ -5,6 +5,8 @@ every replay must reproduce the recorded tasks. Orchestration time: a 300 s bake
 
 from __future__ import annotations
 
+import copy
+import functools
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -64,6 +66,18 @@ def released(world: World) -> None:
     assert final.state["output"]["state"] == "succeeded"
 
 
+@functools.cache
+def _released() -> World:
+    world = World()
+    released(world)
+    return world
+
+
+def released_world() -> World:
+    """A copy of one World with version 1 released (played once per test session: the suite's time)."""
+    return copy.deepcopy(_released())
+
+
 TO_CANARY = STAGING + PRODUCTION  # then the first canary step: set_traffic, audit traffic, timer 300s
 BAKE = len(TO_CANARY) + 1  # raised after "audit traffic": delivered while the first step bakes
 
@@ -73,8 +87,7 @@ def trail_steps(world: World, host: ReplayHost) -> list[dict]:
 
 
 def test_pause_stops_the_bake_clock_and_resume_bakes_the_rest():
-    world = World()
-    released(world)
+    world = released_world()
     host = world.host("2", start=DAY2)
     first = ["set_traffic", "audit traffic", "timer 300s", "audit paused", "audit resumed", "timer *",
              "check_health", "audit health"]
@@ -99,8 +112,7 @@ def test_pause_stops_the_bake_clock_and_resume_bakes_the_rest():
 
 
 def test_abort_mid_canary_rolls_back_now_and_says_who_and_why():
-    world = World()
-    released(world)
+    world = released_world()
     v1, v2 = deployment_name(MODEL, "1"), deployment_name(MODEL, "2")
     host = world.host("2", start=DAY2)
     expected = TO_CANARY + ["set_traffic", "audit traffic", "timer 300s", "set_traffic", "delete_deployment",
@@ -117,8 +129,7 @@ def test_abort_mid_canary_rolls_back_now_and_says_who_and_why():
 
 
 def test_promote_full_goes_to_100_after_the_current_steps_health_check():
-    world = World()
-    released(world)
+    world = released_world()
     v2 = deployment_name(MODEL, "2")
     host = world.host("2", start=DAY2)
     expected = TO_CANARY + ["set_traffic", "audit traffic", "timer 300s", "audit promoted_full", "check_health",
@@ -134,8 +145,7 @@ def test_promote_full_goes_to_100_after_the_current_steps_health_check():
 
 
 def test_promote_full_with_an_unhealthy_step_rolls_back_as_usual():
-    world = World()
-    released(world)
+    world = released_world()
     world.health.figures[deployment_name(MODEL, "2")] = (200, 40, 30.0)
     host = world.host("2", start=DAY2)
     expected = TO_CANARY + ["set_traffic", "audit traffic", "timer 300s", "audit promoted_full", "check_health",
