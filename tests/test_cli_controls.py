@@ -1,0 +1,75 @@
+"""The control verbs as a user runs them (subprocesses): without a host nothing runs a rollout, so
+the store answers — 409 naming the state, 404 for an unknown id — in one line, audited, without
+taking the home; with MODELOPS_APP_URL the command posts to the Function App's route (a loopback
+stand-in records what arrives)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from functions.adapters.local.store import DirectoryStore
+from functions.services.operator_audit import actions_for
+from functions.services.records import RolloutStore
+from functions.settings import REPO_ROOT
+from tests.test_cli_input import CLI, assert_one_line_error, cli_env
+
+MODEL = "credit-card-default"
+
+
+def cli(env: dict, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=120, env=env, cwd=REPO_ROOT,
+                          stdin=subprocess.DEVNULL)
+
+
+def test_without_a_host_the_store_answers_in_one_line_audited_and_the_home_is_not_taken(tmp_path):
+    home = tmp_path / "home"
+    rollouts = RolloutStore(DirectoryStore(home / "store"))
+    rollouts.claim({"run_key": "r-1", "model": MODEL, "version": "1", "reason": "t"}, {}, "2026-12-01T20:00:00+00:00")
+    rollouts.finish({"id": "r-1", "model": MODEL, "version": "1"}, {"state": "succeeded"}, "2026-12-01T20:05:00+00:00")
+    done = cli(cli_env(home), "rollouts", "abort", "r-1", "--comment", "too late")
+    assert_one_line_error(done, 1, "409", "rollout r-1 is succeeded: nothing to abort")
+    unknown = cli(cli_env(home), "rollouts", "pause", "nope")
+    assert_one_line_error(unknown, 2, "404", "no rollout 'nope'")
+    audit = actions_for(DirectoryStore(home / "store"), None, None)
+    assert [(a["action"], a["outcome"], a["via"], a["comment"]) for a in audit] == \
+        [("abort", "invalid", "local", "too late"), ("pause", "not_found", "local", "")]
+    assert not (home / "owner.json").exists() and not (home / ".owner.lock").exists()  # never acquired
+
+
+class _App(BaseHTTPRequestHandler):
+    seen: list = []
+
+    def do_POST(self):  # noqa: N802
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"null")
+        _App.seen.append((self.path, dict(self.headers), body))
+        data = json.dumps({"rollout_id": "r-9", "action": "promote"}).encode()
+        self.send_response(202)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_with_the_function_app_url_the_command_posts_to_its_route(tmp_path):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _App)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        env = {**cli_env(tmp_path / "home"), "MODELOPS_APP_URL": f"http://127.0.0.1:{server.server_address[1]}",
+               "MODELOPS_APP_KEY": "k-123"}
+        env.pop("MODELOPS_APP_TOKEN", None)
+        env.pop("MODELOPS_APP_SCOPE", None)
+        out = cli(env, "rollouts", "promote", "r-9", "--full", "--comment", "hotfix")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert out.returncode == 0, out.stderr
+    ((path, headers, body),) = _App.seen
+    assert path == "/api/rollouts/r-9/actions/promote" and body == {"comment": "hotfix", "full": True}
+    assert headers.get("x-functions-key") == "k-123"
+    assert not (tmp_path / "home").exists()  # nothing local
