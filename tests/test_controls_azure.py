@@ -14,7 +14,6 @@ import azure.functions as func
 import pytest
 from azure.durable_functions.models.utils import http_utils
 
-from functions import bootstrap
 from functions.domain.authorisation import Caller, Policy
 from functions.services.operator_audit import actions_for
 from functions.shared.orchestration import UNDO_ORCHESTRATOR

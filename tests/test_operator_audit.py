@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 import pytest
 
 from functions.domain.authorisation import Caller
+from functions.ports import Conflict
 from functions.services.operator_audit import actions_for, record_action
 from tests.fakes import MemoryStore
 
@@ -19,7 +20,7 @@ def test_every_answer_is_one_record_keyed_by_day_and_time_and_found_per_rollout(
     ops = Caller("ops@contoso.com", "entra", ("ModelOps.Operator",))
     first = record_action(store, action="abort", caller=ops, model="m", rollout_id="r1", outcome="accepted",
                           status=202, reason="", comment="bad canary", at=at)
-    second = record_action(store, action="resume", caller=Caller.function_key(), model="m", rollout_id="r1",
+    record_action(store, action="resume", caller=Caller.function_key(), model="m", rollout_id="r1",
                            outcome="invalid", status=409, reason="rollout r1 is running: nothing to resume",
                            at=at.replace(microsecond=123457))
     same_time = record_action(store, action="abort", caller=ops, model="m", rollout_id="r1", outcome="invalid",
@@ -36,8 +37,20 @@ def test_every_answer_is_one_record_keyed_by_day_and_time_and_found_per_rollout(
     assert (mine[2]["action"], mine[2]["outcome"], mine[2]["via"]) == ("resume", "invalid", "function key")
     assert [a["action"] for a in actions_for(store, "other", None)] == ["pause"]
     assert len(actions_for(store, None, None)) == 4
-    with pytest.raises(Exception):  # create-only: a key is never overwritten
-        store.put(first, b"{}", if_absent=True)
+
+
+def test_a_record_is_never_overwritten(monkeypatch):
+    import uuid
+
+    store = MemoryStore()
+    at = datetime(2026, 12, 1, tzinfo=timezone.utc)
+    fixed = uuid.UUID(int=7)
+    monkeypatch.setattr(uuid, "uuid4", lambda: fixed)  # two actions that would share one key
+    record_action(store, action="abort", caller=None, model="m", rollout_id="r", outcome="accepted", status=202, at=at)
+    with pytest.raises(Conflict):  # create-only
+        record_action(store, action="abort", caller=None, model="m", rollout_id="r", outcome="invalid", status=409,
+                      at=at)
+    assert [a["outcome"] for a in actions_for(store, "m", "r")] == ["accepted"]
 
 
 def test_an_unknown_outcome_is_refused():

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import copy
 import functools
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 from functions.domain.config import deployment_name
