@@ -73,3 +73,35 @@ def test_with_the_function_app_url_the_command_posts_to_its_route(tmp_path):
     assert path == "/api/rollouts/r-9/actions/promote" and body == {"comment": "hotfix", "full": True}
     assert headers.get("x-functions-key") == "k-123"
     assert not (tmp_path / "home").exists()  # nothing local
+
+
+
+def test_status_watch_redraws_every_second_until_ctrl_c_and_exits_0(tmp_path, monkeypatch):
+    """In-process (typer's runner): the one-second sleep between redraws is where Ctrl-C lands."""
+    import time
+
+    from typer.testing import CliRunner
+
+    from functions.cli.main import app
+
+    home = tmp_path / "home"
+    rollouts = RolloutStore(DirectoryStore(home / "store"))
+    rollouts.set_production({"id": "r-1", "model": MODEL, "version": "1"}, "ccd-1", {"ccd-1": 100},
+                            "2026-12-01T20:00:00+00:00")
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        if len(sleeps) == 3:
+            raise KeyboardInterrupt
+        rollouts.set_production({"id": "r-2", "model": MODEL, "version": "2"}, "ccd-2", {"ccd-2": 100},
+                                "2026-12-01T21:00:00+00:00")  # what the next redraw must show
+
+    monkeypatch.setattr(time, "sleep", sleep)
+    for name in ("MODELOPS_APP_URL", "MODELOPS_PLATFORM"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MODELOPS_HOME", str(home))
+    result = CliRunner().invoke(app, ["status", "--watch"])
+    assert result.exit_code == 0, result.output
+    assert sleeps == [1.0, 1.0, 1.0]
+    assert f"{MODEL}: production 2 (ccd-2) since 2026-12-01T21:00:00+00:00" in result.output
