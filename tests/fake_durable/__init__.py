@@ -44,7 +44,7 @@ class FakeDurableHost:
         self.instances: dict[str, Instance] = {}
         self.requests: list[tuple[str, str, Any]] = []  # (method, path, decoded body)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     @property
     def rpc_base_url(self) -> str:
