@@ -133,3 +133,26 @@ def test_undo_is_refused_when_there_is_nothing_to_go_back_to():
     target, why = undo_target(world.rollouts, MODEL, world.rollouts.production(MODEL), None)
     assert target is None and "no previous champion" in why
     assert "serves already" in undo_target(world.rollouts, MODEL, world.rollouts.production(MODEL), "1")[1]
+
+
+def test_an_interrupted_undo_ends_consistently_never_removing_what_production_serves():
+    from functions.domain.reconcile import plan_ending
+    from functions.ports import EndpointState
+
+    v1, v2 = deployment_name(MODEL, "1"), deployment_name(MODEL, "2")
+    undo = {"id": "undo-1", "model": MODEL, "version": "1", "kind": "undo"}
+    created = [{"seq": 1, "step": "undo_started", "details": {}},
+               {"seq": 2, "step": "undo_deployment_created", "details": {}}]
+    # traffic already moved and v2 retired: completed, the pointer follows what serves
+    moved = plan_ending(undo, created, None, EndpointState("ep", "Succeeded", traffic={v1: 100},
+                                                            deployments={v1: "Succeeded"}), "process 9 died")
+    assert moved.state == "succeeded" and moved.production.traffic == {v1: 100} and moved.production.drop == ()
+    assert moved.production_pointer == {"deployment": v1, "traffic": {v1: 100}}
+    # before the move: production untouched, the re-created deployment (0%) removed
+    before = plan_ending(undo, created, None, EndpointState("ep", "Succeeded", traffic={v1: 0, v2: 100},
+                                                             deployments={v1: "Succeeded", v2: "Succeeded"}), "x")
+    assert before.state == "abandoned" and before.production.traffic == {v2: 100} and before.production.drop == (v1,)
+    # a target that existed before the undo is never removed by its ending
+    kept = plan_ending(undo, created[:1], None, EndpointState("ep", "Succeeded", traffic={v1: 0, v2: 100},
+                                                               deployments={v1: "Succeeded", v2: "Succeeded"}), "x")
+    assert kept.state == "abandoned" and kept.production is None
