@@ -36,6 +36,7 @@ CANARY = trail(*CANARY_STEPS)
     (RUNNING, CANARY, "canary"),
     (RUNNING, trail(*CANARY_STEPS, "paused"), "paused"),
     (RUNNING, trail(*CANARY_STEPS, "paused", "resumed"), "canary"),
+    ({"state": "running", "kind": "undo"}, trail("undo_started", "traffic"), "undo"),
 ])
 def test_the_phase_comes_from_the_record_and_the_newest_steps(record, steps, expected):
     assert phase(record, steps) == expected
@@ -50,6 +51,7 @@ def test_the_phase_comes_from_the_record_and_the_newest_steps(record, steps, exp
     ("approve", "canary", "not awaiting approval"),
     ("retry", "canary", "running (canary): nothing to retry"),
     ("retry", "succeeded", "succeeded: nothing to retry"),
+    ("abort", "undo", "an undo in progress"),
 ])
 def test_a_control_that_does_not_apply_is_refused_naming_the_state(action, current, words):
     assert words in refusal(action, "r", current)

@@ -5,6 +5,7 @@ any event is raised.
     phase               from the record and the newest trail steps
     ──────────────────  ───────────────────────────────────────────────────────
     <finished state>    the record is not running (succeeded, rejected, rolled_back, ...)
+    undo                a running undo (kind "undo"): no control applies
     awaiting_approval   the newest step is awaiting_approval
     paused              a canary step was paused and not resumed since
     canary              traffic was shifted after the production smoke test
@@ -36,6 +37,8 @@ def phase(record: dict[str, Any], trail: Iterable[dict[str, Any]]) -> str:
     state = record.get("state") or "running"
     if state != "running":
         return state
+    if record.get("kind") == "undo":  # its own orchestration, which waits for no control
+        return "undo"
     steps = [s.get("step") for s in sorted(trail, key=lambda s: s.get("seq", 0))]
     if steps and steps[-1] == "awaiting_approval":
         return "awaiting_approval"
@@ -52,6 +55,8 @@ def refusal(action: str, rollout_id: str, current: str) -> str | None:
     """None when `action` applies in phase `current`, else the 409's message naming the state."""
     if action not in CONTROLS + ("retry",):
         raise ValueError(f"unknown control {action!r}")
+    if current == "undo":
+        return f"{rollout_id} is an undo in progress (it runs to its end, gated by its smoke test): nothing to {action}"
     running = current in ("staging", "production", "awaiting_approval", "canary", "paused")
     if action == "retry":
         if current in RETRYABLE:
