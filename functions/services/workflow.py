@@ -15,6 +15,14 @@ whose input is {"op": <the function's name>, "args": {...}}.
     production: endpoint → its logs reach the traffic log (diagnostic setting) → deployment from the
              registry model at 0% → poll → smoke by header
              → first version: 100% | otherwise canary steps with bake + health; failure → rollback
+
+Operator controls arrive as one external event, CONTROL_EVENT {"action", "by", "via", "comment",
+"at", "full"?}: each canary bake races its timer against it (abort → rollback; pause → the bake
+clock stops until resume; promote → the step's health check now, `full` → then 100%), the
+approval wait races it too (abort → rejected), and the phase boundaries between staging, the
+gates, promotion and production race it against a zero-length timer (abort → rejected). A
+control that means nothing where it arrives is audited `control_ignored`. `undo_orchestrator`
+(below) is `undo MODEL [--to VERSION]`.
 """
 
 from __future__ import annotations
@@ -214,8 +222,7 @@ def _stage_gate_promote_release(run: _Run, cfg: Any, new: str, contract: dict):
             reason = f"no approval within {cfg.approval_timeout_seconds:.0f} s"
             yield run.audit("rejected", reason=reason)
             return {"state": "rejected", "reason": reason, "gate_report": report["report_key"]}
-
-    else:
+    else:  # no approval wait to race an abort with: a phase boundary instead
         aborted = yield from _abort_check(run)
         if aborted:
             return {**aborted, "gate_report": report["report_key"]}
