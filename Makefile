@@ -9,6 +9,8 @@ PYTHON ?= python3
 VENV := .venv
 SERVE_VENV := .venv-serve
 TOOLS_VENV := .venv-tools
+# the suite's files run on this many workers (pytest-xdist); TEST_WORKERS=0 runs them in this process
+TEST_WORKERS ?= 2
 PIP_FLAGS := --quiet --disable-pip-version-check
 ENV_DIR := ml/environments
 NPM := $(shell command -v npm 2>/dev/null)
@@ -33,7 +35,7 @@ demo: env
 	$(VENV)/bin/modelops demo
 
 test: env $(TOOLS_VENV)/.installed
-	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test-infra: $(VENV)/.installed $(TOOLS_VENV)/.installed
 	$(VENV)/bin/python -m pytest tests/test_infra.py $(PYTEST_ARGS)

@@ -10,6 +10,7 @@ import azure.functions as func
 from functions.triggers import (
     http_alerts,
     http_controls,
+    http_freezes,
     http_health,
     http_rollouts,
     model_monitor_events,
@@ -17,6 +18,7 @@ from functions.triggers import (
     rollout_events,
     rollout_orchestration,
     timers_monitoring,
+    timers_operations,
 )
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
@@ -29,3 +31,5 @@ app.register_functions(http_controls.bp)
 app.register_functions(http_alerts.bp)
 app.register_functions(model_monitor_events.bp)
 app.register_functions(timers_monitoring.bp)
+app.register_functions(http_freezes.bp)
+app.register_functions(timers_operations.bp)

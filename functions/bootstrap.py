@@ -35,8 +35,15 @@ logger = logging.getLogger(__name__)
 class App:
     """What every entry point needs. Ports are built on first use and then kept."""
 
-    def __init__(self, settings: Settings, managed: ManagedModels | ModelConfigs, parts: Any) -> None:
+    def __init__(self, settings: Settings, managed: ManagedModels | ModelConfigs, parts: Any, *,
+                 resume: bool = False) -> None:
         self.settings = settings
+        # a host (`modelops up`) resumes the rollouts a previous owner left, when safe, and leaves
+        # its own resumable when it stops; every other owner ends them (services/resumption.py)
+        self.resumes = resume
+        self.resumed: list[str] = []  # rollouts this owner continued when it took the home over
+        self._chosen: list[Any] = []
+        self._took_over = ""
         self._configs = managed
         self._parts = parts
         self.local = getattr(parts, "embedded", None)  # the embedded platform (None in Azure)
@@ -105,36 +112,15 @@ class App:
         """Durable orchestrations: over the trigger's Durable client in Azure, the local driver here."""
         return self._parts.orchestrations(client)
 
-    # -- operator authorisation (defaults: helper "authz" replaces these with Entra + MODELOPS_KEY_ACTIONS) --
-
-    def caller(self, headers: Any) -> Any:
-        """Who is asking, from the request's headers: until Entra is configured, the function key."""
-        from functions.domain.authorisation import Caller
-
-        return Caller.function_key()
-
-    @property
-    def authorisation(self) -> Any:
-        """What a function key alone may do (domain.authorisation.Policy): every action by default."""
-        from functions.domain.authorisation import Policy
-
-        return Policy()
-
-    def authorise(self, action: str, headers: Any, *, model: str | None = None,
-                  rollout: dict[str, Any] | None = None) -> tuple[Any, str | None]:
-        """(the caller, the reason it is refused — None when allowed) for one operator action."""
-        from functions.domain.authorisation import authorise
-
-        caller = self.caller(headers)
-        return caller, authorise(action, caller, self.authorisation)
-
     def operator(self, headers: Any = None, client: Any = None) -> Any:
         """Operator actions (services/operator.py) for one request: its caller authorised by
-        `authorise`, events raised / orchestrations started on this platform's orchestrations."""
+        `authorisation_check` (the operator service audits every answer itself; an unusable token
+        raises ports.AuthError 401/503), events raised / orchestrations started on this platform's
+        orchestrations."""
         from functions.services.operator import Operator
 
         def authorise(action: str, model: str | None, record: dict[str, Any] | None) -> tuple[Any, str | None]:
-            return self.authorise(action, headers, model=model, rollout=record)
+            return self.authorisation_check(action, headers, model=model, rollout=record)
 
         registry = self.ports.registry
         return Operator(self.rollouts, self.store, self.orchestrations(client), authorise, managed=self.managed,
@@ -156,6 +142,94 @@ class App:
         return EntraValidator(self.settings.webhook_tenant_id, self.settings.webhook_audience,
                               required_role=self.settings.webhook_role or None)
 
+    # -- operator authorisation (functions/domain/authorisation.py) ---------------------------------
+
+    @cached_property
+    def authorisation(self) -> Any:
+        """The Policy: MODELOPS_KEY_ACTIONS (what a function key alone may do) and the app roles."""
+        from functions.domain.authorisation import Policy
+
+        try:
+            return Policy.from_setting(self.settings.key_actions)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
+
+    def caller(self, headers: Any) -> Any:
+        """Who sent an operator request. Entra ID is on when MODELOPS_OPERATOR_AUDIENCE is set: a
+        bearer token is validated (ports.AuthError 401 when invalid, 503 when the keys cannot be
+        fetched) and names the caller and their app roles; a request without one is the function-key
+        caller (the host has checked the key before the route runs)."""
+        from functions.domain.authorisation import Caller
+
+        header = _header(headers, "authorization")
+        if not self.settings.operator_audience or not header:
+            return Caller.function_key()
+        claims = self._operator_validator.validate(header)
+        ids = tuple(str(claims[c]) for c in ("oid", "preferred_username", "upn", "unique_name", "appid", "azp")
+                    if isinstance(claims.get(c), str) and claims[c])
+        identity = next((str(claims[c]) for c in ("preferred_username", "upn", "name", "oid", "azp", "appid")
+                         if isinstance(claims.get(c), str) and claims[c]), "unknown (token names nobody)")
+        roles = claims.get("roles")
+        return Caller(identity, "entra", tuple(r for r in roles if isinstance(r, str)) if isinstance(roles, list)
+                      else (), ids)
+
+    @cached_property
+    def _operator_validator(self) -> Any:
+        if not self.settings.operator_tenant_id:
+            raise SettingsError("MODELOPS_OPERATOR_AUDIENCE is set: MODELOPS_OPERATOR_TENANT_ID is required too")
+        from functions.adapters.azure.entra import EntraValidator
+
+        # no required role: which role is needed depends on the action (Policy.roles)
+        return EntraValidator(self.settings.operator_tenant_id, self.settings.operator_audience)
+
+    def authorisation_check(self, action: str, headers: Any, *, model: str | None = None,
+                            rollout: dict | None = None) -> tuple[Any, str | None]:
+        """(the Caller, the refusal reason — None when allowed), auditing nothing: for a caller
+        that audits every answer itself (it knows 404/409 too). ports.AuthError(401 | 503) when the
+        bearer token is unusable. Self-approval: `rollout["started_by"]` (who started it: a retry's
+        or undo's asker) and who registered the version (recorded on the rollout, else the
+        registry's registered_by), looked up for approve/reject by a verified caller only."""
+        from functions.domain.authorisation import APPROVER_ACTIONS, authorise
+
+        who = self.caller(headers)
+        started_by: list[str] = []
+        registered_by: list[str] = []
+        if who.verified and action in APPROVER_ACTIONS and rollout:
+            started = rollout.get("started_by")
+            started_by = [started] if isinstance(started, str) else [s for s in started or () if isinstance(s, str)]
+            registered_by = [self._registered_by(rollout)]
+        return who, authorise(action, who, self.authorisation, started_by=started_by, registered_by=registered_by)
+
+    def authorise(self, action: str, headers: Any, *, model: str | None, rollout: dict | None = None,
+                  comment: str = "") -> Any:
+        """The Caller when `action` is allowed; else ports.AuthError(401 | 403 | 503) after the
+        refusal is in the operator audit. Accepted actions are audited by the caller, which knows
+        the outcome."""
+        from functions.ports import AuthError
+        from functions.services.operator_audit import record_action
+
+        rollout_id = (rollout or {}).get("id")
+        try:
+            who, reason = self.authorisation_check(action, headers, model=model, rollout=rollout)
+        except AuthError as exc:
+            record_action(self.store, action=action, caller=_Anonymous(), model=model, rollout_id=rollout_id,
+                          outcome="refused", status=exc.status, reason=exc.message, comment=comment)
+            raise
+        if reason is not None:
+            record_action(self.store, action=action, caller=who, model=model, rollout_id=rollout_id,
+                          outcome="refused", status=403, reason=reason, comment=comment)
+            log_event(logger, "operator_action_refused", logging.WARNING, action=action, model=model,
+                      rollout_id=rollout_id, by=who.identity, reason=reason)
+            raise AuthError(403, reason)
+        return who
+
+    def _registered_by(self, rollout: dict) -> str:
+        """Who registered the rollout's version: recorded on the rollout, else the registry's word."""
+        if rollout.get("registered_by"):
+            return str(rollout["registered_by"])
+        ref = self.ports.registry.get_workspace_model(str(rollout.get("model", "")), str(rollout.get("version", "")))
+        return ref.registered_by if ref is not None else ""
+
     # -- use cases, bound to this App's ports ------------------------------------------------------
 
     def deliver(self, payload: Any, *, dry_run: bool = False, client: Any = None) -> list[Any]:
@@ -163,10 +237,71 @@ class App:
         what the trigger awaits)."""
         from functions.services.handoff import accept_events, start_accepted
 
-        accepted = accept_events(payload, self.managed, self.rollouts, self.settings.allowed_topics, dry_run=dry_run)
+        accepted = accept_events(payload, self.managed, self.rollouts, self.settings.allowed_topics, dry_run=dry_run,
+                                 freezes=self.freezes)
         if not dry_run:
             asyncio.run(start_accepted(accepted, self.orchestrations(client), self.rollouts))
+            asyncio.run(self.release_due_freezes(client))  # an expired freeze, noticed on the next event
         return accepted
+
+    # -- freezes (functions/services/freezes.py) ---------------------------------------------------
+
+    @cached_property
+    def freezes(self) -> Any:
+        from functions.services.freezes import Freezes
+
+        return Freezes(self.store)
+
+    def _freeze_hand_off(self, client: Any) -> Any:
+        from functions.services.handoff import release_hand_off
+
+        return release_hand_off(self.managed, self.rollouts, self.settings.allowed_topics,
+                                self.orchestrations(client), self.freezes)
+
+    def freeze(self, model: str | None, *, caller: Any, until: str | None = None,
+               comment: str = "") -> tuple[dict[str, Any], int]:
+        """Freeze a model (None: every model), audited. (body, 201 new | 200 replaced)."""
+        from functions.domain.freezes import GLOBAL
+        from functions.services.operator_audit import record_action
+
+        record, created = self.freezes.freeze(model or GLOBAL, by=caller.identity, comment=comment, until=until)
+        status = 201 if created else 200
+        record_action(self.store, action="freeze", caller=caller, model=model, rollout_id=None, outcome="accepted",
+                      status=status, reason=record.describe(), comment=comment)
+        return {"freeze": record.to_dict(), "frozen": record.describe()}, status
+
+    async def unfreeze(self, model: str | None, *, caller: Any, client: Any = None,
+                       comment: str = "") -> tuple[dict[str, Any], int]:
+        """Unfreeze and release the newest held version (of each model, for the global freeze),
+        audited. 404 when neither a freeze nor anything held was there."""
+        from functions.domain.freezes import GLOBAL
+        from functions.services.operator_audit import record_action
+
+        removed = self.freezes.unfreeze(model or GLOBAL)
+        released = await self.freezes.release(model or GLOBAL, self._freeze_hand_off(client))
+        still = self.freezes.frozen(model) if model else None
+        if removed is None and not released:
+            reason = f"{'model ' + model if model else 'the global freeze'} is not frozen" + (
+                f" by its own freeze ({still})" if still else "")
+            record_action(self.store, action="unfreeze", caller=caller, model=model, rollout_id=None,
+                          outcome="not_found", status=404, reason=reason, comment=comment)
+            return {"error": reason}, 404
+        body: dict[str, Any] = {"unfrozen": removed.to_dict() if removed else None, "released": released}
+        if still:
+            body["still_frozen"] = still
+        record_action(self.store, action="unfreeze", caller=caller, model=model, rollout_id=None,
+                      outcome="accepted", status=200, reason=json.dumps(released, default=str)[:2000],
+                      comment=comment)
+        return body, 200
+
+    def freezes_view(self) -> dict[str, Any]:
+        """GET /api/freezes, `modelops freezes`: what is frozen now and what it holds."""
+        held = [{k: h[k] for k in ("model", "version", "run_key", "at")} for h in self.freezes.held()]
+        return {"freezes": [f.to_dict() | {"frozen": f.describe()} for f in self.freezes.active()], "held": held}
+
+    async def release_due_freezes(self, client: Any = None) -> list[dict[str, Any]]:
+        """The freeze timer (and the next event): expired freezes end, their held versions release."""
+        return await self.freezes.release_due(self._freeze_hand_off(client))
 
     def retry(self, model: str, version: str, *, by: str, comment: str = "") -> Any:
         """A new, audited run of a version whose rollout did not succeed."""
@@ -211,6 +346,13 @@ class App:
                             window=window or timedelta(hours=self.settings.drift_window_hours),
                             config=self._drift_settings, report=report,
                             job_rows=self.settings.drift_job_rows, submit_drift_job=submit, alert=sink)
+
+    def apply_retention(self, now: datetime | None = None, *, dry_run: bool = False) -> dict[str, Any]:
+        """The daily retention timer (MODELOPS_RETENTION_DAYS): old, unreferenced records go."""
+        from functions.services.retention import apply_retention
+
+        return apply_retention(self.store, self.settings.retention_days(), now=now, dry_run=dry_run,
+                               drift_window=timedelta(hours=self.settings.drift_window_hours))
 
     def _drift_settings(self, model: str) -> dict[str, Any]:
         """MODELOPS_DRIFT_CONFIG, then the model's own `drift` settings over it."""
@@ -278,17 +420,56 @@ class App:
     def open(self) -> "App":
         if self.local is not None and not self.local.opened:
             self.recovered = self.local.open(self._recover)
+            if self._chosen:  # the endpoints are back: continue the resumable rollouts
+                from functions.services.resumption import resume
+
+                chosen, self._chosen = self._chosen, []
+                self.resumed = resume(self.rollouts, self.local.driver, chosen, by=self._owner,
+                                      after=self._took_over)
         return self
 
     def close(self) -> None:
         if self.local is not None:
-            self.local.close(self._recover, self.stop_reason)
+            self.local.close(self._suspend if self.resumes else self._recover, self.stop_reason)
+
+    @property
+    def _owner(self) -> str:
+        import os
+
+        return f"modelops (pid {os.getpid()})"
 
     def _recover(self, why: str) -> list[Any]:
+        """End the rollouts a stopped owner left (or, as a host, resume those it safely can)."""
         from functions.services.recovery import end_interrupted
+        from functions.services import resumption
 
+        endpoints = {"staging": self.local.staging, "production": self.local.production}
+        keep: set[str] = set()
+        if self.resumes and not self.local.driver.instances:  # taking the home over, nothing run yet
+            self._took_over = why
+            self._chosen, refused = resumption.choose(self.rollouts, self.managed, endpoints, self.local.driver)
+            keep = {c.rollout_id for c in self._chosen}
+        else:
+            refused = resumption.not_resumed_by_this_owner(self.rollouts)
+        ended = end_interrupted(self.rollouts, self.managed, endpoints, why, keep=frozenset(keep),
+                                not_resumed=refused)
+        self.local.forget_histories(keep)  # only after the endings are recorded (a failure keeps them)
+        return ended
+
+    def _suspend(self, why: str) -> list[Any]:
+        """A host stops: its running rollouts stay resumable by the next host (noted `suspended`);
+        one without a history (nothing to resume from) is ended as recovery ends it."""
+        from functions.services.recovery import end_interrupted
+        from functions.services import resumption
+
+        recorded = set(self.local.history.instances())
+        suspended, orphans = resumption.suspend(self.rollouts, self._owner, why, has_history=recorded.__contains__)
+        if not orphans:
+            return []
+        keep = frozenset(suspended)
         return end_interrupted(self.rollouts, self.managed,
-                               {"staging": self.local.staging, "production": self.local.production}, why)
+                               {"staging": self.local.staging, "production": self.local.production}, why,
+                               keep=keep, not_resumed={rid: "it has no orchestration history" for rid in orphans})
 
     def __enter__(self) -> "App":
         return self.open()
@@ -301,6 +482,24 @@ class App:
         elif exc_type is not None and self.stop_reason == "stopped before it finished":
             self.stop_reason = f"failed ({exc_type.__name__}) before it finished"
         self.close()
+
+
+class _Anonymous:
+    """The caller of a request whose token did not validate (audited as such)."""
+
+    identity = "unauthenticated"
+    via = "invalid bearer token"
+    roles: tuple[str, ...] = ()
+
+
+def _header(headers: Any, name: str) -> str | None:
+    """A header by name, case-insensitively (func.HttpRequest's headers are; a plain dict is not)."""
+    if headers is None:
+        return None
+    value = headers.get(name) if hasattr(headers, "get") else None
+    if value is None:
+        value = next((v for k, v in dict(headers).items() if str(k).lower() == name), None)
+    return value or None
 
 
 def _answer(answer: Any) -> dict[str, Any]:
@@ -480,9 +679,12 @@ class _AzureParts:
 
 
 def build_app(settings: Settings, *, overrides: dict[str, Any] | None = None,
-              deployment_env: dict[str, str] | None = None) -> App:
+              deployment_env: dict[str, str] | None = None, resume: bool = False) -> App:
     """The application for `settings.platform`. `overrides` apply to every managed model's
-    configuration (e.g. short bakes in the demo)."""
+    configuration (e.g. short bakes in the demo). `resume` (the local host, `modelops up`): on
+    taking the home over, continue the rollouts a previous owner left where that is safe, and on
+    stopping leave its own to the next host (services/resumption.py); ignored in Azure, where
+    Durable Functions resumes every orchestration itself."""
     if settings.platform == "azure":
         parts: Any = _AzureParts(settings)
         overrides = {"canary": {"health_delay_seconds": parts.azure.ingestion_lag_seconds}, **(overrides or {})}
@@ -493,7 +695,7 @@ def build_app(settings: Settings, *, overrides: dict[str, Any] | None = None,
         return App(settings, _configs(settings, overrides), parts)
     managed = _configs(settings, overrides)
     parts = _LocalParts(settings, deployment_env)
-    app_ = App(settings, managed, parts)
+    app_ = App(settings, managed, parts, resume=resume)
     _wire_local(app_, parts.embedded)
     return app_
 
@@ -542,3 +744,11 @@ def app() -> App:
                                  daemon=True).start()
         return _app
 
+
+
+def use(application: App | None) -> None:
+    """Make `application` the App the triggers get from `app()` in this process — what a
+    `modelops up` host does with the App it opened (None forgets it again, at stop)."""
+    global _app
+    with _app_lock:
+        _app = application

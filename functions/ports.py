@@ -57,6 +57,9 @@ class ModelRef:
     # the platform's word for the model's format: AzureML's modelType ("custom_model", "mlflow_model",
     # "triton_model"); locally "mlflow_model" for a folder with an MLmodel file; "" when not known
     model_type: str = ""
+    # who registered it, when the platform knows (AzureML: the asset's creation_context.created_by,
+    # a UPN or an app id; locally: the OS user of `modelops register`): self-approval refusal
+    registered_by: str = ""
 
 
 MLFLOW_MODEL = "mlflow_model"
@@ -158,6 +161,10 @@ class Endpoints(Protocol):
     def set_traffic(self, endpoint: str, traffic: dict[str, int]) -> None:
         """Replace the traffic map. It must name every live deployment (0 for none) and sum to 100
         (or be all zero); a map that drops a live deployment is refused."""
+
+    def scale_deployment(self, endpoint: str, name: str, instance_count: int) -> int:
+        """Set a deployment's instance count (begins; returns without waiting) and return the
+        count it will have (an adapter that cannot scale in place says what it keeps)."""
 
     def begin_delete_deployment(self, endpoint: str, name: str) -> None:
         """Idempotent: deleting a deployment that does not exist is fine."""

@@ -41,6 +41,10 @@ class Settings:
     webhook_tenant_id: str = ""  # Secure Webhook (Entra ID): required when an audience is set
     webhook_audience: str = ""
     webhook_role: str = ""
+    operator_tenant_id: str = ""  # Entra ID for operator actions: on when an audience is set
+    operator_audience: str = ""
+    key_actions: str | None = None  # MODELOPS_KEY_ACTIONS: what a function key alone may do (None: all)
+    retention_json: str | None = None  # MODELOPS_RETENTION_DAYS: {"exports": days, ...} over the defaults
     export_lag_minutes: float = 10.0  # export windows end at now − this (log ingestion delay)
     export_formats: tuple[str, ...] = ("parquet",)
     drift_window_hours: float = 24.0  # drift compares the last window of exported data
@@ -72,6 +76,10 @@ class Settings:
             webhook_tenant_id=env.get("MODELOPS_WEBHOOK_TENANT_ID", "").strip(),
             webhook_audience=env.get("MODELOPS_WEBHOOK_AUDIENCE", "").strip(),
             webhook_role=env.get("MODELOPS_WEBHOOK_ROLE", "").strip(),
+            operator_tenant_id=env.get("MODELOPS_OPERATOR_TENANT_ID", "").strip(),
+            operator_audience=env.get("MODELOPS_OPERATOR_AUDIENCE", "").strip(),
+            key_actions=env.get("MODELOPS_KEY_ACTIONS") or None,
+            retention_json=env.get("MODELOPS_RETENTION_DAYS") or None,
             export_lag_minutes=_float(env, "MODELOPS_EXPORT_LAG_MINUTES", defaults.export_lag_minutes),
             export_formats=_formats(env.get("MODELOPS_EXPORT_FORMATS", "parquet")),
             drift_window_hours=_float(env, "MODELOPS_DRIFT_WINDOW_HOURS", defaults.drift_window_hours),
@@ -92,6 +100,35 @@ class Settings:
         if not isinstance(value, dict):
             raise SettingsError("MODELOPS_DRIFT_CONFIG must be a JSON object of drift settings")
         return value
+
+
+    def retention_days(self) -> dict[str, float]:
+        """How long each kind of record is kept, in days (0: forever): the defaults, then
+        MODELOPS_RETENTION_DAYS over them."""
+        import json
+
+        days = dict(RETENTION_DEFAULTS)
+        if not self.retention_json:
+            return days
+        try:
+            value = json.loads(self.retention_json)
+        except ValueError as exc:
+            raise SettingsError(f"MODELOPS_RETENTION_DAYS is not valid JSON: {exc}") from None
+        if not isinstance(value, dict):
+            raise SettingsError("MODELOPS_RETENTION_DAYS must be a JSON object of kind → days")
+        unknown = sorted(set(value) - set(RETENTION_DEFAULTS))
+        if unknown:
+            raise SettingsError(f"MODELOPS_RETENTION_DAYS names unknown kind(s) {', '.join(unknown)}; "
+                                f"known: {', '.join(RETENTION_DEFAULTS)}")
+        for kind, n in value.items():
+            if isinstance(n, bool) or not isinstance(n, (int, float)) or n < 0:
+                raise SettingsError(f"MODELOPS_RETENTION_DAYS[{kind!r}] must be a number of days >= 0, got {n!r}")
+            days[kind] = float(n)
+        return days
+
+
+# exports, drift reports, gate reports, audit records (rollout and operator): kept this many days
+RETENTION_DEFAULTS = {"exports": 30.0, "reports": 90.0, "gate_reports": 180.0, "audit": 365.0}
 
 
 # Small readers rather than pydantic: Settings.from_env runs on every health request and before the

@@ -124,6 +124,15 @@ param webhookAudience string = ''
 @description('MODELOPS_WEBHOOK_ROLE: app role the alert caller\'s token must carry (Secure Webhook).')
 param webhookRole string = ''
 
+@description('MODELOPS_OPERATOR_AUDIENCE: Entra ID audience of operator tokens (approve, abort, freeze, …: app roles decide); empty: function key only.')
+param operatorAudience string = ''
+
+@description('MODELOPS_KEY_ACTIONS: operator actions a function key alone may do (comma-separated, or none); empty: every action.')
+param keyActions string = ''
+
+@description('MODELOPS_RETENTION_DAYS: days each kind of record is kept ({"exports", "reports", "gate_reports", "audit"}; 0: forever).')
+param retentionDaysJson string = '{"exports": 30, "reports": 90, "gate_reports": 180, "audit": 365}'
+
 @description('MODELOPS_LOGS_ENDPOINT: Log Analytics query endpoint override (sovereign clouds); empty: public cloud.')
 param logsEndpoint string = ''
 
@@ -238,6 +247,10 @@ module api 'app/api.bicep' = {
       MODELOPS_WEBHOOK_TENANT_ID: empty(webhookAudience) ? '' : tenant().tenantId
       MODELOPS_WEBHOOK_AUDIENCE: webhookAudience
       MODELOPS_WEBHOOK_ROLE: webhookRole
+      MODELOPS_OPERATOR_TENANT_ID: empty(operatorAudience) ? '' : tenant().tenantId
+      MODELOPS_OPERATOR_AUDIENCE: operatorAudience
+      MODELOPS_KEY_ACTIONS: keyActions
+      MODELOPS_RETENTION_DAYS: retentionDaysJson
       MODELOPS_EXPORT_LAG_MINUTES: exportLagMinutes
       MODELOPS_EXPORT_FORMATS: exportFormats
       MODELOPS_DRIFT_WINDOW_HOURS: driftWindowHours

@@ -13,6 +13,18 @@ from functions.settings import REPO_ROOT, Settings
 SERVING_PYTHON = Path(os.environ.get("MODELOPS_SERVING_PYTHON", REPO_ROOT / ".venv-serve" / "bin" / "python"))
 
 
+# `make test` runs the files on two workers (pytest-xdist, --dist loadfile: a file's tests and its
+# module fixtures stay on one worker). Files are handed out in collection order, so the longest start
+# first: otherwise one of them, reached last, runs alone while the other worker idles.
+LONGEST_FIRST = ("test_crash_recovery.py", "test_demo_loop.py", "test_many_models_local.py",
+                 "test_many_models_azure.py", "test_cli_register.py", "test_rollout_local.py", "test_package.py")
+
+
+def pytest_collection_modifyitems(items: list) -> None:
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
+
+
 @pytest.fixture(scope="session")
 def settings() -> Settings:
     return Settings.from_env({"MODELOPS_SERVING_PYTHON": str(SERVING_PYTHON)})

@@ -102,6 +102,7 @@ class FakeEndpoints:
     deployments: dict[tuple[str, str], FakeDeployment] = field(default_factory=dict)
     traffic_history: list[tuple[str, dict[str, int]]] = field(default_factory=list)
     deleted: list[tuple[str, str]] = field(default_factory=list)
+    scaled: list[tuple[str, str, int]] = field(default_factory=list)
     fail_provisioning: set[str] = field(default_factory=set)  # model versions whose deployment fails
     logging_ensured: list[str] = field(default_factory=list)  # endpoints whose logs were ensured
     fail_logging: Callable[[], Exception] | None = None  # ensure_logging raises this instead
@@ -154,6 +155,12 @@ class FakeEndpoints:
             raise PlatformError(f"traffic map {traffic} must sum to 100")
         self.endpoints[endpoint]["traffic"] = dict(traffic)
         self.traffic_history.append((endpoint, dict(traffic)))
+
+    def scale_deployment(self, endpoint: str, name: str, instance_count: int) -> int:
+        if (endpoint, name) not in self.deployments:
+            raise PlatformError(f"no deployment {endpoint}/{name}")
+        self.scaled.append((endpoint, name, instance_count))
+        return instance_count
 
     def begin_delete_deployment(self, endpoint: str, name: str) -> None:
         if self.endpoints.get(endpoint, {}).get("traffic", {}).get(name, 0) > 0:

@@ -34,9 +34,15 @@ EXPECTED = {
     "run_status_changed": ("eventGridTrigger", {"direction": "IN", "name": "event"}),
     "export_inference_logs": ("timerTrigger", {"schedule": "0 5 * * * *", "useMonitor": True}),
     "drift_check": ("timerTrigger", {"schedule": "0 30 2 * * *", "useMonitor": True}),
+    "freezes": ("httpTrigger", {"methods": ["GET"], "authLevel": "FUNCTION", "route": "freezes"}),
+    "freeze": ("httpTrigger", {"methods": ["POST"], "authLevel": "FUNCTION", "route": "freezes"}),
+    "unfreeze": ("httpTrigger", {"methods": ["DELETE"], "authLevel": "FUNCTION", "route": "freezes"}),
+    "release_freezes": ("timerTrigger", {"schedule": "0 */5 * * * *", "useMonitor": True}),
+    "retention": ("timerTrigger", {"schedule": "0 15 3 * * *", "useMonitor": True}),
 }
 # functions that also take a Durable client binding
-DURABLE_CLIENT = {"model_registered", "rollout_approval", "rollout_retry", "rollout_action", "model_undo"}
+DURABLE_CLIENT = {"model_registered", "rollout_approval", "rollout_retry", "rollout_action", "model_undo", "unfreeze",
+                  "release_freezes"}
 
 
 def indexed() -> dict[str, list[dict]]:

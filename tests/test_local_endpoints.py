@@ -473,3 +473,26 @@ def test_close_stops_every_process_and_front_door(platform):
     assert read_states(platform.home)[EP]["running"] is False
     with pytest.raises(PlatformError, match="closed"):
         eps.begin_create_endpoint("again")
+
+
+def test_revive_brings_back_a_deployment_still_creating_and_not_a_failed_one(platform, settings, tmp_path):
+    """A host resuming a rollout waits for the deployment its dead owner was provisioning: revive
+    creates it again (here a broken model, which fails fast: what counts is that it is attempted)."""
+    import dataclasses
+
+    from functions.adapters.local.endpoints import STATE_FILE, endpoint_dir, write_state
+
+    home = tmp_path / "revived"
+    folder = endpoint_dir(home, OTHER)
+    folder.mkdir(parents=True)
+    deployments = {name: {"provisioning_state": state, "spec": dataclasses.asdict(spec(OTHER, name, platform.broken_dir))}
+                   for name, state in (("creating", "Creating"), ("failed", "Failed"))}
+    write_state(folder / STATE_FILE, {"name": OTHER, "provisioning_state": "Succeeded", "tags": {},
+                                      "traffic": {"creating": 0, "failed": 0}, "deployments": deployments})
+    eps = LocalEndpoints(home, settings.serving_python)
+    try:
+        assert eps.revive(timeout=HANG_GUARD) == [OTHER]
+        assert eps.get_deployment(OTHER, "creating") is not None
+        assert eps.get_deployment(OTHER, "failed") is None
+    finally:
+        eps.close()

@@ -437,10 +437,11 @@ def main() -> None:
     sys.exit(result if isinstance(result, int) else 0)
 
 
-from functions.cli import models_commands, platform_commands  # noqa: E402 - the command groups
+from functions.cli import freeze_commands, models_commands, platform_commands  # noqa: E402 - the command groups
 
 platform_commands.attach(app)
 models_commands.attach(app)
+freeze_commands.attach(app)
 
 if __name__ == "__main__":
     main()

@@ -18,7 +18,7 @@ import typer
 
 from functions.cli.output import BAD_INPUT, FAILURE, OK, ROLLOUT_UNSUCCESSFUL, emit_json, fail
 
-UNSUCCESSFUL = ("rejected", "rolled_back", "failed", "abandoned")
+UNSUCCESSFUL = ("rejected", "rolled_back", "failed", "abandoned", "interrupted")  # interrupted: did not finish
 
 events_app = typer.Typer(help="Deliver Event Grid payloads to the ModelRegistered handler (local application).",
                          no_args_is_help=True)
@@ -39,6 +39,9 @@ def attach(app: typer.Typer) -> None:
     app.command()(register)
     app.command()(status)
     app.command()(demo)
+    from functions.cli.up_command import up
+
+    app.command()(up)
 
 
 def local_settings(command: str) -> Any:
@@ -94,15 +97,29 @@ def events_send(
     dry_run: bool = typer.Option(False, "--dry-run", help="decide and print; start nothing, record nothing"),
     as_json: bool = typer.Option(False, "--json"),
     timeout: float = typer.Option(1800.0, "--timeout", help="seconds to wait for started rollouts"),
+    wait: bool = typer.Option(True, "--wait/--no-wait",
+                              help="wait for the rollouts it starts (without a host, --no-wait ends them when "
+                                   "this process exits; beside a `modelops up` host they run on)"),
 ) -> None:
-    """Send an Event Grid payload file to the handler; without --dry-run, run the rollouts it starts.
+    """Send an Event Grid payload file to the handler; without --dry-run, run the rollouts it starts
+    (beside a running `modelops up` host: delivered to its Event Grid webhook, the rollouts run there).
     Exit 2 if an event is invalid, 3 if a rollout did not succeed."""
+    from functions.cli.through_host import local_host
+
     payload = read_input(file)
-    with open_platform("events send") as application:
-        accepted = application.deliver(payload, dry_run=dry_run)
-        decisions = [{k: v for k, v in a.decision.to_dict().items() if k != "event_id" or v} for a in accepted]
-        outcomes = [] if dry_run else application.wait_all(timeout)
-        recovered = _recovered_lines(application)
+    settings = local_settings("events send")
+    client = local_host(settings)
+    recovered: list[str] = []
+    if client is not None:
+        decisions, outcomes = _events_through_host(client, settings, payload, dry_run, wait, timeout)
+    else:
+        with open_platform("events send") as application:
+            accepted = application.deliver(payload, dry_run=dry_run)
+            decisions = [_shown(a.decision) for a in accepted]
+            if not wait:
+                application.stop_reason = "exited without waiting for it (events send --no-wait)"
+            outcomes = [] if dry_run or not wait else application.wait_all(timeout)
+            recovered = _recovered_lines(application)
     if as_json:
         emit_json((decisions[0] if len(decisions) == 1 else decisions) if dry_run
                   else {"decisions": decisions, "rollouts": outcomes})
@@ -114,9 +131,35 @@ def events_send(
         for outcome in outcomes:
             typer.echo(f"rollout {outcome.get('model')}:{outcome.get('version')} → {outcome.get('state')}: "
                        f"{outcome.get('reason', '')}")
+        if client is not None and not dry_run and not wait:
+            typer.echo(f"delivered to {client.where}: its rollouts run there (modelops status)")
     if any(d["action"] == "invalid" for d in decisions):
         raise typer.Exit(BAD_INPUT)
     raise typer.Exit(outcome_code(outcomes))
+
+
+def _shown(decision: Any) -> dict[str, Any]:
+    return {k: v for k, v in decision.to_dict().items() if k != "event_id" or v}
+
+
+def _events_through_host(client: Any, settings: Any, payload: bytes, dry_run: bool, wait: bool,
+                         timeout: float) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The decisions the host will make (a dry run over the same store: read only, the home stays
+    the host's), then the delivery to its webhook and, with `wait`, the rollouts' outcomes."""
+    from functions.bootstrap import build_app
+    from functions.cli.through_host import deliver_events, wait_for_rollouts
+    from functions.domain.config import ConfigError
+
+    try:
+        accepted = build_app(settings).deliver(payload, dry_run=True)  # not opened: nothing is owned
+    except ConfigError as exc:
+        fail(str(exc))
+    decisions = [_shown(a.decision) for a in accepted]
+    if dry_run:
+        return decisions, []
+    deliver_events(client, payload)
+    started = [(a.decision.model, a.decision.run_key) for a in accepted if a.decision.action == "rollout"]
+    return decisions, (wait_for_rollouts(client, started, timeout) if wait else [])
 
 
 # --- alerts ----------------------------------------------------------------------------------
@@ -130,22 +173,32 @@ def alerts_send(
 ) -> None:
     """POST a payload to the alert webhook handler; prints {"status": <http status>, "body": <json>}.
     Exit 2 for a 4xx answer, 1 for a 5xx, 3 if the rollout it led to did not succeed."""
+    from functions.cli.through_host import running_host, send_alert
+
     body = read_input(file)
-    with open_platform("alerts send") as application:
-        answer = application.send_alert(body, dry_run=dry_run)
-        result: dict[str, Any] = {"status": answer.status, "body": answer.body}
-        if wait and not dry_run and answer.status == 202:
-            result["job"] = application.jobs.wait(answer.body["job"])
-            result["rollouts"] = application.wait_all()
+    client = running_host(local_settings("alerts send"))
+    if client is not None:
+        if wait:
+            fail(f"alerts send --wait: the job runs on {client.where}, which serves no job status; "
+                 "send without --wait and follow it with modelops status")
+        status_, answer_body = send_alert(client, body, dry_run)
+        result: dict[str, Any] = {"status": status_, "body": answer_body}
+    else:
+        with open_platform("alerts send") as application:
+            answer = application.send_alert(body, dry_run=dry_run)
+            result = {"status": answer.status, "body": answer.body}
+            if wait and not dry_run and answer.status == 202:
+                result["job"] = application.jobs.wait(answer.body["job"])
+                result["rollouts"] = application.wait_all()
     if as_json:
         emit_json(result)
     else:
         body_ = result["body"]
         typer.echo(f"{result['status']} {body_.get('action', 'error')}: {body_.get('reason') or body_.get('error')}"
                    + (f" (job {body_['job']})" if body_.get("job") else ""))
-    if 400 <= answer.status < 500:
+    if 400 <= result["status"] < 500:
         raise typer.Exit(BAD_INPUT)
-    if answer.status >= 500:
+    if result["status"] >= 500:
         raise typer.Exit(FAILURE)
     raise typer.Exit(outcome_code(result.get("rollouts", [])))
 
@@ -158,8 +211,18 @@ def timers_run(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Run a timer now: `export` (inference logs → Parquet) or `drift` (drift check + local alert rule)."""
+    from functions.cli.through_host import run_timer, running_host
+
     if name not in ("export", "drift"):
         fail(f"unknown timer {name!r}: choose export or drift")
+    client = running_host(local_settings(f"timers run {name}"))
+    if client is not None:  # the host runs it in the background, as the Functions admin API does
+        started = run_timer(client, name)
+        if as_json:
+            emit_json(started)
+        else:
+            typer.echo(started["started"])
+        raise typer.Exit(OK)
     with open_platform(f"timers run {name}") as application:
         outcomes: list[dict[str, Any]] = []
         if name == "export":
@@ -198,12 +261,17 @@ def register(
     from functions.cli.main import check_model_dir
     from functions.shared.names import InvalidName, check_model_name
 
-    local_settings("register")  # before anything else: with MODELOPS_PLATFORM=azure nothing here applies
+    from functions.cli.through_host import local_host
+
+    settings = local_settings("register")  # before anything else: with MODELOPS_PLATFORM=azure nothing here applies
     try:
         check_model_name(name)
     except InvalidName as exc:
         fail(f"--name: {exc}")
     artifact = check_model_dir(model_dir)
+    client = local_host(settings)
+    if client is not None:
+        _register_through_host(client, settings, artifact, model_dir, name, evaluation_data, wait, as_json)
     application = open_platform("register")
     with application:
         cfg = application.managed.get(name)
@@ -237,6 +305,49 @@ def register(
         if cfg is None:
             typer.echo(f"{name} is not a managed model (MODELOPS_MODELS): no rollout")
     raise typer.Exit(outcome_code(outcomes) if wait else OK)
+
+
+def _register_through_host(client: Any, settings: Any, artifact: Path, model_dir: Path, name: str,
+                           evaluation_data: Optional[Path], wait: bool, as_json: bool) -> None:
+    """Beside a `modelops up` host: the version goes into the workspace without owning the home
+    (LocalWorkspace.register takes its number by one atomic rename, safe beside the host's own
+    registrations), its ModelRegistered event to the host's webhook; the rollout runs on the host."""
+    from functions.adapters.local.workspace import LocalWorkspace
+    from functions.bootstrap import build_app
+    from functions.cli.through_host import deliver_events, wait_for_rollouts
+    from functions.domain.config import ConfigError
+
+    reader = build_app(settings)  # not opened: configuration and the store, read beside the host
+    try:
+        cfg = reader.managed.get(name)
+    except ConfigError as exc:
+        fail(str(exc))
+    contract = _read_contract(artifact, cfg.contract if cfg is not None else {}, model_dir,
+                              cfg.serving if cfg is not None else "modelops")
+    evaluation = _read_evaluation(evaluation_data, contract) if evaluation_data is not None else None
+    if cfg is not None:
+        if evaluation is not None:
+            reader.store.put(cfg.evaluation_data, evaluation)
+        elif reader.store.get(cfg.evaluation_data) is None:
+            fail(f"no labelled evaluation data for {name} (the quality gate needs it at {cfg.evaluation_data} in "
+                 f"{settings.home / 'store'}): give it once with --evaluation-data FILE")
+    ref, payload = LocalWorkspace(settings.home, "staging").register(artifact, name, emit=False)
+    accepted = reader.deliver(payload, dry_run=True)  # what the host will decide
+    deliver_events(client, json.dumps(payload).encode())
+    started = [(a.decision.model, a.decision.run_key) for a in accepted if a.decision.action == "rollout"]
+    outcomes = wait_for_rollouts(client, started, 1800.0) if wait else []
+    if as_json:
+        emit_json({"model": ref.name, "version": ref.version, "event": payload[0], "rollouts": outcomes,
+                   "recovered": [], "host": client.base_url})
+    else:
+        typer.echo(f"registered {ref.name}:{ref.version} ({ref.uri}); its event went to {client.where}")
+        for outcome in outcomes:
+            typer.echo(f"rollout → {outcome.get('state')}: {outcome.get('reason', '')}")
+        if started and not wait:
+            typer.echo("its rollout runs on the host: follow it with modelops status")
+        if cfg is None:
+            typer.echo(f"{name} is not a managed model (MODELOPS_MODELS): no rollout")
+    raise typer.Exit(outcome_code(outcomes))
 
 
 def _read_contract(folder: Path, overrides: dict[str, Any], model_dir: Path, serving: str) -> Any:
@@ -418,7 +529,13 @@ def demo(
     """Run the main job on the embedded local platform and print what it did."""
     from functions.cli.demo import run_demo
 
+    from functions.cli.remote import live_host
+
     settings = local_settings("demo")
+    host = live_host(settings.home)
+    if host is not None:
+        fail(f"modelops demo runs its own local platform, but the modelops up host at {host['url']} (pid "
+             f"{host['pid']}) owns {settings.home}: stop it or use another MODELOPS_HOME", FAILURE)
     summary = run_demo(settings, workdir or settings.home / "demo", rows=rows, echo=typer.echo)
     if as_json:
         emit_json(summary)

@@ -73,6 +73,7 @@ class RetrainFacts:
     cooldown: timedelta
     last_launch: dict[str, Any] | None = None  # {"at": iso, "job": name, "alert_id": ...}
     running_jobs: tuple[str, ...] = ()
+    frozen: str | None = None  # why the model is frozen now (functions/domain/freezes.py), else None
 
 
 def parse_alert(body: bytes | str | None, max_bytes: int = MAX_BODY_BYTES) -> Alert:
@@ -145,6 +146,8 @@ def job_name(model: str, alert_id: str) -> str:
 def decide_alert(alert: Alert, model: str, facts: RetrainFacts) -> AlertDecision:
     if alert.monitor_condition == "Resolved":
         return AlertDecision("ignore", f"alert {alert.rule!r} resolved: nothing to do", model, alert.alert_id)
+    if facts.frozen is not None:
+        return AlertDecision("skip", f"retraining skipped: {facts.frozen}", model, alert.alert_id)
     if facts.running_jobs:
         return AlertDecision("skip", f"a retraining of {model} is already running ({facts.running_jobs[0]})", model,
                              alert.alert_id, facts.running_jobs[0])

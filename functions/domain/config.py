@@ -27,6 +27,7 @@ from functions.shared.names import (
 )
 
 DEFAULT_MODEL = "credit-card-default"
+STAGING_CLEANUP = ("scale_to_min", "delete", "keep")  # ModelConfig.staging_cleanup
 # ModelConfig.serving (SERVING_MODES): modelops' scoring entry point, or AzureML's no-code MLflow deployment
 
 
@@ -105,6 +106,11 @@ class ModelConfig:
     # values, which is what the gates then send and read (ModelContract.for_serving): the quality
     # metric must be one computed from labels (or a regression's).
     serving: str = "modelops"
+    # cost: what becomes of the staging deployment once its version is in production or was
+    # rejected (approval, production smoke, rollback): "scale_to_min" (the default: staging keeps
+    # serving the newest validated version, on one instance — AzureML managed online deployments
+    # cannot scale to zero), "delete" (nothing left running in staging), "keep" (as created)
+    staging_cleanup: str = "scale_to_min"
 
     def __post_init__(self) -> None:
         try:
@@ -149,6 +155,9 @@ def _check(cfg: ModelConfig) -> None:
     elif cfg.retraining_pipeline and not cfg.retraining_pipeline.endswith((".yml", ".yaml")):
         raise ConfigError(f"{where}.retraining_pipeline must be a pipeline job YAML file (…/train.yml) or a "
                           f"registered component ({COMPONENT_FORMS}), got {cfg.retraining_pipeline!r}")
+    if cfg.staging_cleanup not in STAGING_CLEANUP:
+        raise ConfigError(f"{where}.staging_cleanup must be one of {', '.join(STAGING_CLEANUP)}, "
+                          f"got {cfg.staging_cleanup!r}")
     if cfg.serving not in SERVING_MODES:
         raise ConfigError(f"{where}.serving must be one of {', '.join(SERVING_MODES)}, got {cfg.serving!r}")
     if cfg.serving == NO_CODE_SERVING and cfg.contract.get("metric") in PROBABILITY_METRICS:

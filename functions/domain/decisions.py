@@ -1,6 +1,9 @@
 """What to do with a ModelRegistered event: a pure decision, recorded with its reason.
 
-    decide(event, facts) -> Decision(action ∈ rollout | ignore | skip | duplicate | invalid, reason, run_key)
+    decide(event, facts) -> Decision(action ∈ rollout | ignore | skip | duplicate | invalid | held, reason, run_key)
+
+`held`: the model (or every model) is frozen — the event is kept and the newest held version is
+released on unfreeze (functions/domain/freezes.py).
 
 The facts (managed models, allowed workspace topics, production version, rollouts already known)
 are gathered by the caller; this module does no I/O, so every branch is tested by direct call.
@@ -15,7 +18,7 @@ from functions.domain.config import ManagedModels
 from functions.domain.events import InvalidEvent, ModelRegistered, is_newer
 from functions.shared.names import version_key
 
-Action = Literal["rollout", "ignore", "skip", "duplicate", "invalid"]
+Action = Literal["rollout", "ignore", "skip", "duplicate", "invalid", "held"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,8 @@ class Facts:
     production_version: str | None = None
     existing_rollout_state: str | None = None  # state of a rollout with this run key, if any
     running_versions: tuple[str, ...] = field(default_factory=tuple)  # other in-flight rollouts of the model
+    frozen: str | None = None  # why the model is frozen now (a freeze's description), else None
+    superseded_by: str | None = None  # a newer held version released instead of this one at an unfreeze
 
 
 def decide(event: ModelRegistered | InvalidEvent, facts: Facts) -> Decision:
@@ -61,6 +66,9 @@ def decide(event: ModelRegistered | InvalidEvent, facts: Facts) -> Decision:
     if facts.existing_rollout_state is not None:
         return Decision("duplicate", f"rollout {event.instance_id} already exists ({facts.existing_rollout_state})",
                         **base)
+    if facts.superseded_by is not None:
+        return Decision("skip", f"held while frozen and superseded by version {facts.superseded_by}, released "
+                                "at the unfreeze", **base)
     if not is_newer(event.model_version, facts.production_version):
         return Decision(
             "skip",
@@ -71,6 +79,8 @@ def decide(event: ModelRegistered | InvalidEvent, facts: Facts) -> Decision:
     if newer_running:
         return Decision("skip", f"a newer version ({max(newer_running, key=version_key)}) is already rolling out",
                         **base)
+    if facts.frozen is not None:
+        return Decision("held", f"{facts.frozen}: held, the newest held version is released on unfreeze", **base)
     return Decision("rollout", f"new version {event.model_version} of {event.model_name} "
                                f"(production: {facts.production_version or 'none'})", **base)
 

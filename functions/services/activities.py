@@ -241,6 +241,24 @@ def delete_deployment(p: RolloutPorts, rollout: dict, workspace: str, endpoint: 
     return {"deleted": deployment}
 
 
+STAGING_MIN_INSTANCES = 1  # AzureML managed online deployments have no scale to zero
+
+
+def clean_staging(p: RolloutPorts, rollout: dict, endpoint: str, deployment: str, how: str) -> dict:
+    """Cost (ModelConfig.staging_cleanup): the staging deployment of a version that reached
+    production or was rejected is deleted or scaled to its minimum. Idempotent: a deployment that
+    is gone (deleted at a failed gate, replaced by a newer version) is left alone."""
+    if p.staging.get_deployment(endpoint, deployment) is None:
+        return {"how": how, "deployment": deployment, "done": "absent"}
+    if how == "delete":
+        delete_deployment(p, rollout, "staging", endpoint, deployment)
+        return {"how": how, "deployment": deployment, "done": "deleted"}
+    if how == "scale_to_min":
+        count = p.staging.scale_deployment(endpoint, deployment, STAGING_MIN_INSTANCES)
+        return {"how": how, "deployment": deployment, "done": "scaled", "instance_count": count}
+    raise ValueError(f"unknown staging_cleanup {how!r}")
+
+
 def set_traffic(p: RolloutPorts, rollout: dict, workspace: str, endpoint: str, traffic: dict) -> dict:
     p.endpoints(workspace).set_traffic(endpoint, {k: int(v) for k, v in traffic.items()})
     return {"traffic": traffic}
@@ -470,6 +488,6 @@ OPS: dict[str, Callable[..., Any]] = {
     fn.__name__: fn
     for fn in (begin, audit, finish, set_production, superseded, ensure_endpoint, get_endpoint, create_deployment,
                get_deployment, delete_deployment, set_traffic, take_over_staging, retire, read_contract, smoke,
-               run_gates, check_health, promote, version_contract)
+               run_gates, check_health, promote, clean_staging, version_contract)
 }
 

@@ -32,20 +32,28 @@ class Accepted:
 
 
 def facts_for(event: ModelRegistered, managed: ManagedModels, rollouts: RolloutStore,
-              allowed_topics: tuple[str, ...]) -> Facts:
+              allowed_topics: tuple[str, ...], freezes: Any = None) -> Facts:
     production = rollouts.production(event.model_name) if managed.get(event.model_name) else None
     existing = rollouts.get(event.model_name, event.instance_id) if managed.get(event.model_name) else None
     running = tuple(r["version"] for r in rollouts.running(event.model_name)
                     if r["id"] != event.instance_id) if managed.get(event.model_name) else ()
+    frozen = superseded = None
+    if freezes is not None and managed.get(event.model_name):
+        frozen = freezes.frozen(event.model_name)
+        superseded = freezes.superseded_by(event.model_name, event.instance_id)
     return Facts(managed=managed, allowed_topics=allowed_topics,
                  production_version=production["version"] if production else None,
-                 existing_rollout_state=existing["state"] if existing else None, running_versions=running)
+                 existing_rollout_state=existing["state"] if existing else None, running_versions=running,
+                 frozen=frozen, superseded_by=superseded)
 
 
 def accept_events(payload: Any, managed: ManagedModels, rollouts: RolloutStore,
-                  allowed_topics: tuple[str, ...] = (), *, dry_run: bool = False) -> list[Accepted]:
+                  allowed_topics: tuple[str, ...] = (), *, dry_run: bool = False,
+                  freezes: Any = None) -> list[Accepted]:
     """Decide on every event of a delivery. Raises only for transient failures (storage down),
-    so Event Grid retries; anything wrong with the payload itself becomes an `invalid` decision."""
+    so Event Grid retries; anything wrong with the payload itself becomes an `invalid` decision.
+    `freezes` (services/freezes.py Freezes): a frozen model's events are `held` — kept with the
+    event for the release at unfreeze, not claimed as rollouts."""
     try:
         parsed = list(iter_model_events(payload))
     except InvalidEvent as exc:
@@ -56,7 +64,9 @@ def accept_events(payload: Any, managed: ManagedModels, rollouts: RolloutStore,
             decision = decide(event, Facts(managed=managed))
             out.append(Accepted(decision, None))
         else:
-            decision = decide(event, facts_for(event, managed, rollouts, allowed_topics))
+            decision = decide(event, facts_for(event, managed, rollouts, allowed_topics, freezes))
+            if decision.action == "held" and not dry_run and not freezes.hold(raw, decision):
+                decision = replace(decision, reason=f"{decision.reason} (already held: a redelivery)")
             if decision.action in ("rollout", "skip") and not dry_run:
                 now = datetime.now(timezone.utc).isoformat()
                 state = "running" if decision.action == "rollout" else "skipped"
@@ -82,6 +92,18 @@ async def start_accepted(accepted: list[Accepted], orchestrations: Orchestration
     for item in accepted:
         if item.decision.action == "rollout":
             await _start(item.decision, item.orchestration_input or {}, orchestrations, rollouts)
+
+
+def release_hand_off(managed: ManagedModels, rollouts: RolloutStore, allowed_topics: tuple[str, ...],
+                     orchestrations: Orchestrations, freezes: Any) -> Any:
+    """How a freeze release hands a held event on: the normal path (decide, claim, start), so of
+    concurrent releases one claim wins and one orchestration starts."""
+    async def hand_off(raw: Any) -> list[dict[str, str]]:
+        accepted = accept_events([raw], managed, rollouts, allowed_topics, freezes=freezes)
+        await start_accepted(accepted, orchestrations, rollouts)
+        return [a.decision.to_dict() for a in accepted]
+
+    return hand_off
 
 
 async def start_retry(answer: "RetryAnswer", orchestrations: Orchestrations, rollouts: RolloutStore) -> None:
@@ -137,5 +159,7 @@ def accept_retry(model: str, version: str, managed: ManagedModels, rollouts: Rol
     if not rollouts.claim(decision.to_dict(), event, now):
         decision = replace(decision, action="duplicate", reason=f"retry {decision.run_key} was claimed concurrently")
         return RetryAnswer(409, decision)
+    # who asked: nobody approves the run they started (App.authorisation_check reads started_by)
+    rollouts.annotate(model, decision.run_key, started_by=by[:200])
     retry = {"of": previous["id"], "previous_state": previous.get("state"), "by": by[:200], "comment": comment[:2000]}
     return RetryAnswer(202, decision, {"event": event, "config": managed.get(model).to_dict(), "retry": retry})

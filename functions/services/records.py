@@ -112,6 +112,10 @@ class RolloutStore:
         self.store.delete(self.key(model, rollout_id))
         self.store.delete(self._running_key(model, rollout_id))
 
+    def annotate(self, model: str, rollout_id: str, **fields: Any) -> None:
+        """Add facts to a claimed rollout's record (e.g. `started_by`: who asked for a retry)."""
+        self._update({"model": model, "id": rollout_id, "version": ""}, lambda r: r.update(fields))
+
     def start(self, rollout: dict, event: dict, config: dict, at: str) -> None:
         self._update(rollout, lambda r: r.update(state="running", config=config, event=event,
                                                  started=r.get("started") or at))
@@ -145,6 +149,14 @@ class RolloutStore:
             except Conflict:
                 continue
         raise Conflict(f"could not update {key}: too many concurrent writers", transient=True)
+
+    def note(self, model: str, rollout_id: str, kind: str, entry: dict[str, Any]) -> None:
+        """Append `entry` to the record's `kind` list (e.g. `suspended`, `resumed`: what a host did
+        with a running rollout; not an audit step, whose sequence belongs to the workflow)."""
+        record = self.get(model, rollout_id)
+        if record is None:
+            return
+        self._update(record, lambda r: r.update({kind: [*(r.get(kind) or []), entry]}))
 
     def list(self, model: str | None = None) -> list[dict[str, Any]]:
         prefix = f"rollouts/{_safe(model)}/" if model else "rollouts/"

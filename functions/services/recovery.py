@@ -34,11 +34,15 @@ class StoppedEndpoints(Protocol):
 
 def end_interrupted(rollouts: RolloutStore, managed: ManagedModels, endpoints: dict[str, StoppedEndpoints],
                     why: str, *, actor: str = "modelops (recovery)",
-                    clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> list[Ending]:
-    """End every running rollout; returns what was done. Raises on a store failure (the rest is
-    retried by the next owner)."""
+                    clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+                    keep: frozenset[str] = frozenset(), not_resumed: dict[str, str] | None = None) -> list[Ending]:
+    """End every running rollout but those in `keep` (a host resumes them: services/resumption.py);
+    `not_resumed` says, per rollout id, why one was not resumed (it is said in its reason).
+    Returns what was done. Raises on a store failure (the rest is retried by the next owner)."""
     endings = []
     for model, rollout_id in rollouts.running_ids():
+        if rollout_id in keep:
+            continue
         record = rollouts.get(model, rollout_id)
         if record is None or record.get("state") != "running":
             rollouts.drop_running(model, rollout_id)  # finished, but its index entry outlived it
@@ -51,7 +55,8 @@ def end_interrupted(rollouts: RolloutStore, managed: ManagedModels, endpoints: d
         ending = plan_ending(record, trail,
                              endpoints["staging"].recorded(staging_name) if staging_name else None,
                              endpoints["production"].recorded(production_name) if production_name else None,
-                             why)
+                             f"{why} and it was not resumed ({(not_resumed or {})[rollout_id]})"
+                             if rollout_id in (not_resumed or {}) else why)
         for workspace, plan in ending.plans:
             endpoints[workspace].amend_stopped(plan.endpoint, plan.traffic, plan.drop)
         now = clock().isoformat()

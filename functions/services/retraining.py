@@ -30,6 +30,7 @@ from functions.domain.alerts import Alert, AlertDecision, AlertError, RetrainFac
 from functions.shared.logs import log_event
 from functions.shared.versioned import readable_version, stamped
 from functions.ports import Conflict, Jobs, PlatformError, RetrainingRecipe, Store
+from functions.services.freezes import Freezes
 
 logger = logging.getLogger("modelops.alerts")
 LAUNCH_TIMEOUT = timedelta(minutes=5)  # an unsubmitted launch older than this was abandoned by its process
@@ -128,7 +129,8 @@ def _decide_and_launch(alert: Alert, model: str, store: Store, jobs: Jobs, polic
                                      last.get("job"))
             return _record(store, alert, decision, dry_run)
         running = tuple(j["name"] for j in jobs.list_running(model))
-        decision = decide_alert(alert, model, RetrainFacts(now(), policy.cooldown, last, running))
+        frozen = Freezes(store, now).frozen(model)
+        decision = decide_alert(alert, model, RetrainFacts(now(), policy.cooldown, last, running, frozen))
         if decision.action != "retrain" or dry_run:
             return _record(store, alert, decision, dry_run)
         launch = {"at": now().isoformat(), "job": decision.job, "alert_id": alert.alert_id, "rule": alert.rule,

@@ -144,8 +144,23 @@ def rollout_orchestrator(context: Any) -> Generator[Any, Any, dict[str, Any]]:
         reason = f"{type(exc).__name__}: {str(exc)[:500]}"
         yield run.audit("failed", reason=reason)
         outcome = {"state": "failed", "reason": reason}
+    if outcome["state"] in ("succeeded", "rejected", "rolled_back"):
+        yield from _clean_staging(run, cfg, new)
     yield run.call(act.finish, outcome=outcome, at=run.now())
     return {**rollout, **outcome}
+
+
+def _clean_staging(run: _Run, cfg: Any, new: str):
+    """Cost: the staging deployment once its version is in production or rejected. A failure is
+    audited, never the rollout's outcome (production is already decided)."""
+    how = cfg.staging_cleanup
+    if how == "keep" or (how == "scale_to_min" and cfg.instance_count <= act.STAGING_MIN_INSTANCES):
+        return  # nothing to save: no activity, no history entry
+    try:
+        done = yield run.call(act.clean_staging, endpoint=cfg.staging_endpoint, deployment=new, how=how)
+        yield run.audit("staging_cleanup", **done)
+    except Exception as exc:  # noqa: BLE001 - audited; the staging deployment stays as it was
+        yield run.audit("staging_cleanup_failed", how=how, deployment=new, reason=f"{type(exc).__name__}: {exc}"[:500])
 
 
 def _stage_gate_promote_release(run: _Run, cfg: Any, new: str, contract: dict):

@@ -41,12 +41,22 @@ def _body(req: func.HttpRequest, fields: dict[str, type]) -> dict[str, Any]:
     return data
 
 
+def _refused_token(action: str, model: str | None, rollout_id: str | None, exc: Any, comment: str) -> func.HttpResponse:
+    """A bearer token that does not validate (401) or keys that cannot be fetched (503): audited."""
+    from functions.bootstrap import app
+    from functions.services.operator_audit import record_action
+
+    record_action(app().store, action=action, caller=None, model=model, rollout_id=rollout_id, outcome="refused",
+                  status=exc.status, reason=exc.message, comment=comment)
+    return _json({"error": exc.message}, exc.status)
+
+
 @bp.function_name("rollout_action")
 @bp.route(route="rollouts/{rollout_id}/actions/{action}", methods=["POST"])
 @bp.durable_client_input(client_name="client")
 async def rollout_action(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     from functions.bootstrap import app
-    from functions.ports import PlatformError
+    from functions.ports import AuthError, PlatformError
     from functions.services.operator import ACTIONS
 
     rollout_id, action = req.route_params.get("rollout_id", ""), req.route_params.get("action", "")
@@ -59,6 +69,8 @@ async def rollout_action(req: func.HttpRequest, client: df.DurableOrchestrationC
     try:
         answer = await app().operator(req.headers, client).act(action, rollout_id, comment=body.get("comment") or "",
                                                                full=bool(body.get("full")))
+    except AuthError as exc:
+        return _refused_token(action, None, rollout_id, exc, body.get("comment") or "")
     except PlatformError as exc:
         return _json({"error": f"temporarily unable to {action}: {str(exc)[:300]}"}, 503 if exc.transient else 502)
     return _json(answer.body, answer.status)
@@ -69,7 +81,7 @@ async def rollout_action(req: func.HttpRequest, client: df.DurableOrchestrationC
 @bp.durable_client_input(client_name="client")
 async def model_undo(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     from functions.bootstrap import app
-    from functions.ports import PlatformError
+    from functions.ports import AuthError, PlatformError
 
     model = req.route_params.get("model", "")
     try:
@@ -79,6 +91,8 @@ async def model_undo(req: func.HttpRequest, client: df.DurableOrchestrationClien
     try:
         answer = await app().operator(req.headers, client).undo(model, to=(body.get("to") or "").strip() or None,
                                                                 comment=body.get("comment") or "")
+    except AuthError as exc:
+        return _refused_token("undo", model, None, exc, body.get("comment") or "")
     except PlatformError as exc:
         return _json({"error": f"temporarily unable to undo: {str(exc)[:300]}"}, 503 if exc.transient else 502)
     return _json(answer.body, answer.status)

@@ -51,11 +51,11 @@ def rollout_detail(req: func.HttpRequest) -> func.HttpResponse:
 @bp.durable_client_input(client_name="client")
 async def rollout_approval(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     from functions.bootstrap import app
-    from functions.domain.approvals import parse_approval
-    from functions.shared.orchestration import APPROVAL_EVENT
-
     from functions.domain import controls
+    from functions.domain.approvals import parse_approval
+    from functions.ports import AuthError
     from functions.services.operator_audit import record_action
+    from functions.shared.orchestration import APPROVAL_EVENT
 
     rollout_id = req.route_params.get("rollout_id", "")
     try:
@@ -66,7 +66,14 @@ async def rollout_approval(req: func.HttpRequest, client: df.DurableOrchestratio
     action = "approve" if answer["approved"] else "reject"
     record = application.rollouts.find(rollout_id)
     model = record["model"] if record else None
-    caller, refused = application.authorise(action, req.headers, model=model, rollout=record)
+    caller: object = None
+    try:
+        caller, refused = application.authorisation_check(action, req.headers, model=model, rollout=record)
+    except AuthError as exc:  # a token that does not validate (401) or keys that cannot be fetched (503)
+        refused, status = exc.message, exc.status
+        record_action(application.store, action=action, caller=None, model=model, rollout_id=rollout_id,
+                      outcome="refused", status=status, reason=refused, comment=answer["comment"])
+        return _json({"error": refused}, status)
 
     def audited(body: dict, status: int) -> func.HttpResponse:  # every answer, as the actions route does
         outcome = {202: "accepted", 403: "refused", 404: "not_found"}.get(status, "invalid")

@@ -48,10 +48,14 @@ async def model_registered(event: func.EventGridEvent, client: df.DurableOrchest
         return
     try:
         accepted = accept_events([raw], application.managed, application.rollouts,
-                                 application.settings.allowed_topics)
+                                 application.settings.allowed_topics, freezes=application.freezes)
     except PlatformError as exc:
         if exc.transient:
             raise  # storage unavailable: let Event Grid redeliver
         log_event(logger, "model_registered_dropped", logging.ERROR, event_id=raw.get("id"), reason=str(exc))
         return
     await start_accepted(accepted, application.orchestrations(client), application.rollouts)
+    try:  # a freeze that expired since the timer last ran; the timer retries whatever fails here
+        await application.release_due_freezes(client)
+    except Exception as exc:  # noqa: BLE001 - never turn a delivered event into a redelivery
+        log_event(logger, "freeze_release_failed", logging.WARNING, error=f"{type(exc).__name__}: {exc}"[:300])

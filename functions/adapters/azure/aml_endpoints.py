@@ -243,6 +243,21 @@ class AzureEndpoints:
                     deployment.environment = env
         return deployment
 
+    def scale_deployment(self, endpoint: str, name: str, instance_count: int) -> int:
+        """PUT the deployment back with another `instance_count` (ARM: sku.capacity), without
+        waiting. Managed online deployments have no scale to zero: 1 is the least."""
+        if instance_count < 1:
+            raise PlatformError(f"deployment {endpoint}/{name}: a managed online deployment needs at least 1 instance")
+        existing = self._get_deployment_entity(endpoint, name)
+        if existing is None:
+            raise PlatformError(f"deployment {endpoint}/{name} not found")
+        if existing.instance_count == instance_count:
+            return instance_count  # already there: no write
+        existing.instance_count = instance_count
+        with azure_errors(f"scale deployment {endpoint}/{name} to {instance_count}"):
+            self._ml.online_deployments.begin_create_or_update(existing)
+        return instance_count
+
     def begin_delete_deployment(self, endpoint: str, name: str) -> None:
         or_none_if_missing(f"delete deployment {endpoint}/{name}",  # deleting what is gone is fine
                            lambda: self._ml.online_deployments.begin_delete(name=name, endpoint_name=endpoint))

@@ -157,6 +157,8 @@ class AzureModelRegistry:
             tags=dict(model.tags or {}),
             source=self.source_workspace_id,
             model_type=_model_type(model),
+            # ARM systemData.createdBy (azure-ai-ml SystemData.created_by): the registering identity
+            registered_by=str(getattr(getattr(model, "creation_context", None), "created_by", None) or ""),
         )
 
     def get_registry_model(self, name: str, version: str) -> ModelRef | None:

@@ -282,6 +282,16 @@ class LocalEndpoints:
             ep.door.set_weights(ep.traffic)
             self._persist(ep)
 
+    def scale_deployment(self, endpoint: str, name: str, instance_count: int) -> int:
+        """Locally a deployment is not updated in place: its process keeps the workers it started
+        with, which this returns (the control plane audits what it got)."""
+        with self._lock:
+            ep = self._endpoints.get(endpoint)
+            dep = ep.deployments.get(name) if ep else None
+            if dep is None:
+                raise PlatformError(f"deployment {endpoint}/{name} not found")
+            return max(1, dep.spec.instance_count)
+
     def begin_delete_deployment(self, endpoint: str, name: str) -> None:
         """Idempotent. Refused while the deployment has traffic. Takes it out of routing at once,
         then (in the background) waits for its in-flight requests and stops its process:
@@ -522,15 +532,17 @@ class LocalEndpoints:
     # -- after the owner stopped ----------------------------------------------------------------
 
     def revive(self, timeout: float = 180.0) -> list[str]:
-        """Bring back the endpoints a previous owner of the home recorded: same deployments, same
-        traffic map, new processes and ports (the owner ends interrupted rollouts first, so the
+        """Bring back the endpoints a previous owner of the home recorded: same deployments (those
+        Succeeded or still Creating), same traffic map, new processes and ports (the owner ends interrupted rollouts first, so the
         recorded maps are the restored ones). Only the home's owner calls this."""
         revived = []
         for name, state in read_states(self.home).items():
             if self.get_endpoint(name) is not None:
                 continue
+            # one still Creating was being provisioned when its owner stopped (a resumed rollout
+            # waits for it); recovery removed it first unless its rollout is being resumed
             deployments = {d: info for d, info in state.get("deployments", {}).items()
-                           if info.get("provisioning_state") == "Succeeded" and info.get("spec")}
+                           if info.get("provisioning_state") in ("Succeeded", "Creating") and info.get("spec")}
             if not deployments:
                 continue
             self.begin_create_endpoint(name, tags=state.get("tags") or {})

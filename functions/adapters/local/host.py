@@ -1,7 +1,8 @@
 """The embedded platform: every local port under one MODELOPS_HOME, and its lifecycle.
 
     <home>/owner.json   the process that owns the home (ownership.py)
-    <home>/store/       the Store (rollout records, audit, exports, drift results)
+    <home>/store/       the Store (rollout records, audit, exports, drift results; the driver's
+                        orchestration histories under orchestrations/: history.py)
     <home>/workspace/ <home>/registry/   model versions (workspace.py)
     <home>/staging/ <home>/production/   endpoints: front doors + inference servers (endpoints.py)
     <home>/jobs/        retraining and drift jobs (jobs.py)
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from functions.adapters.local.endpoints import LocalEndpoints
+from functions.adapters.local.history import OrchestrationHistory
 from functions.adapters.local.inference_logs import LocalInferenceLogs
 from functions.adapters.local.jobs import LocalJobs
 from functions.adapters.local.orchestrator import LocalOrchestrations, LocalOrchestrator
@@ -43,7 +45,9 @@ class EmbeddedPlatform:
         self.traffic_log = LocalTrafficLog(self.home / "production")
         self.inference_logs = LocalInferenceLogs(self.home / "production")
         self.jobs = LocalJobs(self.home, register=self._register_job_model, store=self.store)
-        self.driver = LocalOrchestrator({}, {})  # the composition root registers the workflow
+        self.history = OrchestrationHistory(self.store)
+        # the composition root registers the workflow; every completed task is recorded (a host resumes)
+        self.driver = LocalOrchestrator({}, {}, history=self.history)
         self.orchestrations = LocalOrchestrations(self.driver)
         self.lease = HomeLease(self.home)
         self.opened = False
@@ -58,6 +62,12 @@ class EmbeddedPlatform:
         if ref is None:
             raise FileNotFoundError(f"model {model}:{version} not found in the registry or workspace")
         return Path(ref.uri) / "reference.parquet"
+
+    def forget_histories(self, keep: set[str]) -> None:
+        """Remove every orchestration history but `keep`'s (ended rollouts are never replayed)."""
+        for instance_id in self.history.instances():
+            if instance_id not in keep:
+                self.history.remove(instance_id)
 
     def open(self, recover: Recover) -> list[Any]:
         """Take the home (HomeBusy while another live process has it); stop the servers and jobs a

@@ -70,12 +70,20 @@ class LocalWorkspace:
         if not meta:
             return None
         return ModelRef(name, version, str(folder), meta.get("tags", {}), source=self.topic,
-                        model_type=_model_type(folder))
+                        model_type=_model_type(folder), registered_by=str(meta.get("registered_by") or ""))
 
     def register(self, artifact_dir: str | Path, name: str, tags: dict[str, str] | None = None,
-                 emit: bool = True) -> tuple[ModelRef, list[dict[str, Any]]]:
-        """Copy an artifact in as the next version; emit ModelRegistered (like AzureML does)."""
+                 emit: bool = True, registered_by: str | None = None) -> tuple[ModelRef, list[dict[str, Any]]]:
+        """Copy an artifact in as the next version; emit ModelRegistered (like AzureML does).
+        `registered_by` (default: the OS user) is kept like AzureML's creation_context.created_by."""
         artifact_dir = Path(artifact_dir)
+        if registered_by is None:
+            import getpass
+
+            try:
+                registered_by = getpass.getuser()
+            except (KeyError, OSError):  # no passwd entry (containers): unknown, never a guess
+                registered_by = ""
         folder = self.root / _checked(name)
         if not artifact_dir.exists():
             raise PlatformError(f"{artifact_dir}: no such folder")
@@ -93,7 +101,8 @@ class LocalWorkspace:
                 existing = [v for v in _versions(folder) if v.isdigit()]
                 version = str(max((int(v) for v in existing), default=0) + 1)
                 (staging / META).write_text(json.dumps({"name": name, "version": version, "tags": tags or {},
-                                                        "registered": now.isoformat()}))
+                                                        "registered": now.isoformat(),
+                                                        "registered_by": registered_by}))
                 target = folder / version
                 try:
                     os.rename(staging, target)  # fails if the version exists (not empty): take the next
