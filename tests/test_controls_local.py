@@ -103,3 +103,36 @@ def test_promote_full_jumps_to_100_after_the_current_steps_health_check():
     percents = [s["details"]["percent"] for s in h.rollouts.trail(MODEL, rid) if s["step"] == "traffic"]
     assert percents == [10, 100]
     assert h.production.live(h.config.production_endpoint) == {v2: 100}
+
+
+def test_a_paused_rollout_stays_paused_across_a_host_restart_and_resumes():
+    """The driver records every completed task (functions/adapters/local/history.py); a new owner
+    replays the paused rollout to its wait for a control — no bake timer runs — and resume finishes it."""
+    from functions.adapters.local.history import OrchestrationHistory
+    from functions.adapters.local.orchestrator import LocalOrchestrator
+    from functions.services.activities import dispatch
+    from functions.services.workflow import rollout_orchestrator
+
+    h = canary_harness()
+
+    def new_driver() -> LocalOrchestrator:
+        return LocalOrchestrator({"rollout": rollout_orchestrator},
+                                 {"rollout_activity": lambda p: dispatch(h.platform, p)},
+                                 history=OrchestrationHistory(h.store))
+
+    h.driver = new_driver()
+    rid = start(h, "2")
+    wait_step(h, rid, "traffic")
+    assert act(h, "pause", rid).status == 202
+    held = wait_step(h, rid, "paused")["details"]["percent"]
+    h.driver.stop(timeout=10)  # the host stops while the rollout is paused
+    assert h.driver.instances[rid].status == "Interrupted"
+
+    h.driver = new_driver()  # the next owner
+    h.driver.resume(h.driver.replay(rid))
+    time.sleep(BAKE * 1.5)
+    trail = h.rollouts.trail(MODEL, rid)
+    assert trail[-1]["step"] == "paused"  # still held: replayed to the wait, no timer
+    assert not [s for s in trail if s["step"] == "health" and s["details"]["percent"] == held]
+    assert act(h, "resume", rid).status == 202
+    assert h.driver.wait(rid, 30).output["state"] == "succeeded"
