@@ -105,3 +105,23 @@ def test_status_watch_redraws_every_second_until_ctrl_c_and_exits_0(tmp_path, mo
     assert result.exit_code == 0, result.output
     assert sleeps == [1.0, 1.0, 1.0]
     assert f"{MODEL}: production 2 (ccd-2) since 2026-12-01T21:00:00+00:00" in result.output
+
+
+def test_the_host_routes_an_action_named_retry_to_the_actions_route_as_aspnet_does():
+    """POST /api/rollouts/r-1/actions/retry matches rollouts/{model}/{version}/retry too; ASP.NET
+    Core's route precedence (segment by segment: a literal before a parameter) picks the actions
+    route in Azure, and `modelops up` (functions/cli/function_host.py) must pick the same."""
+    from functions.cli.function_host import Function, http_routes
+
+    def fn(name: str, route: str) -> Function:
+        return Function(name, "httpTrigger", {"route": route, "methods": ["POST"], "authLevel": "FUNCTION"}, "req",
+                        (), lambda req: None)
+
+    routes = http_routes([fn("rollout_retry", "rollouts/{model}/{version}/retry"),
+                          fn("rollout_action", "rollouts/{rollout_id}/actions/{action}")], "api")
+    path = "/api/rollouts/r-1/actions/retry"
+    first = next(r for r in routes if r.pattern.fullmatch(path))
+    assert first.function.name == "rollout_action"
+    assert first.pattern.fullmatch(path).groupdict() == {"rollout_id": "r-1", "action": "retry"}
+    other = next(r for r in routes if r.pattern.fullmatch("/api/rollouts/m/2/retry"))
+    assert other.function.name == "rollout_retry"
