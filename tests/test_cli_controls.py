@@ -57,6 +57,7 @@ class _App(BaseHTTPRequestHandler):
 
 
 def test_with_the_function_app_url_the_command_posts_to_its_route(tmp_path):
+    _App.seen.clear()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _App)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
@@ -125,3 +126,20 @@ def test_the_host_routes_an_action_named_retry_to_the_actions_route_as_aspnet_do
     assert first.pattern.fullmatch(path).groupdict() == {"rollout_id": "r-1", "action": "retry"}
     other = next(r for r in routes if r.pattern.fullmatch("/api/rollouts/m/2/retry"))
     assert other.function.name == "rollout_retry"
+
+
+def test_retry_model_version_beside_the_function_app_posts_to_its_retry_route(tmp_path):
+    _App.seen.clear()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _App)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        env = {**cli_env(tmp_path / "home"), "MODELOPS_APP_URL": f"http://127.0.0.1:{server.server_address[1]}"}
+        for name in ("MODELOPS_APP_KEY", "MODELOPS_APP_TOKEN", "MODELOPS_APP_SCOPE"):
+            env.pop(name, None)
+        out = cli(env, "rollouts", "retry", MODEL, "3", "--comment", "data fixed")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert out.returncode == 0, out.stderr
+    ((path, _, body),) = _App.seen
+    assert path == f"/api/rollouts/{MODEL}/3/retry" and body["comment"] == "data fixed" and body["by"].endswith("(cli)")

@@ -56,6 +56,23 @@ def _call(client: Any, method: str, path: str, body: dict) -> tuple[int, Any]:
     raise AssertionError("unreachable")
 
 
+def client_for(command: str) -> Any:
+    """The application to talk to: the Function App (MODELOPS_APP_URL) or a `modelops up` host
+    owning the home; None when neither (the command runs in-process)."""
+    if _app_url():
+        return _remote_azure()
+    from functions.cli.platform_commands import local_settings
+
+    return _remote(local_settings(command))
+
+
+def retry_version_remote(client: Any, model: str, version: str, comment: str, as_json: bool) -> None:
+    """`rollouts retry MODEL VERSION` beside a host or against the Function App."""
+    status, answer = _call(client, "POST", f"/api/rollouts/{model}/{version}/retry", {"by": _me(), "comment": comment})
+    _answer(status, answer, as_json, f"retry {model}:{version} started: "
+            f"{answer.get('rollout_id') if isinstance(answer, dict) else ''}")
+
+
 def _local_operator(application: Any) -> Any:
     """The in-process operator: the user at the keyboard (domain.authorisation.Caller.local)."""
     from functions.domain.authorisation import Caller

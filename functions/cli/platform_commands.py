@@ -404,6 +404,12 @@ def rollouts_retry(
 
         retry_by_id(model, comment, as_json, timeout)
         return
+    from functions.cli.controls_commands import client_for, retry_version_remote
+
+    client = client_for("rollouts retry")
+    if client is not None:  # the host (or the Function App) runs it; this command does not wait
+        retry_version_remote(client, model, version, comment, as_json)
+        return
 
     with open_platform("rollouts retry") as application:
         answer = application.retry(model, version, by=f"{getpass.getuser()}@{socket.gethostname()} (cli)",
