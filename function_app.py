@@ -9,6 +9,7 @@ import azure.functions as func
 
 from functions.triggers import (
     http_alerts,
+    http_controls,
     http_freezes,
     http_health,
     http_rollouts,
@@ -26,6 +27,7 @@ app.register_functions(rollout_events.bp)
 app.register_functions(rollout_orchestration.bp)
 app.register_functions(rollout_activity.bp)
 app.register_functions(http_rollouts.bp)
+app.register_functions(http_controls.bp)
 app.register_functions(http_alerts.bp)
 app.register_functions(model_monitor_events.bp)
 app.register_functions(timers_monitoring.bp)

@@ -112,6 +112,21 @@ class App:
         """Durable orchestrations: over the trigger's Durable client in Azure, the local driver here."""
         return self._parts.orchestrations(client)
 
+    def operator(self, headers: Any = None, client: Any = None) -> Any:
+        """Operator actions (services/operator.py) for one request: its caller authorised by
+        `authorisation_check` (the operator service audits every answer itself; an unusable token
+        raises ports.AuthError 401/503), events raised / orchestrations started on this platform's
+        orchestrations."""
+        from functions.services.operator import Operator
+
+        def authorise(action: str, model: str | None, record: dict[str, Any] | None) -> tuple[Any, str | None]:
+            return self.authorisation_check(action, headers, model=model, rollout=record)
+
+        registry = self.ports.registry
+        return Operator(self.rollouts, self.store, self.orchestrations(client), authorise, managed=self.managed,
+                        in_workspace=lambda m, v: registry.get_workspace_model(m, v) is not None,
+                        in_registry=lambda m, v: registry.get_registry_model(m, v) is not None)
+
     def authorize_webhook(self, header: str | None) -> None:
         """The alert webhook's Secure Webhook check (ports.AuthError when refused); a no-op unless
         MODELOPS_WEBHOOK_AUDIENCE is set."""
@@ -704,11 +719,12 @@ def _wire_local(app_: App, embedded: Any) -> None:
     """The embedded platform calls back into the application the way Azure would: a registration
     emits ModelRegistered to the hand-off, and the driver runs the workflow's one activity."""
     from functions.services.activities import dispatch
-    from functions.services.workflow import rollout_orchestrator
-    from functions.shared.orchestration import ACTIVITY, ORCHESTRATOR
+    from functions.services.workflow import rollout_orchestrator, undo_orchestrator
+    from functions.shared.orchestration import ACTIVITY, ORCHESTRATOR, UNDO_ORCHESTRATOR
 
     embedded.workspace.on_registered = app_.deliver
     embedded.driver.orchestrators[ORCHESTRATOR] = rollout_orchestrator
+    embedded.driver.orchestrators[UNDO_ORCHESTRATOR] = undo_orchestrator
     embedded.driver.activities[ACTIVITY] = lambda payload: dispatch(app_.ports, payload)
 
 

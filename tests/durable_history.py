@@ -49,6 +49,7 @@ from __future__ import annotations
 import copy
 import json
 import traceback
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
@@ -352,8 +353,10 @@ class ReplayHost:
         open_tasks = self._open(replayed)
         activities = [t for t in open_tasks if t.kind == "activity"]
         timers = sorted((t for t in open_tasks if t.kind == "timer"), key=lambda t: t.fire_at)
-        satisfied = {e["Name"] for e in self.history if e["EventType"] == ET.EVENT_RAISED}
-        waiting = [w for w in waits if w not in satisfied]
+        # a wait is satisfied by one EventRaised of its name: waits and events counted per name (the
+        # workflow's control wait is one task per control, reused across races until one arrives)
+        raised = Counter(e["Name"] for e in self.history if e["EventType"] == ET.EVENT_RAISED)
+        waiting = [name for name, count in Counter(waits).items() if count > raised[name]]
         queued = [(n, d) for (n, d) in self.events if n in waiting]
         new_events: list[dict] = []
         if activities:

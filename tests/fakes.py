@@ -39,6 +39,13 @@ class MemoryStore:
         self.lock = threading.Lock()
         self.fail_next: Exception | None = None  # raised by the next call (transient outage)
 
+    def __deepcopy__(self, memo: dict) -> "MemoryStore":
+        """A snapshot (tests share one expensive setup and copy it): the same objects, its own lock."""
+        copy = MemoryStore()
+        copy.objects, copy.etags, copy.writes = dict(self.objects), dict(self.etags), self.writes
+        memo[id(self)] = copy
+        return copy
+
     def _maybe_fail(self) -> None:
         if self.fail_next is not None:
             exc, self.fail_next = self.fail_next, None

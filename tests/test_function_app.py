@@ -25,6 +25,11 @@ EXPECTED = {
                                          "route": "rollouts/{rollout_id}/approval"}),
     "rollout_retry": ("httpTrigger", {"methods": ["POST"], "authLevel": "FUNCTION",
                                       "route": "rollouts/{model}/{version}/retry"}),
+    "rollout_action": ("httpTrigger", {"methods": ["POST"], "authLevel": "FUNCTION",
+                                       "route": "rollouts/{rollout_id}/actions/{action}"}),
+    "model_undo": ("httpTrigger", {"methods": ["POST"], "authLevel": "FUNCTION", "route": "models/{model}/undo"}),
+    "status": ("httpTrigger", {"methods": ["GET"], "authLevel": "FUNCTION", "route": "status"}),
+    "undo_orchestrator": ("orchestrationTrigger", {"name": "context", "orchestration": "undo_orchestrator"}),
     "alert_webhook": ("httpTrigger", {"methods": ["POST"], "authLevel": "FUNCTION", "route": "alerts"}),
     "run_status_changed": ("eventGridTrigger", {"direction": "IN", "name": "event"}),
     "export_inference_logs": ("timerTrigger", {"schedule": "0 5 * * * *", "useMonitor": True}),
@@ -36,7 +41,8 @@ EXPECTED = {
     "retention": ("timerTrigger", {"schedule": "0 15 3 * * *", "useMonitor": True}),
 }
 # functions that also take a Durable client binding
-DURABLE_CLIENT = {"model_registered", "rollout_approval", "rollout_retry", "unfreeze", "release_freezes"}
+DURABLE_CLIENT = {"model_registered", "rollout_approval", "rollout_retry", "rollout_action", "model_undo", "unfreeze",
+                  "release_freezes"}
 
 
 def indexed() -> dict[str, list[dict]]:

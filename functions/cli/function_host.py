@@ -97,7 +97,11 @@ class Route:
     pattern: re.Pattern
     methods: frozenset[str]
     auth_level: str  # anonymous | function | admin
-    literals: int  # literal segments: a literal route wins over a parameter one (ASP.NET precedence)
+    literals: int  # literal segments
+    # ASP.NET Core's inbound route precedence, segment by segment from the left (RoutePrecedence:
+    # a literal segment before a parameter, a parameter before a catch-all): rollouts/{id}/actions/{action}
+    # wins over rollouts/{model}/{version}/retry for POST /api/rollouts/x/actions/retry, as in Azure
+    precedence: tuple[int, ...] = ()
 
 
 _discovered: dict[int, tuple[Any, list[Function]]] = {}
@@ -147,8 +151,9 @@ def http_routes(functions: list[Function], prefix: str) -> list[Route]:
         segments = template.split("/")
         routes.append(Route(fn, template, _route_pattern(segments), methods,
                             str(fn.trigger.get("authLevel") or "function").lower(),
-                            sum(1 for s in segments if not s.startswith("{"))))
-    return sorted(routes, key=lambda r: -r.literals)
+                            sum(1 for s in segments if not s.startswith("{")),
+                            tuple(0 if not s.startswith("{") else 2 if s.startswith("{*") else 1 for s in segments)))
+    return sorted(routes, key=lambda r: (r.precedence, -r.literals))
 
 
 def _route_pattern(segments: list[str]) -> re.Pattern:

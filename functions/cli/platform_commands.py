@@ -29,6 +29,9 @@ rollouts_app = typer.Typer(help="Act on rollouts (local application).", no_args_
 
 
 def attach(app: typer.Typer) -> None:
+    from functions.cli import controls_commands
+
+    controls_commands.attach(rollouts_app)
     app.add_typer(events_app, name="events")
     app.add_typer(alerts_app, name="alerts")
     app.add_typer(timers_app, name="timers")
@@ -393,16 +396,29 @@ def _read_evaluation(path: Path, contract: Any) -> bytes:
 
 @rollouts_app.command("retry")
 def rollouts_retry(
-    model: str = typer.Argument(..., help="model name"),
-    version: str = typer.Argument(..., help="the version whose rollout ended without success"),
+    model: str = typer.Argument(..., help="model name (or a rollout id, without VERSION)"),
+    version: Optional[str] = typer.Argument(None, help="the version whose rollout ended without success"),
     comment: str = typer.Option("", "--comment", help="why (recorded in the audit trail)"),
     as_json: bool = typer.Option(False, "--json"),
     timeout: float = typer.Option(1800.0, "--timeout", help="seconds to wait for the new run"),
 ) -> None:
     """Start a new, audited run of a version whose rollout was rejected, rolled back, failed or
-    abandoned (a redelivered event never does: it stays a duplicate). Exit 3 if the run does not succeed."""
+    abandoned (a redelivered event never does: it stays a duplicate): `retry MODEL VERSION` or
+    `retry ROLLOUT_ID`. Exit 3 if the run does not succeed."""
     import getpass
     import socket
+
+    if version is None:
+        from functions.cli.controls_commands import retry_by_id
+
+        retry_by_id(model, comment, as_json, timeout)
+        return
+    from functions.cli.controls_commands import client_for, retry_version_remote
+
+    client = client_for("rollouts retry")
+    if client is not None:  # the host (or the Function App) runs it; this command does not wait
+        retry_version_remote(client, model, version, comment, as_json)
+        return
 
     with open_platform("rollouts retry") as application:
         answer = application.retry(model, version, by=f"{getpass.getuser()}@{socket.gethostname()} (cli)",
@@ -425,34 +441,97 @@ def status(
     as_json: bool = typer.Option(False, "--json"),
     model: Optional[str] = typer.Option(None, "--model"),
     audit: bool = typer.Option(False, "--audit", help="include each rollout's audit trail"),
+    watch: bool = typer.Option(False, "--watch", help="refresh every second (Ctrl-C to stop)"),
 ) -> None:
-    """Rollouts and their states (running, succeeded, rejected, rolled_back, skipped, failed, abandoned)
-    and which process owns the home. Reads only: it never takes the home over."""
-    from functions.adapters.local.ownership import is_alive, read_owner
-    from functions.bootstrap import build_app
-    from functions.services.status import rollouts_view
-
-    settings = local_settings("status")
-    view = rollouts_view(build_app(settings).rollouts, model, with_audit=audit)  # read only: not opened
-    owner = read_owner(settings.home)
-    alive = owner is not None and is_alive(owner)
-    view["owner"] = ({**owner.to_dict(), "alive": alive} if owner is not None else None)
+    """Per model: what serves production and since when, running rollouts with their phase, step and
+    the time left in the current bake; then every rollout's state, and which process owns the home.
+    Through a `modelops up` host (or MODELOPS_APP_URL) when one runs; else it reads the store and
+    never takes the home over."""
+    if watch:
+        _watch(model)
+        return
+    view = _status_view(model, audit)
     if as_json:
         emit_json(view)
         return
-    if owner is not None:
-        typer.echo(f"home owned by process {owner.pid} ({owner.command}) since {owner.since}"
-                   + ("" if alive else " — that process is gone; the next modelops command ends what it left"))
-    if not view["rollouts"]:
-        typer.echo("no rollouts yet")
-    for r in view["rollouts"]:
-        orphan = r["state"] == "running" and not alive
-        typer.echo(f"{r['model']}:{r['version']:<5} {r['state']:<11} {r.get('started') or '':<32} "
-                   f"{r.get('reason') or ''}" + ("  (its process is gone)" if orphan else ""))
+    for line in _status_lines(view):
+        typer.echo(line)
+
+
+def _status_view(model: Optional[str], audit: bool = False) -> dict[str, Any]:
+    import os
+
+    from functions.cli.remote import RemoteError, remote_app
+
+    settings = None if (os.environ.get("MODELOPS_APP_URL") or "").strip() else local_settings("status")
+    client = remote_app(settings.home if settings is not None else Path("."))
+    if client is not None:
+        try:
+            status_code, body = client.call("GET", "/api/status", params={"model": model} if model else None)
+            _, listed = client.call("GET", "/api/rollouts", params={"model": model} if model else None)
+        except RemoteError as exc:
+            fail(str(exc), FAILURE)
+        if status_code != 200 or not isinstance(body, dict):
+            fail(f"{status_code}: {body.get('error') if isinstance(body, dict) else body}", FAILURE)
+        return {**(listed if isinstance(listed, dict) else {}), **body, "via": client.where}
+    from functions.adapters.local.ownership import is_alive, read_owner
+    from functions.bootstrap import build_app
+    from functions.services.status import rollouts_view, status_view
+
+    application = build_app(settings)  # read only: not opened
+    view = rollouts_view(application.rollouts, model, with_audit=audit)
+    view.update(status_view(application.rollouts, application.managed.names, model=model))
+    owner = read_owner(settings.home)
+    alive = owner is not None and is_alive(owner)
+    view["owner"] = ({**owner.to_dict(), "alive": alive} if owner is not None else None)
+    return view
+
+
+def _status_lines(view: dict[str, Any]) -> list[str]:
+    lines = []
+    owner = view.get("owner")
+    alive = bool(owner and owner.get("alive"))
+    if owner:
+        lines.append(f"home owned by process {owner['pid']} ({owner['command']}) since {owner['since']}"
+                     + ("" if alive else " — that process is gone; the next modelops command ends what it left"))
+    for item in view.get("models", []):
+        prod = item.get("production")
+        lines.append(f"{item['model']}: production " + (f"{prod['version']} ({prod['deployment']}) since {prod['since']}"
+                                                        if prod else "serves nothing yet"))
+        for r in item.get("running", []):
+            left = "paused" if r.get("paused") else (f"{r['bake_left_seconds']:.0f} s left in the bake"
+                                                     if r.get("bake_left_seconds") is not None else "")
+            pct = f" at {r['percent']}%" if r.get("percent") is not None else ""
+            lines.append(f"  running {r['id']} ({r.get('kind')}) {r['version']}: {r['phase']}{pct}, step "
+                         f"{r.get('step')}" + (f", {left}" if left else ""))
+    if not view.get("rollouts"):
+        lines.append("no rollouts yet")
+    for r in view.get("rollouts", []):
+        orphan = r["state"] == "running" and owner is not None and not alive
+        lines.append(f"{r['model']}:{r['version']:<5} {r['state']:<11} {r.get('started') or '':<32} "
+                     f"{r.get('reason') or ''}" + ("  (its process is gone)" if orphan else ""))
         for step in r.get("audit", []):
-            typer.echo(f"    {step['seq']:>3} {step['at']}  {step['step']}")
-    for name, current in view["production"].items():
-        typer.echo(f"production: {name}:{current['version']} ({current['deployment']})")
+            lines.append(f"    {step['seq']:>3} {step['at']}  {step['step']}")
+    return lines
+
+
+def _watch(model: Optional[str]) -> None:
+    """rich's Live view, redrawn every second from a fresh status view; Ctrl-C ends it (exit 0)."""
+    import time
+
+    from rich.live import Live
+    from rich.text import Text
+
+    def render() -> Text:
+        return Text("\n".join(_status_lines(_status_view(model))))
+
+    try:
+        with Live(render(), refresh_per_second=4, transient=False) as live:
+            while True:
+                time.sleep(1.0)
+                live.update(render())
+    except KeyboardInterrupt:
+        return
 
 
 # --- demo ------------------------------------------------------------------------------------

@@ -78,6 +78,8 @@ def plan_ending(rollout: dict[str, Any], trail: list[dict[str, Any]], staging: E
     """`why` says what happened to the runner, e.g. "process 4242 (modelops register) died"."""
     model, version = rollout["model"], rollout["version"]
     new = deployment_name(model, version)
+    if rollout.get("kind") == "undo":
+        return _undo_ending(rollout, trail, production, new, why)
     steps = {r["step"] for r in trail}
     phase = phase_of(trail)
     staging_plan = _staging_plan(staging, new, "staging_traffic" in steps)
@@ -110,6 +112,31 @@ def plan_ending(rollout: dict[str, Any], trail: list[dict[str, Any]], staging: E
     return Ending(**base, state="abandoned", production=plan,
                   reason=f"{why} during {phase}; previous traffic map {restored or '{}'} restored, {new} removed",
                   details={"traffic": restored, "removed": [new]})
+
+
+def _undo_ending(rollout: dict[str, Any], trail: list[dict[str, Any]], production: EndpointState | None,
+                 target: str, why: str) -> Ending:
+    """An undo moves production's traffic in one write (100% to the version it goes back to), so
+    the endpoint is never half-way: it serves the target (the undo is completed: pointer set, the
+    others kept at 0% for the next owner to retire) or what it served before (the undo ends
+    abandoned; a deployment the undo itself re-created, still at 0%, is removed). Never the
+    rollout rule, which would remove the target — production's only deployment, after a retire."""
+    base = dict(rollout_id=rollout["id"], model=rollout["model"], version=rollout["version"],
+                phase=f"undo: {phase_of(trail)}")
+    if production is not None and int(production.traffic.get(target, 0)) == 100:
+        traffic = {name: (100 if name == target else 0) for name in _names(production)}
+        return Ending(**base, state="succeeded", production=EndpointPlan(production.name, traffic),
+                      reason=f"{why} after the undo moved production to {target}; completed",
+                      production_pointer={"deployment": target, "traffic": {target: 100}},
+                      details={"traffic": {target: 100}})
+    created = any(r["step"] == "undo_deployment_created" for r in trail)
+    if production is None or not created or target not in _names(production):
+        return Ending(**base, state="abandoned", reason=f"{why} during the undo; production untouched",
+                      details={"traffic": dict(production.traffic) if production else {}})
+    remaining = {name: int(production.traffic.get(name, 0)) for name in _names(production) - {target}}
+    return Ending(**base, state="abandoned", production=EndpointPlan(production.name, remaining, (target,)),
+                  reason=f"{why} during the undo; production untouched, {target} (re-created by it) removed",
+                  details={"traffic": remaining, "removed": [target]})
 
 
 def _staging_plan(staging: EndpointState | None, new: str, took_over: bool) -> EndpointPlan | None:

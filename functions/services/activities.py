@@ -105,6 +105,12 @@ def set_production(p: RolloutPorts, rollout: dict, deployment: str, traffic: dic
     return {"ok": True}
 
 
+def version_contract(p: RolloutPorts, rollout: dict) -> dict:
+    """The contract stored for the rollout's version (an undo re-deploys and smokes by it)."""
+    stored = contracts.version_contract(p.store, rollout["model"], rollout["version"])
+    return {"contract": stored.to_dict() if stored is not None else None}
+
+
 def read_contract(p: RolloutPorts, rollout: dict, overrides: dict | None = None, serving: str = "modelops") -> dict:
     """The version's contract from its registered files (+ the model's configuration), stored at
     contracts/<model>/<version>.json. A model without a usable one is refused, with the reason:
@@ -482,6 +488,6 @@ OPS: dict[str, Callable[..., Any]] = {
     fn.__name__: fn
     for fn in (begin, audit, finish, set_production, superseded, ensure_endpoint, get_endpoint, create_deployment,
                get_deployment, delete_deployment, set_traffic, take_over_staging, retire, read_contract, smoke,
-               run_gates, check_health, promote, clean_staging)
+               run_gates, check_health, promote, clean_staging, version_contract)
 }
 

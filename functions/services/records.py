@@ -4,6 +4,7 @@
     running/<model>/<rollout id>.json             index of in-flight rollouts (claim → finish)
     audit/<model>/<rollout id>/<seq>-<step>.json  one create-only record per transition
     production/<model>.json                      what production serves (set by a successful rollout)
+    production-history/<model>/<at>-<version>.json  every production pointer ever set, oldest first (undo)
     decisions/<day>/<time>-<event id>.json       every decision on an event, with its reason
 
 Every record carries `schema_version` (SCHEMA_VERSION). Records written before it existed (a home
@@ -56,12 +57,14 @@ class RolloutStore:
         found = self.store.get(key)
         return _load(found[0], key) if found else None
 
-    def claim(self, decision: dict[str, Any], event: dict[str, Any], at: str, state: str = "running") -> bool:
-        """Create the rollout record if absent. Exactly one of concurrent claimers wins."""
+    def claim(self, decision: dict[str, Any], event: dict[str, Any], at: str, state: str = "running",
+              extra: dict[str, Any] | None = None) -> bool:
+        """Create the rollout record if absent. Exactly one of concurrent claimers wins. `extra`:
+        more fields (an undo's {"kind": "undo", ...})."""
         record = {
             "id": decision["run_key"], "model": decision["model"], "version": decision["version"],
             "state": state, "reason": decision["reason"], "started": at, "finished": at if state != "running" else None,
-            "event_id": event.get("event_id", ""), "topic": event.get("topic", ""),
+            "event_id": event.get("event_id", ""), "topic": event.get("topic", ""), **(extra or {}),
         }
         try:
             self.store.put(self.key(decision["model"], decision["run_key"]), _dump(record), if_absent=True)
@@ -192,7 +195,36 @@ class RolloutStore:
     def set_production(self, rollout: dict, deployment: str, traffic: dict, at: str) -> None:
         record = {"model": rollout["model"], "version": rollout["version"], "deployment": deployment,
                   "rollout_id": rollout["id"], "traffic": traffic, "at": at}
+        stamp = re.sub(r"[^0-9]", "", at)[:20]
+        # the history first: a pointer that is set is always in it (a retried activity rewrites the same key)
+        self.store.put(f"production-history/{_safe(rollout['model'])}/{stamp}-{_safe(rollout['version'])}.json",
+                       _dump(record))
         self.store.put(f"production/{_safe(rollout['model'])}.json", _dump(record))
+
+    def production_history(self, model: str) -> list[dict[str, Any]]:
+        """Every production pointer of `model`, oldest first (homes from before the history: empty)."""
+        out = []
+        for key in sorted(self.store.list(f"production-history/{_safe(model)}/")):
+            found = self.store.get(key)
+            if found:
+                out.append(_load(found[0], key))
+        return out
+
+    def find(self, rollout_id: str) -> dict[str, Any] | None:
+        """A rollout record by its id alone (the routes name only the id): the running index first,
+        then the record keys of every model."""
+        for model, rid in self.running_ids():
+            if rid == rollout_id:
+                found = self.get(model, rid)
+                if found:
+                    return found
+        suffix = f"/{_safe(rollout_id)}.json"
+        for key in self.store.list("rollouts/"):
+            if key.endswith(suffix):
+                found = self.store.get(key)
+                if found:
+                    return _load(found[0], key)
+        return None
 
     # decisions
     def record_decision(self, decision: dict[str, Any], extra: dict[str, Any] | None = None) -> str:

@@ -2,7 +2,8 @@
 
 GET  /api/rollouts[?model=NAME]              {"rollouts": [...]} (same shape as `modelops status --json`)
 GET  /api/rollouts/{model}/{rollout_id}      the rollout record with its audit trail
-POST /api/rollouts/{rollout_id}/approval     {"approved": true|false, "by": "...", "comment": "..."}
+POST /api/rollouts/{rollout_id}/approval     {"approved": true|false, "by": "...", "comment": "..."} (audited
+                                             like POST /api/rollouts/{id}/actions/approve|reject: http_controls.py)
 POST /api/rollouts/{model}/{version}/retry   {"by": "...", "comment": "..."} (optional): a new, audited run
                                              of a version whose rollout ended without success
 """
@@ -50,7 +51,10 @@ def rollout_detail(req: func.HttpRequest) -> func.HttpResponse:
 @bp.durable_client_input(client_name="client")
 async def rollout_approval(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     from functions.bootstrap import app
+    from functions.domain import controls
     from functions.domain.approvals import parse_approval
+    from functions.ports import AuthError
+    from functions.services.operator_audit import record_action
     from functions.shared.orchestration import APPROVAL_EVENT
 
     rollout_id = req.route_params.get("rollout_id", "")
@@ -58,12 +62,38 @@ async def rollout_approval(req: func.HttpRequest, client: df.DurableOrchestratio
         answer = parse_approval(req.get_body())
     except ValueError as exc:
         return _json({"error": str(exc)}, 400)
-    orchestrations = app().orchestrations(client)
+    application = app()
+    action = "approve" if answer["approved"] else "reject"
+    record = application.rollouts.find(rollout_id)
+    model = record["model"] if record else None
+    caller: object = None
+    try:
+        caller, refused = application.authorisation_check(action, req.headers, model=model, rollout=record)
+    except AuthError as exc:  # a token that does not validate (401) or keys that cannot be fetched (503)
+        refused, status = exc.message, exc.status
+        record_action(application.store, action=action, caller=None, model=model, rollout_id=rollout_id,
+                      outcome="refused", status=status, reason=refused, comment=answer["comment"])
+        return _json({"error": refused}, status)
+
+    def audited(body: dict, status: int) -> func.HttpResponse:  # every answer, as the actions route does
+        outcome = {202: "accepted", 403: "refused", 404: "not_found"}.get(status, "invalid")
+        record_action(application.store, action=action, caller=caller, model=model, rollout_id=rollout_id,
+                      outcome=outcome, status=status, reason=body.get("error", ""), comment=answer["comment"])
+        return _json(body, status)
+
+    orchestrations = application.orchestrations(client)
     if not await orchestrations.exists(rollout_id):
-        return _json({"error": f"no rollout orchestration {rollout_id!r}"}, 404)
+        return audited({"error": f"no rollout orchestration {rollout_id!r}"}, 404)
+    if record is not None:
+        invalid = controls.refusal(action, rollout_id, controls.phase(record, application.rollouts.trail(
+            record["model"], rollout_id)))
+        if invalid:
+            return audited({"error": invalid}, 409)
+    if refused:
+        return audited({"error": refused}, 403)
     if not await orchestrations.raise_event(rollout_id, APPROVAL_EVENT, answer):
-        return _json({"error": f"rollout {rollout_id!r} has finished: it is not awaiting approval"}, 409)
-    return _json({"rollout_id": rollout_id, "sent": answer}, 202)
+        return audited({"error": f"rollout {rollout_id!r} has finished: it is not awaiting approval"}, 409)
+    return audited({"rollout_id": rollout_id, "sent": answer}, 202)
 
 
 @bp.function_name("rollout_retry")
