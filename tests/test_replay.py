@@ -322,3 +322,30 @@ def test_an_activity_failing_while_the_driver_stops_is_not_recorded_and_runs_aga
     stopping.join(10)
     assert d.instances["i-1"].status == "Interrupted"
     assert [t["op"] for t in history.read("i-1").tasks] == ["one"]
+
+
+def test_an_event_raised_but_not_yet_taken_when_the_host_died_is_delivered_after_the_resume(store):
+    """An approval or control accepted (202) just before the host died is not lost: the history keeps
+    every raised event, and the replay re-raises those the workflow never took — only those."""
+    def late(ctx):
+        first = yield ctx.wait_for_external_event("go")
+        yield call(ctx, "slow")
+        second = yield ctx.wait_for_external_event("go")
+        return [first, second]
+
+    first, acts1, history = driver(store, late)
+    acts1.block = "slow"
+    first.start("w", "i-1", None)
+    assert first.raise_event("i-1", "go", {"n": 1})
+    assert acts1.entered.wait(10)  # go #1 taken (recorded); "slow" is running
+    assert first.raise_event("i-1", "go", {"n": 2})  # accepted while the workflow cannot take it
+    assert [e["data"] for e in history.read("i-1").events] == [{"n": 1}, {"n": 2}]
+    # the host dies here: the second driver starts from the store alone
+
+    second, acts2, _ = driver(store, late)
+    second.resume(second.replay("i-1"))
+    instance = second.wait("i-1", 10)
+    assert instance.status == "Completed", instance.error
+    assert instance.output == [{"n": 1}, {"n": 2}]  # go #2 delivered, go #1 not delivered twice
+    assert acts2.ran == ["slow"]
+    acts1.release.set()

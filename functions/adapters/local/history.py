@@ -3,12 +3,17 @@
     orchestrations/<instance id>/instance.json        the orchestration's name and input, when it started
     orchestrations/<instance id>/tasks/<000001>.json  one create-only record per completed task, in order
     orchestrations/<instance id>/suspended.json       a resuming owner stopped gracefully (who, when, why)
+    orchestrations/<instance id>/events/<n>.json      every external event raised to it, in order
 
 A task record is written BEFORE the orchestrator receives the task's value, so after a crash the
 history holds every value the generator has seen (and at most one activity ran again: one that
 finished after its record could not be written, or that was still running). Records are small
 (an activity's `op` and result, never its input: the input is recomputed by the replay) and
 versioned (functions/shared/versioned.py): one from a newer modelops is not replayed.
+
+External events are kept as they are raised (Durable keeps them in its history the same way), so
+an approval or a control accepted just before the host died is still delivered after the resume:
+the replay counts the events the workflow has taken and re-raises the rest.
 
 An instance's history is removed when it completes, fails, or is ended by recovery: nothing is
 ever replayed from it again, and the rollout's own records (audit trail, gate report) keep what
@@ -42,6 +47,7 @@ class Recorded:
     started: str
     tasks: tuple[dict[str, Any], ...]
     suspended: dict[str, Any] | None = None
+    events: tuple[dict[str, Any], ...] = ()  # {"name", "data", "at"}: every external event raised, in order
 
 
 def _dump(obj: dict[str, Any]) -> bytes:
@@ -69,6 +75,15 @@ class OrchestrationHistory:
         bug (two drivers on one instance), and raises."""
         self.store.put(f"{self._base(instance_id)}tasks/{n:06d}.json", _dump({"n": n, **task}), if_absent=True)
 
+    def receive(self, instance_id: str, name: str, data: Any, at: str) -> None:
+        """Keep an external event before it is handed to the orchestration (ordered by the time
+        it came, then a random tail: two events in one microsecond keep distinct records)."""
+        import time
+        import uuid
+
+        key = f"{self._base(instance_id)}events/{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.json"
+        self.store.put(key, _dump({"name": name, "data": data, "at": at}), if_absent=True)
+
     def suspend(self, instance_id: str, note: dict[str, Any]) -> None:
         self.store.put(self._base(instance_id) + "suspended.json", _dump(note))
 
@@ -92,8 +107,9 @@ class OrchestrationHistory:
                                         "(a gap in the history)")
             tasks.append(task)
         try:
+            events = tuple(e for e in (self._load(k) for k in self.store.list(base + "events/")) if e is not None)
             return Recorded(instance_id, str(head["name"]), head.get("input"), str(head.get("started", "")),
-                            tuple(tasks), self._load(base + "suspended.json"))
+                            tuple(tasks), self._load(base + "suspended.json"), events)
         except KeyError as exc:
             raise HistoryUnreadable(f"{base}instance.json has no {exc}") from None
 

@@ -175,6 +175,8 @@ class LocalOrchestrator:
         context = LocalContext(instance_id, recorded.input, instance.events, clock=instance.created)
         instance.context = context
         generator, task = replay_tasks(orchestrator, context, recorded.tasks)
+        for name, data in untaken_events(recorded):  # raised, never taken: delivered after the resume
+            instance.events.raise_event(name, data)
         return Replayed(instance, generator, task, len(recorded.tasks))
 
     def resume(self, replayed: Replayed) -> None:
@@ -195,9 +197,13 @@ class LocalOrchestrator:
         instance.thread.start()
 
     def raise_event(self, instance_id: str, name: str, data: Any) -> bool:
+        """Hand an external event to a running orchestration; kept in its history first, so a host
+        that dies before the workflow takes it delivers it after the resume."""
         instance = self.instances.get(instance_id)
         if instance is None or instance.done.is_set():
             return False
+        if self.history is not None:
+            self.history.receive(instance_id, name, _json_copy(data), _now().isoformat())
         instance.events.raise_event(name, data)
         return True
 
@@ -374,6 +380,28 @@ def describe_task(task: Task) -> dict[str, Any]:
     if task.kind == "any":
         return {"kind": "any", "tasks": [describe_task(child) for child in task.spec["tasks"]]}
     return {"kind": task.kind}
+
+
+def untaken_events(recorded: Any) -> list[tuple[str, Any]]:
+    """The events raised to a recorded orchestration that its history shows it never took: per
+    name, those past the number it took (an `event` task, or an event that won a `task_any`), in
+    the order they were raised."""
+    taken: dict[str, int] = {}
+    for record in recorded.tasks:
+        if record.get("kind") == "event":
+            taken[record["name"]] = taken.get(record["name"], 0) + 1
+        elif record.get("kind") == "any":
+            child = record["tasks"][int(record["winner"])]
+            if child.get("kind") == "event":
+                taken[child["name"]] = taken.get(child["name"], 0) + 1
+    seen: dict[str, int] = {}
+    out = []
+    for event in recorded.events:
+        name = str(event.get("name"))
+        seen[name] = seen.get(name, 0) + 1
+        if seen[name] > taken.get(name, 0):
+            out.append((name, event.get("data")))
+    return out
 
 
 def replay_tasks(orchestrator: Callable, context: LocalContext,
