@@ -234,6 +234,11 @@ def test_cli_commands_go_through_the_host(host, tmp_path, artifact_dir):
     assert timer.returncode == 0 and f"drift_check started on the modelops up host at {host.url}" in timer.stdout
     wait_for(lambda: host.output().count(ran) > before, HANG_GUARD, "the CLI's drift check on the host",
              host.process, host.output)
+    # commands that only read the store (and write beside it) run beside the host without its home
+    report = host.cli("drift-report", MODEL)
+    assert report.returncode == 1 and f"no stored drift result for {MODEL}" in report.stderr, report.stderr
+    status = host.cli("status", "--json")
+    assert status.returncode == 0 and "production" in json.loads(status.stdout), status.stderr
 
 
 def test_a_second_host_and_the_demo_are_refused(host):

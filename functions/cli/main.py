@@ -349,20 +349,20 @@ def drift_report(
         settings = Settings.from_env()
     except SettingsError as exc:
         fail(str(exc))
-    if settings.platform == "azure":
-        from functions.bootstrap import build_app
+    from functions.bootstrap import build_app
+    from functions.domain.config import ConfigError
 
+    try:
+        # not opened: it reads the store and the registry's files and writes one report beside the
+        # result — nothing a `modelops up` host owning the home runs, so it works beside one too
         application = build_app(settings)
-    else:
-        from functions.cli.platform_commands import open_platform
-
-        application = open_platform("drift-report")
-    with application:
-        try:
-            answer = render_stored_report(model, application.store, application.references.reference_file, at,
-                                          output=out)
-        except (ValueError, FileNotFoundError) as exc:
-            fail(str(exc), 1)
+    except ConfigError as exc:
+        fail(str(exc))
+    try:
+        answer = render_stored_report(model, application.store, application.references.reference_file, at,
+                                      output=out)
+    except (ValueError, FileNotFoundError) as exc:
+        fail(str(exc), 1)
     if as_json:
         emit_json(answer)
         return
