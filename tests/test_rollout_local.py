@@ -239,7 +239,10 @@ def test_a_canary_with_injected_errors_is_rolled_back_and_only_its_share_fails(p
     assert [r["details"]["traffic"] for r in trail if r["step"] == "traffic"] == [{champion: 90, canary: 10}]
     judged = [r["details"] for r in trail if r["step"] == "health" and not r["details"].get("extended")]
     assert len(judged) == 1 and judged[0]["healthy"] is False and judged[0]["percent"] == 10, judged
-    assert trail[-1]["step"] == "rolled_back" and trail[-1]["details"]["traffic"] == {champion: 100}
+    ending = next(r for r in reversed(trail) if r["step"] == "rolled_back")
+    assert ending["details"]["traffic"] == {champion: 100}
+    # after it only the cost step (staging_cleanup: instance_count 2 is scaled to 1 once the version is decided)
+    assert [r["step"] for r in trail[trail.index(ending) + 1:]] == ["staging_cleanup"]
     canary_from = watcher.first(lambda t: t.get(canary, 0) > 0)
     canary_until = watcher.first(lambda t: t.get(canary, 0) == 0 and t.get(champion) == 100, after=canary_from or 0)
     assert injected and canary_from is not None and canary_until is not None, watcher.seen
