@@ -131,3 +131,20 @@ def test_the_operations_timers_run_from_the_cli_in_process(tmp_path):
     assert run(home, "timers", "run", "freezes", "--json").returncode == 0
     assert Freezes(store).active(include_expired=True) == []  # the timer ended it
     assert_one_line_error(run(home, "timers", "run", "nope"), 2, "unknown timer 'nope'", "retention", "freezes")
+
+
+def test_status_says_a_model_is_frozen_and_which_versions_it_holds(tmp_path):
+    from functions.domain.decisions import Decision
+    from functions.services.freezes import Freezes
+
+    home = tmp_path / "home"
+    assert run(home, "freeze", MODEL, "--comment", "incident 4711").returncode == 0
+    freezes = Freezes(DirectoryStore(home / "store"))
+    for version in ("10", "9"):
+        freezes.hold({"id": f"e-{version}"}, Decision(action="held", reason="frozen", model=MODEL, version=version,
+                                                       run_key=f"r-{version}", event_id=f"e-{version}"))
+    view = json.loads(run(home, "status", "--json").stdout)
+    [item] = [m for m in view["models"] if m["model"] == MODEL]
+    assert "incident 4711" in item["frozen"] and item["held"] == ["9", "10"]
+    shown = run(home, "status").stdout
+    assert f"model {MODEL} is frozen" in shown and "held while frozen: version(s) 9, 10" in shown

@@ -480,7 +480,8 @@ def _status_view(model: Optional[str], audit: bool = False) -> dict[str, Any]:
 
     application = build_app(settings)  # read only: not opened
     view = rollouts_view(application.rollouts, model, with_audit=audit)
-    view.update(status_view(application.rollouts, application.managed.names, model=model))
+    view.update(status_view(application.rollouts, application.managed.names, model=model,
+                            freezes=application.freezes))
     owner = read_owner(settings.home)
     alive = owner is not None and is_alive(owner)
     view["owner"] = ({**owner.to_dict(), "alive": alive} if owner is not None else None)
@@ -498,6 +499,10 @@ def _status_lines(view: dict[str, Any]) -> list[str]:
         prod = item.get("production")
         lines.append(f"{item['model']}: production " + (f"{prod['version']} ({prod['deployment']}) since {prod['since']}"
                                                         if prod else "serves nothing yet"))
+        if item.get("frozen"):
+            lines.append(f"  {item['frozen']}")
+        if item.get("held"):
+            lines.append(f"  held while frozen: version(s) {', '.join(item['held'])} (unfreezing releases the newest)")
         for r in item.get("running", []):
             left = "paused" if r.get("paused") else (f"{r['bake_left_seconds']:.0f} s left in the bake"
                                                      if r.get("bake_left_seconds") is not None else "")

@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterable
 
 from functions.domain import controls
+from functions.domain.freezes import frozen_reason
 from functions.services.records import RolloutStore
 
 FIELDS = ("id", "model", "version", "state", "started", "finished", "reason", "event_id", "gate_report", "traffic",
@@ -58,8 +59,11 @@ def bake_left(record: dict[str, Any], trail: list[dict[str, Any]], now: datetime
 
 
 def status_view(rollouts: RolloutStore, models: Iterable[str], model: str | None = None,
-                now: datetime | None = None) -> dict[str, Any]:
+                now: datetime | None = None, freezes: Any = None) -> dict[str, Any]:
+    """With `freezes` (services.freezes.Freezes) each model also says whether it is frozen and which
+    registered versions its freeze holds."""
     now = now or datetime.now(timezone.utc)
+    active = freezes.active() if freezes is not None else []
     names = sorted(set(models) | ({model} if model else set()))
     if model:
         names = [model]
@@ -81,5 +85,13 @@ def status_view(rollouts: RolloutStore, models: Iterable[str], model: str | None
                             "phase": phase, "step": trail[-1]["step"] if trail else None, "percent": percent,
                             "bake_left_seconds": None if left is None else round(left, 1),
                             "paused": phase == "paused", "started": record.get("started")})
-        out.append({"model": name, "production": serving, "running": running})
+        item = {"model": name, "production": serving, "running": running}
+        if freezes is not None:
+            item["frozen"] = frozen_reason(name, active, now)
+            item["held"] = sorted((h["version"] for h in freezes.held(name)), key=_version_key)
+        out.append(item)
     return {"models": out, "at": now.isoformat()}
+
+
+def _version_key(version: str) -> tuple[int, str]:
+    return (int(version), "") if str(version).isdigit() else (0, str(version))

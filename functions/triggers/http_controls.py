@@ -106,4 +106,5 @@ def status(req: func.HttpRequest) -> func.HttpResponse:
 
     application = app()
     model = req.params.get("model") or None
-    return _json(status_view(application.rollouts, application.managed.names, model=model))
+    return _json(status_view(application.rollouts, application.managed.names, model=model,
+                             freezes=application.freezes))
